@@ -1,0 +1,47 @@
+# policyfeed — two commands: `make run` (set up and publish the demo) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench docs demo-db clean format
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: create .venv if missing, install, publish the demo site from posts.db
+run: $(STAMP)
+	$(BIN)/policyfeed --db posts.db --config policyfeed.toml publish
+
+## test: the whole test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## lint: ruff check, ruff format --check, mypy on the core
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+## bench: the performance figures (see README, Performance)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+## docs: the digest screenshot in docs/digest.png
+docs: $(STAMP)
+	$(BIN)/python -m policyfeed.screenshot docs/digest.png
+
+## demo-db: rebuild posts.db from the committed demo source in demo/
+demo-db: $(STAMP)
+	$(BIN)/python demo/make_demo_db.py posts.db
+
+clean:
+	rm -rf $(VENV) build dist public outbox preview .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

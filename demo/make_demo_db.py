@@ -1,0 +1,45 @@
+"""Rebuild the demo database (posts.db) from the committed sources in this folder.
+
+Reproducible: the same sources give the same rows (the clock is fixed to the newest post).
+Usage: python demo/make_demo_db.py posts.db
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from policyfeed.config import load_settings
+from policyfeed.importers import import_posts
+from policyfeed.store import open_db
+
+HERE = Path(__file__).resolve().parent
+# The demo's "now" when its posts were written; keeps created_at/updated_at reproducible.
+DEMO_NOW = datetime(2012, 7, 25, 18, 0, tzinfo=UTC)
+
+
+def build(target: Path) -> None:
+    settings = load_settings(HERE.parent / "policyfeed.toml", environ={}, cwd=HERE.parent)
+    tmp = target.with_name(target.name + ".new")
+    for path in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+        path.unlink(missing_ok=True)
+    db = open_db(tmp)
+    import_posts(
+        db,
+        HERE / "posts.json",
+        fmt="json",
+        base_url=settings.base_url,
+        tz=settings.tz,
+        domain=settings.domain,
+        now=DEMO_NOW,
+    )
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.execute("PRAGMA journal_mode = DELETE")
+    db.conn.execute("VACUUM")
+    db.conn.close()
+    tmp.replace(target)
+
+
+if __name__ == "__main__":
+    build(Path(sys.argv[1] if len(sys.argv) > 1 else "posts.db"))

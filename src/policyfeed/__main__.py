@@ -1,0 +1,3 @@
+from policyfeed.cli import main
+
+main()

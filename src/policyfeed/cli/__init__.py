@@ -1,0 +1,144 @@
+"""The command line: parse, call one library function, print. Errors map to exit codes here.
+
+Each command group lives in its own module; heavy libraries are imported inside commands so that
+``policyfeed --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from policyfeed import __version__
+from policyfeed.errors import PolicyfeedError
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from policyfeed.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(click.ClickException):
+    """A library error shown as ``Error: …`` with the exit code its class carries."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]
+
+
+class App:
+    """What every command needs: where the database and config are, loaded on first use."""
+
+    def __init__(self, db_path: Path, config_path: Path | None, verbose: int) -> None:
+        self.db_path = db_path
+        self.config_path = config_path
+        self.verbose = verbose
+        self.overrides: dict[str, Any] = {}
+
+    @cached_property
+    def settings(self) -> Settings:
+        from policyfeed.config import load_settings
+
+        return load_settings(self.config_path, overrides=self.overrides)
+
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        from policyfeed.store import open_db
+
+        return open_db(self.db_path)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC).replace(microsecond=0)
+
+    def local(self, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        """A stored UTC time shown in the site's time zone."""
+        return moment.astimezone(self.settings.tz).strftime(fmt) if moment else "-"
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+class PolicyfeedGroup(click.Group):
+    """Turns library errors into ``Error: …`` and the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PolicyfeedError as exc:
+            raise CliError(str(exc), exc.exit_code) from exc
+
+
+@click.group(cls=PolicyfeedGroup)
+@click.version_option(__version__, prog_name="policyfeed")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="posts.db",
+    show_default=True,
+    envvar="POLICYFEED_DB",
+    help="SQLite database file (env POLICYFEED_DB).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="POLICYFEED_CONFIG",
+    help="Site configuration (env POLICYFEED_CONFIG; default ./policyfeed.toml if present).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, db_path: Path, config_path: Path | None, verbose: int) -> None:
+    """Publish a policy blog from one SQLite file: RSS, Atom and JSON feeds, a static archive,
+    and HTML email digests for chapter members.
+
+    \b
+    Exit codes: 0 done (also "nothing new" / "already sent"), 1 error, 2 usage,
+    75 temporary failure (busy, relay down, partly sent: safe to re-run).
+
+    Example:
+
+    \b
+        policyfeed init
+        policyfeed posts add --title "WCIT: what is at stake" --body-file wcit.md --publish
+        policyfeed build
+        policyfeed publish
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    ctx.obj = App(db_path, config_path, verbose)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="policyfeed", standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        sys.exit(130)
+
+
+def echo_json(value: Any) -> None:
+    import json
+
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False))
+
+
+# Each module registers its commands on ``cli`` when imported.
+COMMAND_MODULES = ("site", "posts", "issues", "subscribers", "publish", "serve")
+for _name in COMMAND_MODULES:
+    try:
+        __import__(f"policyfeed.cli.{_name}")
+    except ModuleNotFoundError as _exc:  # a group not built yet
+        if _exc.name != f"policyfeed.cli.{_name}":
+            raise

@@ -1,0 +1,334 @@
+"""``policyfeed posts …``: write, import, find and publish posts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from policyfeed.cli import App, cli, echo_json, pass_app
+
+
+@cli.group()
+def posts() -> None:
+    """Write, import, list, search and publish posts."""
+
+
+def _post_options(fn: Any) -> Any:
+    options = [
+        click.option("--slug", help="URL slug (default: from the title)."),
+        click.option("--summary", help="One-paragraph plain-text summary."),
+        click.option("--body", help="Body text (HTML, or Markdown with --format markdown)."),
+        click.option(
+            "--body-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Read the body from a file (.md files are read as Markdown).",
+        ),
+        click.option(
+            "--format", "body_format", type=click.Choice(["html", "markdown"]), help="Body format."
+        ),
+        click.option("--author", help="Author name."),
+        click.option("--url", help="Canonical URL, if the post lives elsewhere."),
+        click.option("--topic", "topics", multiple=True, help="A topic (repeat for several)."),
+        click.option("--date", help="Publication date (ISO 8601; site time zone if none)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _record(values: dict[str, Any]) -> dict[str, Any]:
+    record = {k: v for k, v in values.items() if v not in (None, ())}
+    body_file = record.pop("body_file", None)
+    if body_file is not None:
+        from policyfeed.importers import read_text
+
+        record["body"] = read_text(body_file)
+        if body_file.suffix.lower() in (".md", ".markdown") and "body_format" not in record:
+            record["body_format"] = "markdown"
+    if "body_format" in record:
+        record["format"] = record.pop("body_format")
+    if "topics" in record:
+        record["topics"] = list(record["topics"])
+    if "date" in record:
+        record["published_at"] = record.pop("date")
+    return record
+
+
+def _post_dict(app: App, post: Any, *, full: bool = False) -> dict[str, Any]:
+    data = {
+        "slug": post.slug,
+        "title": post.title,
+        "status": post.status,
+        "published_at": post.published_at.isoformat() if post.published_at else None,
+        "updated_at": post.updated_at.isoformat() if post.updated_at else None,
+        "guid": post.guid,
+        "url": post.permalink(app.settings.base_url),
+        "author": post.author,
+        "topics": [t.name for t in post.topics],
+        "summary": post.summary,
+    }
+    if full:
+        data["body_html"] = post.body_html
+    return data
+
+
+@posts.command("add")
+@click.option("--title", required=True, help="Post title.")
+@_post_options
+@click.option("--publish", is_flag=True, help="Publish now (or at --date) instead of a draft.")
+@pass_app
+def posts_add(app: App, publish: bool, **values: Any) -> None:
+    """Add a post (a draft unless --publish).
+
+    Example:
+
+    \b
+        policyfeed posts add --title "IETF 84 in Vancouver" --topic IETF \\
+            --body-file ietf84.md --date 2012-07-25 --publish
+    """
+    from policyfeed.posts import draft_from_record
+    from policyfeed.store import posts as store
+
+    settings = app.settings
+    record = _record(values)
+    if publish:
+        record["status"] = "published"
+    elif "status" not in record:
+        record["status"] = "draft"
+    draft = draft_from_record(
+        record, base_url=settings.base_url, tz=settings.tz, source="post", where="options"
+    )
+    with app.db.conn:
+        store.save_post(app.db, draft, now=app.now(), domain=settings.domain)
+    post = store.get_post(app.db, draft.slug)
+    click.echo(f"Added {post.slug} ({post.status})")
+
+
+@posts.command("edit")
+@click.argument("slug")
+@click.option("--title", help="New title.")
+@_post_options
+@pass_app
+def posts_edit(app: App, slug: str, **values: Any) -> None:
+    """Change a post. The guid never changes, even when the slug or title does.
+
+    Example:
+
+    \b
+        policyfeed posts edit wcit-preparation --title "Preparing for WCIT-12"
+    """
+    from policyfeed.posts import draft_from_record
+    from policyfeed.store import posts as store
+
+    settings = app.settings
+    current = store.get_post(app.db, slug)
+    record: dict[str, Any] = {
+        "title": current.title,
+        "slug": current.slug,
+        "summary": current.summary,
+        "body": current.body_html,
+        "author": current.author,
+        "url": current.url,
+        "topics": [t.name for t in current.topics],
+        "status": current.status,
+        "published_at": current.published_at,
+    }
+    changes = _record(values)
+    if "format" in changes and "body" not in changes:
+        raise click.UsageError("--format needs --body or --body-file")
+    record.update(changes)
+    draft = draft_from_record(
+        record, base_url=settings.base_url, tz=settings.tz, source="post", where=slug
+    )
+    with app.db.conn:
+        store.save_post(app.db, draft, now=app.now(), domain=settings.domain, post_id=current.id)
+    click.echo(f"Updated {draft.slug}")
+
+
+@posts.command("list")
+@click.option("--status", type=click.Choice(["draft", "published"]), help="Only this status.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@pass_app
+def posts_list(app: App, status: str | None, limit: int | None, as_json: bool) -> None:
+    """List posts, newest first.
+
+    Example:
+
+    \b
+        policyfeed posts list --status published --limit 10
+    """
+    from policyfeed.store import posts as store
+
+    found = store.list_posts(app.db, status=status, limit=limit)
+    if as_json:
+        echo_json([_post_dict(app, p) for p in found])
+        return
+    if not found:
+        click.echo("No posts.")
+        return
+    width = max(len(p.slug) for p in found)
+    click.echo(f"{'DATE':<10}  {'STATUS':<9}  {'SLUG':<{width}}  TITLE")
+    for post in found:
+        date = app.local(post.published_at, "%Y-%m-%d")
+        click.echo(f"{date:<10}  {post.status:<9}  {post.slug:<{width}}  {post.title}")
+
+
+@posts.command("show")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="JSON, including the HTML body.")
+@pass_app
+def posts_show(app: App, slug: str, as_json: bool) -> None:
+    """Show one post.
+
+    Example:
+
+    \b
+        policyfeed posts show beijing-treaty-on-audiovisual-performances
+    """
+    from policyfeed.store import posts as store
+
+    post = store.get_post(app.db, slug)
+    data = _post_dict(app, post, full=True)
+    if as_json:
+        echo_json(data)
+        return
+    for key in ("title", "slug", "status", "guid", "url", "author"):
+        click.echo(f"{key + ':':<11}{data[key] or '-'}")
+    click.echo(f"{'published:':<11}{app.local(post.published_at)}")
+    click.echo(f"{'updated:':<11}{app.local(post.updated_at)}")
+    click.echo(f"{'topics:':<11}{', '.join(data['topics']) or '-'}")
+    click.echo(f"\n{post.summary}\n" if post.summary else "")
+    click.echo(post.body_text)
+
+
+@posts.command("publish")
+@click.argument("slug")
+@click.option("--date", help="Publication date (default: keep the post's, or now).")
+@pass_app
+def posts_publish(app: App, slug: str, date: str | None) -> None:
+    """Publish a draft (its guid is assigned now, once).
+
+    Example:
+
+    \b
+        policyfeed posts publish wcit-preparation --date "2012-07-11 09:00"
+    """
+    from policyfeed.errors import InputError
+    from policyfeed.posts import parse_datetime
+    from policyfeed.store import posts as store
+
+    when = None
+    if date:
+        try:
+            when = parse_datetime(date, app.settings.tz)
+        except ValueError as exc:
+            raise InputError(str(exc), source="--date") from None
+    post = store.set_status(
+        app.db, slug, "published", now=app.now(), domain=app.settings.domain, published_at=when
+    )
+    click.echo(f"Published {post.slug} ({app.local(post.published_at)}, {post.guid})")
+
+
+@posts.command("unpublish")
+@click.argument("slug")
+@pass_app
+def posts_unpublish(app: App, slug: str) -> None:
+    """Turn a post back into a draft (it leaves the feeds; its guid is kept).
+
+    Example:
+
+    \b
+        policyfeed posts unpublish wcit-preparation
+    """
+    from policyfeed.store import posts as store
+
+    store.set_status(app.db, slug, "draft", now=app.now(), domain=app.settings.domain)
+    click.echo(f"Unpublished {slug}")
+
+
+@posts.command("remove")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def posts_remove(app: App, slug: str, yes: bool) -> None:
+    """Delete a post for good (posts that went out in an issue cannot be removed).
+
+    Example:
+
+    \b
+        policyfeed posts remove old-draft --yes
+    """
+    from policyfeed.store import posts as store
+
+    store.get_post(app.db, slug)
+    if not yes:
+        click.confirm(f"Delete {slug} for good?", abort=True)
+    store.delete_post(app.db, slug)
+    click.echo(f"Removed {slug}")
+
+
+@posts.command("search")
+@click.argument("query")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of lines.")
+@pass_app
+def posts_search(app: App, query: str, limit: int, as_json: bool) -> None:
+    """Full-text search over titles, summaries and bodies.
+
+    Example:
+
+    \b
+        policyfeed posts search "ITU council"
+    """
+    from policyfeed.store import posts as store
+
+    found = store.search_posts(app.db, query, limit=limit)
+    if as_json:
+        echo_json([_post_dict(app, p) for p in found])
+        return
+    if not found:
+        click.echo("No matches.")
+    for post in found:
+        click.echo(f"{app.local(post.published_at, '%Y-%m-%d'):<10}  {post.slug}  {post.title}")
+
+
+@posts.command("import")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "jsonl", "csv", "markdown", "feed"]),
+    help="Input format (default: from the file name or contents).",
+)
+@pass_app
+def posts_import(app: App, source: Path, fmt: str | None) -> None:
+    """Import posts from JSON, JSON Lines, CSV, a folder of Markdown files, or an RSS/Atom file.
+
+    All or nothing: a bad record stops the import with its line, and nothing is written.
+    Re-importing updates the posts instead of duplicating them.
+
+    Example:
+
+    \b
+        policyfeed posts import old-blog.xml
+        policyfeed posts import posts/ --format markdown
+    """
+    from policyfeed.importers import import_posts
+
+    settings = app.settings
+    result = import_posts(
+        app.db,
+        source,
+        fmt=fmt,
+        base_url=settings.base_url,
+        tz=settings.tz,
+        domain=settings.domain,
+        now=app.now(),
+    )
+    click.echo(
+        f"Imported {result.total} posts from {source} "
+        f"({result.created} new, {result.updated} updated)"
+    )

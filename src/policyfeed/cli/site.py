@@ -1,0 +1,40 @@
+"""Site-level commands: init (and build, serve in their modules)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from policyfeed.cli import App, cli, pass_app
+
+
+@cli.command()
+@click.option("--title", default="Policy blog", show_default=True, help="Site title.")
+@click.option(
+    "--base-url", default="http://127.0.0.1:8000/", show_default=True, help="Public site URL."
+)
+@pass_app
+def init(app: App, title: str, base_url: str) -> None:
+    """Create the database and a policyfeed.toml (an existing config is kept).
+
+    Example:
+
+    \b
+        policyfeed init --title "Public Policy" --base-url https://policy.example.org/
+    """
+    from policyfeed.config import DEFAULT_CONFIG_TEXT, load_settings
+    from policyfeed.output import write_text_if_changed
+
+    config_path = app.config_path or Path("policyfeed.toml")
+    if config_path.exists():
+        click.echo(f"Kept {config_path} (already there)")
+    else:
+        text = DEFAULT_CONFIG_TEXT.format(
+            title=title.replace("\\", "\\\\").replace('"', '\\"'), base_url=base_url
+        )
+        write_text_if_changed(config_path, text)
+        click.echo(f"Wrote {config_path}")
+    load_settings(config_path)  # fail now, not later, if the file is wrong
+    app.db  # noqa: B018 - opening creates and migrates
+    click.echo(f"Database ready: {app.db_path}")

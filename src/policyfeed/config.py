@@ -1,0 +1,317 @@
+"""Settings: defaults < policyfeed.toml < POLICYFEED_* environment < command-line flags.
+
+Secrets (the SMTP password and the unsubscribe-token key) come only from the environment: they are
+refused in the file, never stored in the database, and never shown by ``repr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from policyfeed.errors import ConfigError
+
+ENV_PREFIX = "POLICYFEED_"
+DEFAULT_CONFIG_NAME = "policyfeed.toml"
+SECRET_ENV = {"smtp_password": "POLICYFEED_SMTP_PASSWORD", "secret": "POLICYFEED_SECRET"}
+
+# TOML section of each setting; the key inside the section is the field name, except for [smtp],
+# whose keys drop the "smtp_" prefix (``[smtp] host = …`` sets ``smtp_host``).
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "site": (
+        "title",
+        "description",
+        "base_url",
+        "language",
+        "timezone",
+        "author",
+        "author_email",
+        "editor_email",
+        "icon",
+        "logo",
+    ),
+    "build": ("output_dir", "feed_limit", "templates_dir", "websub_hub"),
+    "digest": (
+        "mail_from",
+        "mail_from_name",
+        "reply_to",
+        "list_id",
+        "postal_address",
+        "schedule",
+        "max_lateness",
+        "outbox_dir",
+        "unsubscribe_url",
+    ),
+    "smtp": (
+        "smtp_host",
+        "smtp_port",
+        "smtp_security",
+        "smtp_username",
+        "smtp_rate_limit",
+        "smtp_timeout",
+        "smtp_retries",
+    ),
+}
+PATH_FIELDS = ("output_dir", "templates_dir", "outbox_dir")
+SMTP_SECURITY = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything policyfeed needs to know about a site; build with :func:`load_settings`."""
+
+    title: str = "Policy blog"
+    description: str = ""
+    base_url: str = "http://127.0.0.1:8000/"
+    language: str = "en"
+    timezone: str = "UTC"
+    author: str = ""
+    author_email: str = ""
+    editor_email: str = ""
+    icon: str = ""
+    logo: str = ""
+    output_dir: Path = Path("public")
+    feed_limit: int = 50
+    templates_dir: Path | None = None
+    websub_hub: str = ""
+    mail_from: str = ""
+    mail_from_name: str = ""
+    reply_to: str = ""
+    list_id: str = ""
+    postal_address: str = ""
+    schedule: str = "0 8 * * MON"
+    max_lateness: str = "2d"
+    outbox_dir: Path = Path("outbox")
+    unsubscribe_url: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_username: str = ""
+    smtp_rate_limit: float = 0.0
+    smtp_timeout: float = 30.0
+    smtp_retries: int = 3
+    smtp_password: str = field(default="", repr=False)
+    secret: str = field(default="", repr=False)
+
+    # --- derived values -------------------------------------------------------------------
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def domain(self) -> str:
+        return urlsplit(self.base_url).hostname or "localhost"
+
+    @property
+    def max_lateness_delta(self) -> timedelta:
+        return parse_duration(self.max_lateness)
+
+    @property
+    def sender(self) -> str:
+        return self.mail_from or f"newsletter@{self.domain}"
+
+    @property
+    def list_identifier(self) -> str:
+        return self.list_id or f"digest.{self.domain}"
+
+    @property
+    def unsubscribe_endpoint(self) -> str:
+        return self.unsubscribe_url or self.absolute("unsubscribe")
+
+    def absolute(self, path: str) -> str:
+        """An absolute URL on the site for a path relative to its root."""
+        return self.base_url + path.lstrip("/")
+
+
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
+_SECTION_OF = {name: section for section, names in SECTIONS.items() for name in names}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90m``, ``12h``, ``2d``, ``1w`` into a timedelta."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(f"not a duration: {text!r} (use a number and s, m, h, d or w, e.g. 2d)")
+    return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def toml_key(name: str) -> str:
+    section = _SECTION_OF[name]
+    key = name.removeprefix("smtp_") if section == "smtp" else name
+    return f"{section}.{key}"
+
+
+def _coerce(name: str, value: Any, origin: str, base_dir: Path | None) -> Any:
+    kind = _FIELD_TYPES[name]
+    try:
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind in ("Path", "Path | None"):
+            if value in ("", None):
+                return None if kind == "Path | None" else Path(".")
+            path = Path(str(value)).expanduser()
+            if base_dir is not None and not path.is_absolute():
+                path = base_dir / path
+            return path
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    except (TypeError, ValueError):
+        wanted = {"int": "a whole number", "float": "a number"}.get(str(kind), "text")
+        raise ConfigError(f"{origin}: {name} must be {wanted}, not {value!r}") from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read and check a policyfeed.toml; unknown sections or keys are errors that name them."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for section, table in raw.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {section} must be a table ([{section}])")
+        for key, value in table.items():
+            name = f"smtp_{key}" if section == "smtp" else key
+            if key in ("password", "secret", "smtp_password"):
+                env = SECRET_ENV["secret" if key == "secret" else "smtp_password"]
+                raise ConfigError(
+                    f"{path}: [{section}] {key}: secrets are read only from the environment "
+                    f"({env}); remove it from the file"
+                )
+            if name not in SECTIONS[section]:
+                raise ConfigError(
+                    f"{path}: unknown key {key!r} in [{section}] "
+                    f"(known: {', '.join(toml_key(n).split('.', 1)[1] for n in SECTIONS[section])})"
+                )
+            values[name] = _coerce(name, value, f"{path}: [{section}] {key}", path.parent)
+    return values
+
+
+def load_settings(
+    config_path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Merge defaults, the config file, POLICYFEED_* variables and flag ``overrides``.
+
+    ``config_path`` None means ``policyfeed.toml`` in ``cwd`` if it exists.
+    """
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
+    values: dict[str, Any] = {}
+    if config_path is None:
+        candidate = cwd / DEFAULT_CONFIG_NAME
+        if candidate.exists():
+            config_path = candidate
+    if config_path is not None:
+        values.update(read_config_file(config_path))
+    for name in _SECTION_OF:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _coerce(name, environ[env_name], env_name, cwd)
+    for name, env_name in SECRET_ENV.items():
+        if environ.get(env_name):
+            values[name] = environ[env_name]
+    for name, value in (overrides or {}).items():
+        if name not in _FIELD_TYPES:
+            raise ConfigError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = _coerce(name, value, f"option for {name}", cwd)
+    for name in PATH_FIELDS:
+        if name not in values and isinstance(getattr(Settings, name, None), Path):
+            values[name] = cwd / getattr(Settings, name)
+    settings = Settings(**values)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """Check values that have a shape; the message names the setting."""
+    parts = urlsplit(settings.base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"site.base_url must be an absolute http(s) URL, not {settings.base_url!r}"
+        )
+    if not settings.base_url.endswith("/"):
+        object.__setattr__(settings, "base_url", settings.base_url + "/")
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"site.timezone: unknown time zone {settings.timezone!r} (e.g. Europe/Geneva)"
+        ) from None
+    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", settings.language):
+        raise ConfigError(
+            f"site.language must be a language tag like en or en-GB, not {settings.language!r}"
+        )
+    if settings.feed_limit < 1:
+        raise ConfigError(f"build.feed_limit must be at least 1, not {settings.feed_limit}")
+    if settings.smtp_security not in SMTP_SECURITY:
+        raise ConfigError(
+            f"smtp.security must be one of {', '.join(SMTP_SECURITY)}, "
+            f"not {settings.smtp_security!r}"
+        )
+    if settings.smtp_rate_limit < 0:
+        raise ConfigError("smtp.rate_limit must be 0 (no limit) or a positive number per second")
+    parse_duration(settings.max_lateness)
+
+
+DEFAULT_CONFIG_TEXT = """\
+# policyfeed site configuration. Precedence: defaults < this file < POLICYFEED_* environment
+# variables < command-line flags. Secrets (POLICYFEED_SMTP_PASSWORD, POLICYFEED_SECRET) are read
+# only from the environment.
+
+[site]
+title = "{title}"
+description = ""
+base_url = "{base_url}"
+language = "en"
+timezone = "UTC"
+author = ""
+editor_email = ""
+
+[build]
+output_dir = "public"
+feed_limit = 50
+# templates_dir = "my-templates"   # your overrides; the defaults fill in the rest
+# websub_hub = "https://pubsubhubbub.appspot.com/"
+
+[digest]
+# mail_from = "newsletter@example.org"
+schedule = "0 8 * * MON"     # cron expression in site.timezone: one issue per period
+max_lateness = "2d"
+outbox_dir = "outbox"        # used when no [smtp] host is set
+
+# [smtp]
+# host = "smtp.example.org"
+# port = 587
+# security = "starttls"      # starttls | tls | none
+# username = "newsletter"
+# rate_limit = 10            # messages per second, 0 = no limit
+"""

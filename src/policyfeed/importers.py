@@ -1,0 +1,273 @@
+"""Importers: JSON / JSON Lines, CSV, a folder of Markdown files with front matter, RSS / Atom.
+
+Every importer first turns the whole input into validated drafts (an error names the file and the
+record or line), then all drafts are saved in one transaction: an import is all-or-nothing.
+Re-importing the same input updates the posts it created (matched by guid, then slug).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from policyfeed.errors import ConflictError, InputError
+from policyfeed.posts import PostDraft, draft_from_record
+from policyfeed.store import posts as post_store
+
+FORMATS = ("json", "jsonl", "csv", "markdown", "feed")
+RECORD_KEYS = {
+    "title", "slug", "summary", "body", "body_html", "body_markdown", "format", "author", "url",
+    "topics", "tags", "status", "published_at", "date", "updated_at", "updated", "guid", "id",
+}  # fmt: skip
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        return "markdown"
+    suffix = path.suffix.lower()
+    by_suffix = {
+        ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".md": "markdown",
+        ".markdown": "markdown", ".xml": "feed", ".rss": "feed", ".atom": "feed",
+    }  # fmt: skip
+    if suffix in by_suffix:
+        return by_suffix[suffix]
+    head = path.read_bytes()[:512].lstrip()
+    if head.startswith(b"<"):
+        return "feed"
+    if head.startswith(b"["):
+        return "json"
+    if head.startswith(b"{"):
+        return "jsonl" if b"\n{" in path.read_bytes() else "json"
+    raise InputError("cannot tell the format; pass --format", source=str(path))
+
+
+def read_text(path: Path) -> str:
+    """File contents as UTF-8 (a BOM is allowed); a bad byte is an error naming its line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            source=str(path),
+            where=f"line {line}",
+        ) from None
+
+
+def _check_keys(record: Mapping[str, Any], source: str, where: str) -> None:
+    unknown = sorted(set(record) - RECORD_KEYS)
+    if unknown:
+        raise InputError(
+            f"unknown field(s) {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(RECORD_KEYS))})",
+            source=source,
+            where=where,
+        )
+
+
+def _records_json(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"malformed JSON: {exc.msg}", source=str(path), where=f"line {exc.lineno}"
+        ) from None
+    if isinstance(data, dict) and isinstance(data.get("posts"), list):
+        data = data["posts"]
+    if not isinstance(data, list):
+        raise InputError('expected a list of posts (or {"posts": [...]})', source=str(path))
+    for index, record in enumerate(data, start=1):
+        if not isinstance(record, dict):
+            raise InputError("a post must be an object", source=str(path), where=f"record {index}")
+        yield f"record {index}", record
+
+
+def _records_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"malformed JSON: {exc.msg}", source=str(path), where=f"line {number}"
+            ) from None
+        if not isinstance(record, dict):
+            raise InputError("a post must be an object", source=str(path), where=f"line {number}")
+        yield f"line {number}", record
+
+
+def _records_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""), strict=True)
+    try:
+        header = reader.fieldnames or []
+        if "title" not in header:
+            raise InputError(
+                "the header row has no 'title' column", source=str(path), where="line 1"
+            )
+        start = 2
+        for row in reader:
+            where = f"line {start}"
+            start = reader.line_num + 1
+            if None in row:
+                raise InputError("more fields than the header has", source=str(path), where=where)
+            if any(value is None for value in row.values()):
+                raise InputError("fewer fields than the header has", source=str(path), where=where)
+            yield where, {k: v for k, v in row.items() if v != ""}
+    except csv.Error as exc:
+        raise InputError(
+            f"malformed CSV: {exc}", source=str(path), where=f"line {reader.line_num}"
+        ) from None
+
+
+def _records_markdown(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    import yaml
+
+    files = sorted(path.glob("*.md")) if path.is_dir() else [path]
+    if path.is_dir() and not files:
+        raise InputError("no .md files in this folder", source=str(path))
+    for file in files:
+        text = read_text(file)
+        meta: dict[str, Any] = {}
+        body = text
+        if text.startswith("---"):
+            end = text.find("\n---", 3)
+            if end == -1:
+                raise InputError(
+                    "front matter is not closed by a '---' line", source=str(file), where="line 1"
+                )
+            try:
+                loaded = yaml.safe_load(text[3:end]) or {}
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f"line {mark.line + 1}" if mark else "front matter"
+                raise InputError(
+                    f"malformed front matter: {exc}".splitlines()[0], source=str(file), where=where
+                ) from None
+            if not isinstance(loaded, dict):
+                raise InputError(
+                    "front matter must be key: value pairs", source=str(file), where="line 1"
+                )
+            meta = loaded
+            body = text[end + 4 :].split("\n", 1)[1] if "\n" in text[end + 4 :] else ""
+        record = {**meta, "body_markdown": body}
+        record.setdefault("slug", file.stem)
+        yield "front matter", record | {"__source": str(file)}
+
+
+def _records_feed(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    import feedparser
+
+    data = path.read_bytes()
+    parsed = feedparser.parse(data)
+    if not parsed.entries:
+        reason = parsed.get("bozo_exception") or "no entries found"
+        raise InputError(f"not an RSS or Atom feed with entries ({reason})", source=str(path))
+    for index, entry in enumerate(parsed.entries, start=1):
+        record: dict[str, Any] = {"title": entry.get("title", "")}
+        link = entry.get("link")
+        if link:
+            record["url"] = link
+            tail = link.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+            if tail:
+                record["slug"] = tail.lower()
+        if entry.get("id"):
+            record["guid"] = entry["id"]
+        for key, target in (("published_parsed", "published_at"), ("updated_parsed", "updated_at")):
+            if entry.get(key):
+                y, mo, d, h, mi, sec = entry[key][:6]
+                record[target] = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
+        if "published_at" not in record and "updated_at" in record:
+            record["published_at"] = record["updated_at"]
+        content = entry.get("content")
+        record["body"] = content[0].get("value", "") if content else entry.get("summary", "")
+        if content and entry.get("summary"):
+            record["summary"] = entry["summary"]
+        if entry.get("author"):
+            record["author"] = entry["author"]
+        record["topics"] = [t.get("term") for t in entry.get("tags", []) if t.get("term")]
+        yield f"entry {index}", record
+
+
+READERS = {
+    "json": _records_json,
+    "jsonl": _records_jsonl,
+    "csv": _records_csv,
+    "markdown": _records_markdown,
+    "feed": _records_feed,
+}
+
+
+def read_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> list[PostDraft]:
+    """Parse and validate the whole input; raise on the first bad record."""
+    if not path.exists():
+        raise InputError("no such file or folder", source=str(path))
+    drafts: list[PostDraft] = []
+    seen: dict[str, str] = {}
+    for where, record in READERS[fmt](path):
+        source = str(record.pop("__source", path))
+        if fmt != "feed":
+            _check_keys(record, source, where)
+        draft = draft_from_record(record, base_url=base_url, tz=tz, source=source, where=where)
+        if draft.slug in seen:
+            raise InputError(
+                f"duplicate slug {draft.slug!r} (also at {seen[draft.slug]})",
+                source=source,
+                where=where,
+            )
+        seen[draft.slug] = where
+        drafts.append(draft)
+    return drafts
+
+
+def import_posts(
+    db: Database,
+    path: Path,
+    *,
+    fmt: str | None,
+    base_url: str,
+    tz: tzinfo,
+    domain: str,
+    now: datetime,
+) -> ImportResult:
+    """Import every post in ``path`` or none of them."""
+    fmt = fmt or detect_format(path)
+    drafts = read_drafts(path, fmt, base_url=base_url, tz=tz)
+    result = ImportResult()
+    try:
+        with db.conn:  # one transaction: all or nothing
+            for draft in drafts:
+                post_id = post_store.find_post_id(db, slug=draft.slug, guid=draft.guid)
+                try:
+                    post_store.save_post(db, draft, now=now, domain=domain, post_id=post_id)
+                except ConflictError as exc:
+                    raise InputError(
+                        str(exc), source=str(path), where=f"post {draft.slug!r}"
+                    ) from None
+                if post_id is None:
+                    result.created += 1
+                else:
+                    result.updated += 1
+    except InputError:
+        raise
+    return result

@@ -1,0 +1,282 @@
+"""The Post model, input validation, and the HTML clean-up every post passes on the way in."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, tzinfo
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+
+from policyfeed.errors import InputError
+
+STATUSES = ("draft", "published")
+BODY_FORMATS = ("html", "markdown")
+
+# Characters XML 1.0 forbids (C0 controls but tab/newline/CR, surrogates, U+FFFE/U+FFFF). Feeds
+# with any of them are rejected by strict parsers, so they never enter the store.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_SLUG_OK = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dfn", "div",
+    "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
+    "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "small", "span", "strong",
+    "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "*": {"lang", "dir", "title"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "time": {"datetime"},
+    "ol": {"start"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+}
+URL_ATTRIBUTES = {"href", "src", "cite"}
+
+
+@dataclass(frozen=True)
+class Topic:
+    slug: str
+    name: str
+
+
+@dataclass
+class Post:
+    """A post as stored. Times are aware UTC datetimes."""
+
+    slug: str
+    title: str
+    summary: str = ""
+    body_html: str = ""
+    body_text: str = ""
+    author: str = ""
+    url: str | None = None
+    status: str = "draft"
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    created_at: datetime | None = None
+    guid: str | None = None
+    id: int | None = None
+    topics: list[Topic] = field(default_factory=list)
+
+    def permalink(self, base_url: str) -> str:
+        """The post's absolute URL: its own, or its page on the site."""
+        return self.url or urljoin(base_url, f"posts/{self.slug}/")
+
+
+@dataclass
+class PostDraft:
+    """Validated, cleaned input for creating or updating a post (from the CLI or an importer)."""
+
+    title: str
+    slug: str
+    summary: str = ""
+    body_html: str = ""
+    body_text: str = ""
+    author: str = ""
+    url: str | None = None
+    status: str | None = None
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    guid: str | None = None
+    topics: list[Topic] = field(default_factory=list)
+
+
+def strip_forbidden(text: str) -> str:
+    """Remove characters that XML 1.0 forbids."""
+    return _XML_FORBIDDEN.sub("", text)
+
+
+def slugify(text: str) -> str:
+    """A URL slug: ASCII letters, digits and single hyphens, at most 100 characters."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:100].rstrip("-")
+
+
+def check_slug(slug: str) -> str:
+    if not _SLUG_OK.match(slug):
+        raise ValueError(
+            f"slug {slug!r} must be lower-case letters, digits and hyphens (at most 100)"
+        )
+    return slug
+
+
+def sanitize_html(html: str, base_url: str) -> str:
+    """Allow-list HTML clean-up; relative URLs made absolute against ``base_url``.
+
+    Removes script, style, iframe, forms, event handlers, ``style`` attributes and any URL scheme
+    but http, https and mailto.
+    """
+
+    def absolutize(tag: str, attribute: str, value: str) -> str | None:
+        if attribute in URL_ATTRIBUTES:
+            value = value.strip()
+            if not value:
+                return None
+            absolute = urljoin(base_url, value)
+            scheme = urlsplit(absolute).scheme
+            if scheme not in ("http", "https", "mailto"):
+                return None
+            return absolute
+        return value
+
+    return nh3.clean(
+        strip_forbidden(html),
+        tags=ALLOWED_TAGS,
+        clean_content_tags={"script", "style", "iframe", "object", "embed", "template"},
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=absolutize,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener",
+        strip_comments=True,
+    ).strip()
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML fragment (for search); entities decoded, white space folded."""
+    if not html.strip():
+        return ""
+    import lxml.html  # lxml is already loaded by feedgen/premailer users; keep --help light
+
+    fragment = lxml.html.fragment_fromstring(html, create_parent="div")
+    for br in fragment.iter("br"):
+        br.tail = "\n" + (br.tail or "")
+    for block in fragment.iter("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr"):
+        block.tail = "\n" + (block.tail or "")
+    text = fragment.text_content()
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def markdown_to_html(text: str) -> str:
+    import markdown
+
+    return markdown.markdown(text, extensions=["extra", "sane_lists"], output_format="html")
+
+
+def parse_datetime(value: Any, tz: tzinfo) -> datetime:
+    """Read a date or date-time; values without a zone are read in ``tz``. Returns UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time(0, 0))
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise ValueError("empty date")
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            try:
+                moment = parsedate_to_datetime(text)  # RFC 2822, as in RSS
+            except (TypeError, ValueError, IndexError):
+                raise ValueError(
+                    f"unparsable date {value!r} (use ISO 8601, e.g. 2012-07-25 or "
+                    "2012-07-25T09:00:00+02:00)"
+                ) from None
+    else:
+        raise ValueError(f"unparsable date {value!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def _text(record: Mapping[str, Any], key: str) -> str:
+    value = record.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"{key} must be text, not {type(value).__name__}")
+    return strip_forbidden(str(value)).strip()
+
+
+def parse_topics(value: Any) -> list[Topic]:
+    """Topics from a list or a comma/semicolon separated string; de-duplicated, in order."""
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, list | tuple) else re.split(r"[;,]", str(value))
+    topics: dict[str, Topic] = {}
+    for item in items:
+        name = " ".join(strip_forbidden(str(item)).split())
+        if not name:
+            continue
+        slug = slugify(name)
+        if not slug:
+            raise ValueError(f"topic {name!r} has no letters or digits to make a slug from")
+        topics.setdefault(slug, Topic(slug=slug, name=name))
+    return list(topics.values())
+
+
+def draft_from_record(
+    record: Mapping[str, Any], *, base_url: str, tz: tzinfo, source: str, where: str
+) -> PostDraft:
+    """Validate and clean one input record; errors name ``source`` and ``where`` (record/line).
+
+    Keys: title (required), slug, summary, body (HTML), body_markdown or format=markdown, author,
+    url, topics, status, published_at (or date), updated_at, guid.
+    """
+    try:
+        title = " ".join(_text(record, "title").split())
+        if not title:
+            raise ValueError("missing title")
+        slug = _text(record, "slug") or slugify(title)
+        check_slug(slug)
+        body_format = (_text(record, "format") or "html").lower()
+        if body_format not in BODY_FORMATS:
+            raise ValueError(f"format must be html or markdown, not {body_format!r}")
+        body = _text(record, "body") or _text(record, "body_html")
+        if _text(record, "body_markdown"):
+            body, body_format = _text(record, "body_markdown"), "markdown"
+        if body_format == "markdown":
+            body = markdown_to_html(body)
+        body_html = sanitize_html(body, base_url)
+        summary = " ".join(_text(record, "summary").split())
+        if "<" in summary or "&" in summary:
+            # Summaries are plain text; imported ones may carry markup.
+            summary = " ".join(html_to_text(sanitize_html(summary, base_url)).split())
+        url = _text(record, "url") or None
+        if url:
+            parts = urlsplit(urljoin(base_url, url))
+            if parts.scheme not in ("http", "https"):
+                raise ValueError(f"url must be http(s), not {url!r}")
+            url = parts.geturl()
+        status = _text(record, "status").lower() or None
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status must be draft or published, not {status!r}")
+        raw_published = record.get("published_at") or record.get("date")
+        published_at = parse_datetime(raw_published, tz) if raw_published else None
+        raw_updated = record.get("updated_at") or record.get("updated")
+        updated_at = parse_datetime(raw_updated, tz) if raw_updated else None
+        if status is None and published_at is not None:
+            status = "published"
+        return PostDraft(
+            title=title,
+            slug=slug,
+            summary=summary,
+            body_html=body_html,
+            body_text=html_to_text(body_html),
+            author=" ".join(_text(record, "author").split()),
+            url=url,
+            status=status,
+            published_at=published_at,
+            updated_at=updated_at,
+            guid=_text(record, "guid") or _text(record, "id") or None,
+            topics=parse_topics(record.get("topics", record.get("tags"))),
+        )
+    except ValueError as exc:
+        raise InputError(str(exc), source=source, where=where) from None
+
+
+def make_guid(domain: str, published_at: datetime, slug: str) -> str:
+    """A stable ``tag:`` URI (RFC 4151) from the site's domain and the first publication date."""
+    return f"tag:{domain},{published_at.astimezone(UTC).date().isoformat()}:posts/{slug}"

@@ -1,0 +1,151 @@
+"""Every schema change, in order. Applied on every open; never edit one that has shipped."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+MIGRATIONS = Migrations("policyfeed")
+
+
+@MIGRATIONS()
+def m001_posts_and_topics(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE posts (
+            id INTEGER PRIMARY KEY,
+            guid TEXT UNIQUE,
+            slug TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            body_html TEXT NOT NULL DEFAULT '',
+            body_text TEXT NOT NULL DEFAULT '',
+            author TEXT NOT NULL DEFAULT '',
+            url TEXT,
+            status TEXT NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'published')),
+            published_at TEXT,
+            updated_at TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    # Serves "latest published posts" and "published since X" (newest first, bounded).
+    db.execute("CREATE INDEX posts_status_published ON posts (status, published_at)")
+    db.execute(
+        """
+        CREATE TABLE topics (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE post_topics (
+            post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+            topic_id INTEGER NOT NULL REFERENCES topics(id) ON DELETE CASCADE,
+            PRIMARY KEY (post_id, topic_id)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX post_topics_topic ON post_topics (topic_id, post_id)")
+
+
+@MIGRATIONS()
+def m002_posts_fts(db: Database) -> None:
+    db.table("posts").enable_fts(
+        ["title", "summary", "body_text"], fts_version="FTS5", create_triggers=True
+    )
+
+
+@MIGRATIONS()
+def m003_issues(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE issues (
+            id INTEGER PRIMARY KEY,
+            number INTEGER NOT NULL UNIQUE,
+            period TEXT NOT NULL UNIQUE,
+            subject TEXT NOT NULL DEFAULT '',
+            note TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'draft'
+                CHECK (status IN ('draft', 'sending', 'sent')),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE issue_posts (
+            issue_id INTEGER NOT NULL REFERENCES issues(id) ON DELETE CASCADE,
+            post_id INTEGER NOT NULL UNIQUE REFERENCES posts(id) ON DELETE RESTRICT,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (issue_id, position)
+        )
+        """
+    )
+
+
+@MIGRATIONS()
+def m004_chapters_and_subscribers(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE chapters (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            intro TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE chapter_topics (
+            chapter_id INTEGER NOT NULL REFERENCES chapters(id) ON DELETE CASCADE,
+            topic_id INTEGER NOT NULL REFERENCES topics(id) ON DELETE CASCADE,
+            PRIMARY KEY (chapter_id, topic_id)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            name TEXT NOT NULL DEFAULT '',
+            chapter_id INTEGER REFERENCES chapters(id) ON DELETE SET NULL,
+            status TEXT NOT NULL DEFAULT 'active'
+                CHECK (status IN ('active', 'unsubscribed', 'bounced')),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            unsubscribed_at TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX subscribers_status_chapter ON subscribers (status, chapter_id)")
+
+
+@MIGRATIONS()
+def m005_deliveries(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            issue_id INTEGER NOT NULL REFERENCES issues(id) ON DELETE CASCADE,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            chapter_id INTEGER REFERENCES chapters(id) ON DELETE SET NULL,
+            message_id TEXT NOT NULL UNIQUE,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT,
+            UNIQUE (issue_id, subscriber_id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX deliveries_issue_status ON deliveries (issue_id, status)")

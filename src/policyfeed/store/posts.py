@@ -1,0 +1,310 @@
+"""Queries for posts and topics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from policyfeed.errors import ConflictError, NotFoundError
+from policyfeed.posts import Post, PostDraft, Topic, make_guid
+from policyfeed.store import from_db_time, to_db_time
+
+POST_COLUMNS = (
+    "id, guid, slug, title, summary, body_html, body_text, author, url, status, "
+    "published_at, updated_at, created_at"
+)
+
+
+def _opt_time(value: str | None) -> datetime | None:
+    return from_db_time(value) if value else None
+
+
+def _post_from_row(row: Sequence[Any]) -> Post:
+    return Post(
+        id=row[0],
+        guid=row[1],
+        slug=row[2],
+        title=row[3],
+        summary=row[4],
+        body_html=row[5],
+        body_text=row[6],
+        author=row[7],
+        url=row[8],
+        status=row[9],
+        published_at=_opt_time(row[10]),
+        updated_at=from_db_time(row[11]),
+        created_at=from_db_time(row[12]),
+    )
+
+
+def _attach_topics(db: Database, posts: list[Post]) -> list[Post]:
+    by_id = topics_for_posts(db, [p.id for p in posts if p.id is not None])
+    for post in posts:
+        post.topics = by_id.get(post.id or 0, [])
+    return posts
+
+
+def _select(db: Database, where: str, params: Sequence[Any], tail: str = "") -> list[Post]:
+    sql = f"SELECT {POST_COLUMNS} FROM posts WHERE {where} {tail}"
+    rows = db.execute(sql, list(params)).fetchall()
+    return _attach_topics(db, [_post_from_row(r) for r in rows])
+
+
+def topics_for_posts(db: Database, post_ids: Iterable[int]) -> dict[int, list[Topic]]:
+    ids = list(post_ids)
+    result: dict[int, list[Topic]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(
+            f"SELECT pt.post_id, t.slug, t.name FROM post_topics pt JOIN topics t "
+            f"ON t.id = pt.topic_id WHERE pt.post_id IN ({marks}) ORDER BY t.name, t.slug",
+            chunk,
+        ).fetchall()
+        for post_id, slug, name in rows:
+            result.setdefault(post_id, []).append(Topic(slug, name))
+    return result
+
+
+def get_post(db: Database, slug: str) -> Post:
+    posts = _select(db, "slug = ?", [slug])
+    if not posts:
+        raise NotFoundError(f"no post with slug {slug!r}")
+    return posts[0]
+
+
+def get_posts_by_ids(db: Database, ids: Sequence[int]) -> list[Post]:
+    """Posts in the order of ``ids``."""
+    found: dict[int, Post] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        for post in _select(db, f"id IN ({','.join('?' * len(chunk))})", chunk):
+            found[post.id or 0] = post
+    return [found[i] for i in ids if i in found]
+
+
+def find_post_id(db: Database, *, slug: str, guid: str | None = None) -> int | None:
+    """The id of the post an import record means: same guid if given, else same slug."""
+    if guid:
+        row = db.execute("SELECT id FROM posts WHERE guid = ?", [guid]).fetchone()
+        if row:
+            return int(row[0])
+    row = db.execute("SELECT id FROM posts WHERE slug = ?", [slug]).fetchone()
+    return int(row[0]) if row else None
+
+
+def list_posts(
+    db: Database, *, status: str | None = None, limit: int | None = None, offset: int = 0
+) -> list[Post]:
+    """Posts newest first (drafts without a date first, by last change)."""
+    where, params = ("status = ?", [status]) if status else ("1", [])
+    tail = "ORDER BY published_at IS NOT NULL, published_at DESC, updated_at DESC, id DESC"
+    if limit is not None:
+        tail += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+    return _select(db, where, params, tail)
+
+
+def latest_published(
+    db: Database,
+    *,
+    now: datetime,
+    limit: int,
+    offset: int = 0,
+    topic: str | None = None,
+) -> list[Post]:
+    """Published posts dated up to ``now``, newest first; served by the (status, date) index."""
+    params: list[Any] = ["published", to_db_time(now)]
+    where = "status = ? AND published_at <= ?"
+    if topic is not None:
+        where += (
+            " AND id IN (SELECT pt.post_id FROM post_topics pt JOIN topics t "
+            "ON t.id = pt.topic_id WHERE t.slug = ?)"
+        )
+        params.append(topic)
+    tail = f"ORDER BY published_at DESC, id DESC LIMIT {int(limit)} OFFSET {int(offset)}"
+    return _select(db, where, params, tail)
+
+
+def count_published(db: Database, *, now: datetime, topic: str | None = None) -> int:
+    params: list[Any] = ["published", to_db_time(now)]
+    sql = "SELECT count(*) FROM posts WHERE status = ? AND published_at <= ?"
+    if topic is not None:
+        sql += (
+            " AND id IN (SELECT pt.post_id FROM post_topics pt JOIN topics t "
+            "ON t.id = pt.topic_id WHERE t.slug = ?)"
+        )
+        params.append(topic)
+    return int(db.execute(sql, params).fetchone()[0])
+
+
+def published_since(db: Database, *, since: datetime, now: datetime) -> list[Post]:
+    """Published posts dated after ``since`` and up to ``now``, oldest first."""
+    return _select(
+        db,
+        "status = ? AND published_at > ? AND published_at <= ?",
+        ["published", to_db_time(since), to_db_time(now)],
+        "ORDER BY published_at, id",
+    )
+
+
+def search_posts(db: Database, query: str, *, limit: int = 20) -> list[Post]:
+    """Full-text search over title, summary and body; best matches first."""
+    # Quote each word so user punctuation is never read as FTS syntax.
+    terms = " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
+    if not terms:
+        return []
+    return _select(
+        db,
+        "rowid IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)",
+        [terms],
+        f"ORDER BY published_at DESC LIMIT {int(limit)}",
+    )
+
+
+def list_topics(db: Database) -> list[tuple[Topic, int]]:
+    """Every topic with the number of its published posts, by name."""
+    rows = db.execute(
+        "SELECT t.slug, t.name, count(p.id) FROM topics t "
+        "LEFT JOIN post_topics pt ON pt.topic_id = t.id "
+        "LEFT JOIN posts p ON p.id = pt.post_id AND p.status = 'published' "
+        "GROUP BY t.id ORDER BY t.name, t.slug"
+    ).fetchall()
+    return [(Topic(slug, name), count) for slug, name, count in rows]
+
+
+def _topic_ids(db: Database, topics: Sequence[Topic]) -> list[int]:
+    ids = []
+    for topic in topics:
+        db.execute(
+            "INSERT INTO topics (slug, name) VALUES (?, ?) ON CONFLICT(slug) DO NOTHING",
+            [topic.slug, topic.name],
+        )
+        ids.append(db.execute("SELECT id FROM topics WHERE slug = ?", [topic.slug]).fetchone()[0])
+    return ids
+
+
+def _set_topics(db: Database, post_id: int, topics: Sequence[Topic]) -> None:
+    db.execute("DELETE FROM post_topics WHERE post_id = ?", [post_id])
+    for topic_id in _topic_ids(db, topics):
+        db.execute(
+            "INSERT OR IGNORE INTO post_topics (post_id, topic_id) VALUES (?, ?)",
+            [post_id, topic_id],
+        )
+
+
+def _assign_guid(db: Database, post_id: int, domain: str) -> None:
+    """Give a published post its permanent id once; later edits never change it."""
+    row = db.execute(
+        "SELECT guid, slug, published_at, status FROM posts WHERE id = ?", [post_id]
+    ).fetchone()
+    guid, slug, published_at, status = row
+    if guid or status != "published" or not published_at:
+        return
+    candidate = make_guid(domain, from_db_time(published_at), slug)
+    if db.execute("SELECT 1 FROM posts WHERE guid = ?", [candidate]).fetchone():
+        candidate = f"{candidate}-{post_id}"
+    db.execute("UPDATE posts SET guid = ? WHERE id = ?", [candidate, post_id])
+
+
+def save_post(
+    db: Database, draft: PostDraft, *, now: datetime, domain: str, post_id: int | None = None
+) -> int:
+    """Insert ``draft`` as a new post, or update post ``post_id``. Returns the post id.
+
+    Call inside a transaction when saving many (imports are all-or-nothing).
+    """
+    taken = db.execute("SELECT id FROM posts WHERE slug = ?", [draft.slug]).fetchone()
+    if taken and taken[0] != post_id:
+        raise ConflictError(f"slug {draft.slug!r} is already used by another post")
+    status = draft.status or "draft"
+    published = draft.published_at
+    if status == "published" and published is None:
+        published = now
+    values: dict[str, Any] = {
+        "slug": draft.slug,
+        "title": draft.title,
+        "summary": draft.summary,
+        "body_html": draft.body_html,
+        "body_text": draft.body_text,
+        "author": draft.author,
+        "url": draft.url,
+        "status": status,
+        "published_at": to_db_time(published) if published else None,
+        "updated_at": to_db_time(draft.updated_at or published or now),
+    }
+    if post_id is None:
+        values["created_at"] = to_db_time(now)
+        if draft.guid:
+            values["guid"] = draft.guid
+        cols = ", ".join(values)
+        marks = ", ".join("?" * len(values))
+        cursor = db.execute(f"INSERT INTO posts ({cols}) VALUES ({marks})", list(values.values()))
+        post_id = int(cursor.lastrowid or 0)
+    else:
+        current = db.execute(
+            "SELECT guid, updated_at FROM posts WHERE id = ?", [post_id]
+        ).fetchone()
+        if current is None:
+            raise NotFoundError(f"no post with id {post_id}")
+        if draft.guid and not current[0]:
+            values["guid"] = draft.guid
+        if draft.updated_at is None:
+            # An unchanged re-import must not look like an edit to feed readers.
+            values["updated_at"] = (
+                current[1] if _same_content(db, post_id, values) else (to_db_time(now))
+            )
+        sets = ", ".join(f"{col} = ?" for col in values)
+        db.execute(f"UPDATE posts SET {sets} WHERE id = ?", [*values.values(), post_id])
+    _set_topics(db, post_id, draft.topics)
+    _assign_guid(db, post_id, domain)
+    return post_id
+
+
+def _same_content(db: Database, post_id: int, values: dict[str, Any]) -> bool:
+    cols = [c for c in values if c != "updated_at"]
+    row = db.execute(f"SELECT {', '.join(cols)} FROM posts WHERE id = ?", [post_id]).fetchone()
+    return tuple(row) == tuple(values[c] for c in cols)
+
+
+def set_status(
+    db: Database,
+    slug: str,
+    status: str,
+    *,
+    now: datetime,
+    domain: str,
+    published_at: datetime | None = None,
+) -> Post:
+    """Publish or unpublish a post. Publishing keeps an earlier date unless one is given."""
+    post = get_post(db, slug)
+    date = published_at or post.published_at or now
+    with db.conn:
+        db.execute(
+            "UPDATE posts SET status = ?, published_at = ?, updated_at = ? WHERE id = ?",
+            [status, to_db_time(date), to_db_time(now), post.id],
+        )
+        _assign_guid(db, post.id or 0, domain)
+    return get_post(db, slug)
+
+
+def delete_post(db: Database, slug: str) -> None:
+    post = get_post(db, slug)
+    if db.execute("SELECT 1 FROM issue_posts WHERE post_id = ?", [post.id]).fetchone():
+        raise ConflictError(
+            f"post {slug!r} is part of an issue that was created; unpublish it instead"
+        )
+    with db.conn:
+        db.execute("DELETE FROM posts WHERE id = ?", [post.id])
+
+
+def newest_change(db: Database, post_ids: Sequence[int]) -> datetime | None:
+    """The latest ``updated_at`` among the given posts (feed-level updated time)."""
+    if not post_ids:
+        return None
+    marks = ",".join("?" * len(post_ids))
+    row = db.execute(f"SELECT max(updated_at) FROM posts WHERE id IN ({marks})", list(post_ids))
+    value = row.fetchone()[0]
+    return from_db_time(value) if value else None
