@@ -1,0 +1,70 @@
+"""Shared fixtures. Every test runs in its own folder with no POLICYFEED_* variables set, so no
+test can touch a real database, config or outbox."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from policyfeed.config import Settings, load_settings
+from policyfeed.store import open_db
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = ROOT / "policyfeed.toml"
+DEMO_POSTS = ROOT / "demo" / "posts.json"
+NOW = datetime(2012, 7, 30, 12, 0, tzinfo=UTC)  # a Monday after the demo posts
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("POLICYFEED_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The demo site's settings, with output folders inside the test's folder."""
+    return load_settings(
+        DEMO_CONFIG,
+        environ={},
+        cwd=tmp_path,
+        overrides={"output_dir": tmp_path / "public", "outbox_dir": tmp_path / "outbox"},
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
+    """An empty, migrated database file."""
+    database = open_db(tmp_path / "test.db")
+    yield database
+    database.conn.close()
+
+
+@pytest.fixture
+def demo_db_path(tmp_path: Path) -> Path:
+    """A copy of the committed demo database (posts.db)."""
+    target = tmp_path / "posts.db"
+    shutil.copyfile(ROOT / "posts.db", target)
+    return target
+
+
+@pytest.fixture
+def demo_db(demo_db_path: Path) -> Iterator[sqlite_utils.Database]:
+    database = open_db(demo_db_path)
+    yield database
+    database.conn.close()
