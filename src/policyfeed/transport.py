@@ -1,0 +1,30 @@
+"""What delivery needs from a way of sending mail: the outbox (delivery.py) and SMTP (smtp.py)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class SendDeferred(Exception):
+    """A temporary failure (4xx, dropped connection, timeout): the row stays pending for a later
+    run. The message may be retried."""
+
+
+class SendRefused(Exception):
+    """A permanent failure for this recipient (5xx): the row is marked failed with this reason."""
+
+
+class Transport(Protocol):
+    """Hands finished messages to their next hop, one recipient at a time."""
+
+    #: True when handing the same message over twice is harmless (the outbox overwrites the file
+    #: named after the Message-ID), so a row left ``sending`` by a crash can be redone at once.
+    resend_is_idempotent: bool
+
+    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+        """Deliver one message or raise SendDeferred / SendRefused."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the transport is not used afterwards."""
+        ...
