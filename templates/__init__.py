@@ -1,0 +1,1 @@
+"""The default templates (site pages, email digests, web archive); overridable per site."""
