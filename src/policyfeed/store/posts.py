@@ -16,6 +16,7 @@ POST_COLUMNS = (
     "id, guid, slug, title, summary, body_html, body_text, author, url, status, "
     "published_at, updated_at, created_at"
 )
+SEARCH_WEIGHTS = "10.0, 5.0, 1.0"  # title, summary, body_text
 
 
 def _opt_time(value: str | None) -> datetime | None:
@@ -156,12 +157,13 @@ def search_posts(db: Database, query: str, *, limit: int = 20) -> list[Post]:
     terms = " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
     if not terms:
         return []
-    return _select(
-        db,
-        "rowid IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)",
+    # bm25 ranks a word in the title above one in the summary, above one in the body.
+    rows = db.execute(
+        "SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? "
+        f"ORDER BY bm25(posts_fts, {SEARCH_WEIGHTS}), rowid DESC LIMIT {int(limit)}",
         [terms],
-        f"ORDER BY published_at DESC LIMIT {int(limit)}",
-    )
+    ).fetchall()
+    return get_posts_by_ids(db, [int(row[0]) for row in rows])
 
 
 def list_topics(db: Database) -> list[tuple[Topic, int]]:
@@ -214,13 +216,27 @@ def save_post(
 ) -> int:
     """Insert ``draft`` as a new post, or update post ``post_id``. Returns the post id.
 
-    Call inside a transaction when saving many (imports are all-or-nothing).
+    On an update, a draft without a status or a publication date keeps the post's. Call inside a
+    transaction when saving many (imports are all-or-nothing).
     """
     taken = db.execute("SELECT id FROM posts WHERE slug = ?", [draft.slug]).fetchone()
     if taken and taken[0] != post_id:
         raise ConflictError(f"slug {draft.slug!r} is already used by another post")
-    status = draft.status or "draft"
-    published = draft.published_at
+    if draft.guid:
+        owner = db.execute(
+            "SELECT slug FROM posts WHERE guid = ? AND id IS NOT ?", [draft.guid, post_id]
+        ).fetchone()
+        if owner:
+            raise ConflictError(f"guid {draft.guid!r} is already used by post {owner[0]!r}")
+    current = None
+    if post_id is not None:
+        current = db.execute(
+            "SELECT guid, updated_at, status, published_at FROM posts WHERE id = ?", [post_id]
+        ).fetchone()
+        if current is None:
+            raise NotFoundError(f"no post with id {post_id}")
+    status = draft.status or (current[2] if current else "draft")
+    published = draft.published_at or (_opt_time(current[3]) if current else None)
     if status == "published" and published is None:
         published = now
     values: dict[str, Any] = {
@@ -235,7 +251,7 @@ def save_post(
         "published_at": to_db_time(published) if published else None,
         "updated_at": to_db_time(draft.updated_at or published or now),
     }
-    if post_id is None:
+    if post_id is None or current is None:
         values["created_at"] = to_db_time(now)
         if draft.guid:
             values["guid"] = draft.guid
@@ -244,18 +260,12 @@ def save_post(
         cursor = db.execute(f"INSERT INTO posts ({cols}) VALUES ({marks})", list(values.values()))
         post_id = int(cursor.lastrowid or 0)
     else:
-        current = db.execute(
-            "SELECT guid, updated_at FROM posts WHERE id = ?", [post_id]
-        ).fetchone()
-        if current is None:
-            raise NotFoundError(f"no post with id {post_id}")
         if draft.guid and not current[0]:
             values["guid"] = draft.guid
         if draft.updated_at is None:
             # An unchanged re-import must not look like an edit to feed readers.
-            values["updated_at"] = (
-                current[1] if _same_content(db, post_id, values) else (to_db_time(now))
-            )
+            unchanged = _same_content(db, post_id, values, draft.topics)
+            values["updated_at"] = current[1] if unchanged else to_db_time(now)
         sets = ", ".join(f"{col} = ?" for col in values)
         db.execute(f"UPDATE posts SET {sets} WHERE id = ?", [*values.values(), post_id])
     _set_topics(db, post_id, draft.topics)
@@ -263,10 +273,15 @@ def save_post(
     return post_id
 
 
-def _same_content(db: Database, post_id: int, values: dict[str, Any]) -> bool:
+def _same_content(
+    db: Database, post_id: int, values: dict[str, Any], topics: Sequence[Topic]
+) -> bool:
     cols = [c for c in values if c != "updated_at"]
     row = db.execute(f"SELECT {', '.join(cols)} FROM posts WHERE id = ?", [post_id]).fetchone()
-    return tuple(row) == tuple(values[c] for c in cols)
+    if tuple(row) != tuple(values[c] for c in cols):
+        return False
+    stored = topics_for_posts(db, [post_id]).get(post_id, [])
+    return sorted(t.slug for t in stored) == sorted(t.slug for t in topics)
 
 
 def set_status(
