@@ -130,7 +130,7 @@ def sanitize_html(html: str, base_url: str) -> str:
             return absolute
         return value
 
-    return nh3.clean(
+    cleaned = nh3.clean(
         strip_forbidden(html),
         tags=ALLOWED_TAGS,
         clean_content_tags={"script", "style", "iframe", "object", "embed", "template"},
@@ -139,7 +139,10 @@ def sanitize_html(html: str, base_url: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener",
         strip_comments=True,
-    ).strip()
+    )
+    # Character references (&#1;) are decoded by the parser, so forbidden characters can appear
+    # only now.
+    return strip_forbidden(cleaned).strip()
 
 
 def html_to_text(html: str) -> str:
@@ -179,6 +182,8 @@ def parse_datetime(value: Any, tz: tzinfo) -> datetime:
         except ValueError:
             try:
                 moment = parsedate_to_datetime(text)  # RFC 2822, as in RSS
+                if moment.tzinfo is None:  # "-0000": UTC, local zone unknown (RFC 2822 3.3)
+                    moment = moment.replace(tzinfo=UTC)
             except (TypeError, ValueError, IndexError):
                 raise ValueError(
                     f"unparsable date {value!r} (use ISO 8601, e.g. 2012-07-25 or "
