@@ -1,0 +1,272 @@
+"""Digest issues: which posts go into the next one, and an issue's life (draft, sending, sent).
+
+The selection is a ledger, not a date window: the next issue takes the published posts that are
+in no earlier issue (``issue_posts``), so a post published late with an early date is still sent
+once, and a post is never sent twice. Posts dated after ``now`` wait for a later issue.
+
+An editor shapes an issue with ``exclude`` (left out of this issue; they stay waiting for the
+next one), ``pin`` (these posts first, in the given order; the rest follow oldest first) and a
+note shown at the top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlite_utils import Database
+
+from policyfeed.errors import ConflictError, InputError, NotFoundError
+from policyfeed.posts import Post, strip_forbidden
+from policyfeed.store import from_db_time, to_db_time
+from policyfeed.store import issues as store
+from policyfeed.store.posts import get_posts_by_ids
+
+if TYPE_CHECKING:
+    from policyfeed.config import Settings
+
+ISSUE_STATUSES = ("draft", "sending", "sent")
+# A long-neglected backlog must not turn into one enormous message: the oldest waiting posts go
+# first and the rest wait for the next issue (nothing is lost, nothing is sent twice).
+MAX_POSTS_PER_ISSUE = 50
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One issue of the digest. ``number`` counts 1, 2, 3…; ``period`` is unique."""
+
+    number: int
+    period: str
+    created_at: datetime
+    updated_at: datetime
+    subject: str = ""
+    note: str = ""
+    status: str = "draft"
+    sent_at: datetime | None = None
+    id: int | None = None  # None for an issue that is only planned (preview, dry run)
+
+    @property
+    def web_path(self) -> str:
+        """Where the web version lives, relative to the site root."""
+        return f"issues/{self.number}/"
+
+
+@dataclass(frozen=True)
+class ChapterVariant:
+    """A chapter's view of an issue: only posts with one of ``topic_slugs`` (empty: all)."""
+
+    slug: str
+    name: str
+    intro: str = ""
+    topic_slugs: tuple[str, ...] = ()
+    id: int | None = None
+
+
+def posts_for_chapter(posts: Sequence[Post], chapter_topic_slugs: Iterable[str]) -> list[Post]:
+    """The posts of a chapter's variant, in the issue's order. No topic filter: every post."""
+    wanted = set(chapter_topic_slugs)
+    if not wanted:
+        return list(posts)
+    return [post for post in posts if any(topic.slug in wanted for topic in post.topics)]
+
+
+def default_period(settings: Settings, now: datetime) -> str:
+    """The period key for ``now`` when none is given: the one the schedule gives, if available.
+
+    Without a schedule module this is the ISO week of ``now`` in the site's time zone
+    (``2012-W31``).
+    """
+    try:
+        from policyfeed import schedule
+    except ImportError:
+        schedule = None  # type: ignore[assignment]
+    period_for = getattr(schedule, "period_for", None)
+    if callable(period_for):
+        return str(period_for(settings, now))
+    year, week, _ = now.astimezone(settings.tz).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _check_slugs(
+    db: Database, *, now: datetime, exclude: Sequence[str], pin: Sequence[str]
+) -> None:
+    both = sorted(set(exclude) & set(pin))
+    if both:
+        raise InputError(f"post {both[0]!r} cannot be both pinned and excluded")
+    states = store.post_states(db, [*exclude, *pin])
+    for option, slugs in (("--exclude", exclude), ("--pin", pin)):
+        for slug in slugs:
+            if slug not in states:
+                raise NotFoundError(f"{option} {slug}: no post with that slug")
+    for slug in pin:
+        _, status, published_at, number = states[slug]
+        if number:
+            raise ConflictError(f"cannot pin {slug!r}: it went out in issue {number}")
+        if status != "published" or published_at is None:
+            raise ConflictError(f"cannot pin {slug!r}: it is a draft (publish it first)")
+        if from_db_time(published_at) > now:
+            raise ConflictError(
+                f"cannot pin {slug!r}: it is dated {published_at}, after now; it waits"
+            )
+
+
+def select_posts_for_issue(
+    db: Database,
+    now: datetime,
+    exclude: Sequence[str] = (),
+    pin: Sequence[str] = (),
+    *,
+    limit: int = MAX_POSTS_PER_ISSUE,
+) -> list[Post]:
+    """The posts the next issue would take: pinned ones first (in the given order), then the
+    waiting ones oldest first, at most ``limit`` of those; excluded slugs left out.
+
+    Raises NotFoundError for an unknown slug and ConflictError for a pinned post that cannot go
+    into this issue (a draft, dated in the future, or already in an issue).
+    """
+    exclude = list(dict.fromkeys(exclude))
+    pin = list(dict.fromkeys(pin))
+    _check_slugs(db, now=now, exclude=exclude, pin=pin)
+    states = store.post_states(db, [*exclude, *pin])
+    skip = {states[slug][0] for slug in exclude} | {states[slug][0] for slug in pin}
+    waiting = store.waiting_post_ids(db, now=now, limit=limit + len(skip))
+    rest = [post_id for post_id in waiting if post_id not in skip][:limit]
+    return get_posts_by_ids(db, [states[slug][0] for slug in pin] + rest)
+
+
+@contextlib.contextmanager
+def _immediate_transaction(db: Database) -> Iterator[None]:
+    """One write transaction, taken at once so a concurrent run cannot pick the same posts."""
+    if db.conn.in_transaction:  # the caller's transaction: it commits
+        yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()
+
+
+def _clean_note(note: str) -> str:
+    lines = [" ".join(line.split()) for line in strip_forbidden(note).strip().splitlines()]
+    return "\n".join(lines)
+
+
+def plan_issue(
+    db: Database,
+    settings: Settings,
+    *,
+    now: datetime,
+    period: str | None = None,
+    note: str = "",
+    exclude: Sequence[str] = (),
+    pin: Sequence[str] = (),
+    limit: int = MAX_POSTS_PER_ISSUE,
+) -> tuple[Issue, list[Post]] | None:
+    """The next issue as it would be created now, without recording anything (dry run, preview).
+
+    None when no post is waiting.
+    """
+    posts = select_posts_for_issue(db, now, exclude, pin, limit=limit)
+    if not posts:
+        return None
+    from policyfeed.render import render_subject
+
+    issue = Issue(
+        number=store.next_issue_number(db),
+        period=period or default_period(settings, now),
+        created_at=now,
+        updated_at=now,
+        note=_clean_note(note),
+    )
+    return replace(issue, subject=render_subject(issue, posts, settings)), posts
+
+
+def create_issue(
+    db: Database,
+    settings: Settings,
+    *,
+    period: str,
+    now: datetime,
+    note: str = "",
+    exclude: Sequence[str] = (),
+    pin: Sequence[str] = (),
+    limit: int = MAX_POSTS_PER_ISSUE,
+) -> Issue | None:
+    """Create the next issue for ``period`` from the waiting posts and freeze its selection.
+
+    Returns None (and records nothing) when no post is waiting. Raises ConflictError when the
+    period already has an issue.
+    """
+    with _immediate_transaction(db):
+        existing = store.issue_by_period(db, period)
+        if existing is not None:
+            raise ConflictError(f"period {period!r} already has issue {existing.number}")
+        planned = plan_issue(
+            db, settings, now=now, period=period, note=note, exclude=exclude, pin=pin, limit=limit
+        )
+        if planned is None:
+            return None
+        issue, posts = planned
+        return store.insert_issue(
+            db,
+            number=issue.number,
+            period=period,
+            subject=issue.subject,
+            note=issue.note,
+            now=now,
+            post_ids=[post.id for post in posts if post.id is not None],
+        )
+
+
+def get_issue(db: Database, number: int) -> Issue:
+    issue = store.issue_by_number(db, number)
+    if issue is None:
+        raise NotFoundError(f"no issue number {number}")
+    return issue
+
+
+def get_issue_by_period(db: Database, period: str) -> Issue | None:
+    return store.issue_by_period(db, period)
+
+
+def list_issues(db: Database) -> list[Issue]:
+    """Every issue, newest first."""
+    return store.all_issues(db)
+
+
+def issue_post_counts(db: Database) -> dict[int, int]:
+    """Number of posts per issue number."""
+    counts = store.post_counts(db)
+    return {issue.number: counts.get(issue.id or 0, 0) for issue in store.all_issues(db)}
+
+
+def issue_posts(db: Database, issue: Issue) -> list[Post]:
+    """The frozen selection of an issue, in its order (as it was sent, whatever their status)."""
+    if issue.id is None:
+        raise ValueError("a planned issue has no stored posts")
+    return get_posts_by_ids(db, store.issue_post_ids(db, issue.id))
+
+
+def mark_issue_status(db: Database, issue: Issue, status: str, now: datetime) -> Issue:
+    """Set an issue's status (draft, sending, sent) and commit; returns the updated issue."""
+    if status not in ISSUE_STATUSES:
+        raise InputError(f"issue status must be one of {', '.join(ISSUE_STATUSES)}, not {status!r}")
+    if issue.id is None:
+        raise ValueError("a planned issue has no status to change")
+    to_db_time(now)  # refuses a naive datetime before anything is written
+    with _immediate_transaction(db):
+        store.set_issue_status(db, issue.id, status, now=now)
+    return get_issue(db, issue.number)
+
+
+def get_chapter(db: Database, slug: str) -> ChapterVariant:
+    chapter = store.chapter_by_slug(db, slug)
+    if chapter is None:
+        raise NotFoundError(f"no chapter with slug {slug!r}")
+    return chapter

@@ -1,0 +1,579 @@
+"""Turning an issue into an email: the Jinja environment, premailer, the text part, the size guard.
+
+Templates load through a ChoiceLoader: ``settings.templates_dir`` first (a site's overrides), then
+the defaults shipped as the ``policyfeed.templates`` package. HTML templates autoescape.
+
+A digest is rendered and its CSS inlined ONCE per issue variant (the whole issue, or a chapter's
+share of it). The result still holds placeholders such as :data:`UNSUBSCRIBE_URL_TOKEN`; delivery
+personalises a message by substituting them, never by rendering again.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import textwrap
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+from policyfeed.errors import ConfigError, DigestTooLargeError
+from policyfeed.posts import Post, sanitize_html
+
+if TYPE_CHECKING:
+    import jinja2
+    import lxml.html
+
+    from policyfeed.config import Settings
+    from policyfeed.issues import Issue
+
+#: Stands for the recipient's unsubscribe URL in both parts. Delivery replaces it per recipient:
+#: with the HTML-escaped URL in ``html`` and the bare URL in ``text``.
+UNSUBSCRIBE_URL_TOKEN = "%%UNSUBSCRIBE_URL%%"
+PLACEHOLDERS = (UNSUBSCRIBE_URL_TOKEN,)
+#: Room counted for each placeholder once substituted (a token URL is far shorter).
+PLACEHOLDER_URL_BYTES = 300
+
+#: Gmail clips an HTML part above about 102 KB and hides what follows, the unsubscribe link
+#: included. Counted in bytes of 1000, which is on the safe side.
+CLIP_BYTES = 102_000
+WARN_BYTES = 90_000
+
+TEXT_WIDTH = 78
+SUMMARY_CHARS = 320
+EMAIL_CONTENT_WIDTH = 552  # 600px column minus its padding: widest image Outlook should get
+
+HTML_TEMPLATE = "email/digest.html"
+TEXT_TEMPLATE = "email/digest.txt"
+SUBJECT_TEMPLATE = "email/subject.txt"
+
+MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
+_LINK_SCHEMES = ("http", "https", "mailto")
+
+
+class ChapterLike(Protocol):
+    """What a digest shows of a chapter: its name and its intro line."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def intro(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    """One rendered variant of an issue, ready to be personalised and sent.
+
+    ``html`` has its CSS inlined; ``html`` and ``text`` both contain :data:`UNSUBSCRIBE_URL_TOKEN`.
+    ``size_bytes`` is the HTML part as sent (UTF-8, placeholders counted at their longest).
+    """
+
+    subject: str
+    html: str
+    text: str
+    size_bytes: int
+    warnings: tuple[str, ...] = ()
+    summaries_only: bool = False
+    chapter: str | None = None  # the chapter's slug, None for the whole issue
+
+
+@dataclass(frozen=True)
+class PostView:
+    """A post as the templates show it: every value ready to print."""
+
+    title: str
+    url: str
+    date: str
+    date_iso: str
+    author: str
+    topics: tuple[str, ...]
+    summary: str
+    short_summary: str
+    body_html: Any  # markupsafe.Markup: cleaned HTML, safe to print unescaped
+    text_body: str  # wrapped plain text with [n] link references
+    text_summary: str
+    text_links: tuple[str, ...]
+
+
+# --- the Jinja environment -------------------------------------------------------------------
+
+
+def _default_template_loader() -> jinja2.BaseLoader:
+    import importlib.resources
+
+    import jinja2
+
+    root = importlib.resources.files("policyfeed.templates")
+
+    class PackageResourceLoader(jinja2.BaseLoader):
+        """The templates shipped inside the package (works from a wheel, a zip or a checkout)."""
+
+        def get_source(
+            self, environment: jinja2.Environment, template: str
+        ) -> tuple[str, str | None, Any]:
+            resource = root.joinpath(*template.split("/"))
+            if ".." in template.split("/") or not resource.is_file():
+                raise jinja2.TemplateNotFound(template)
+            return resource.read_text(encoding="utf-8"), None, lambda: True
+
+    return PackageResourceLoader()
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(templates_dir: Path | None) -> jinja2.Environment:
+    import jinja2
+
+    loaders: list[jinja2.BaseLoader] = []
+    if templates_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
+    loaders.append(_default_template_loader())
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "htm", "xml"), default_for_string=True
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = wrap_text
+    env.filters["heading"] = text_heading
+    return env
+
+
+def template_environment(settings: Settings) -> jinja2.Environment:
+    """The Jinja environment for a site: its templates folder first, then the defaults."""
+    return _environment(settings.templates_dir)
+
+
+def render_template(settings: Settings, name: str, **context: Any) -> str:
+    """Render one template; a missing or broken template is a ConfigError naming it."""
+    import jinja2
+
+    try:
+        return template_environment(settings).get_template(name).render(**context)
+    except jinja2.TemplateNotFound as exc:
+        raise ConfigError(
+            f"template {exc.name} not found (in build.templates_dir or the defaults)"
+        ) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(
+            f"template {exc.name or name}, line {exc.lineno}: {exc.message}"
+        ) from None
+    except jinja2.UndefinedError as exc:
+        raise ConfigError(f"template {name}: {exc.message}") from None
+
+
+# --- plain text helpers ----------------------------------------------------------------------
+
+
+def display_width(text: str) -> int:
+    """Columns a terminal or mail reader gives ``text`` (wide East Asian and emoji count 2)."""
+    return sum(
+        0
+        if unicodedata.combining(ch)
+        else 2
+        if unicodedata.east_asian_width(ch) in ("W", "F")
+        else 1
+        for ch in text
+    )
+
+
+def wrap_text(
+    text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None
+) -> str:
+    """Wrap each line of ``text`` at ``width``; long words (URLs) are never broken."""
+    out: list[str] = []
+    for line in str(text).splitlines() or [""]:
+        if not line.strip():
+            out.append("")
+            continue
+        out.append(
+            textwrap.fill(
+                line.strip(),
+                width=width,
+                initial_indent=indent if first is None or out else first,
+                subsequent_indent=indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out)
+
+
+def text_heading(text: str, char: str = "=") -> str:
+    """``text`` wrapped, then underlined with ``char`` as wide as its longest line."""
+    wrapped = wrap_text(text)
+    width = max((display_width(line) for line in wrapped.splitlines()), default=0)
+    return f"{wrapped}\n{char * min(width, TEXT_WIDTH)}"
+
+
+def shorten(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a word boundary with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,.;:–—-") + "…"
+
+
+def _tidy_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
+
+
+# --- post bodies: HTML for email, and the same as text -------------------------------------
+
+_BLOCKS = {
+    "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre",
+    "table", "thead", "tbody", "tfoot", "tr", "figure", "figcaption", "hr", "dl", "dt", "dd",
+    "caption",
+}  # fmt: skip
+
+
+def _absolute_link(href: str | None) -> bool:
+    if not href:
+        return False
+    parts = urlsplit(href)
+    return parts.scheme in _LINK_SCHEMES and (parts.scheme == "mailto" or bool(parts.netloc))
+
+
+def _fragment(html: str) -> lxml.html.HtmlElement:
+    import lxml.html
+
+    return lxml.html.fragment_fromstring(html or "", create_parent="div")
+
+
+def email_body_html(body_html: str, base_url: str) -> str:
+    """A post body made safe for mail clients: cleaned again, every image with alt text and a
+    width that fits the column, only absolute http(s)/mailto links, wide tables scrollable."""
+    import lxml.html
+
+    root = _fragment(sanitize_html(body_html, base_url))
+    for img in list(root.iter("img")):
+        if not _absolute_link(img.get("src")) or urlsplit(img.get("src", "")).scheme == "mailto":
+            img.drop_tree()
+            continue
+        if img.get("alt") is None:
+            img.set("alt", "")
+        width = img.get("width", "")
+        if not width.isdigit() or int(width) > EMAIL_CONTENT_WIDTH:
+            img.attrib.pop("height", None)
+            if width.isdigit():
+                img.set("width", str(EMAIL_CONTENT_WIDTH))
+            else:
+                img.attrib.pop("width", None)
+        img.set("style", "max-width:100%;height:auto;border:0;")
+    for link in root.iter("a"):
+        if link.get("href") is not None and not _absolute_link(link.get("href")):
+            del link.attrib["href"]
+    for table in list(root.iter("table")):
+        parent = table.getparent()
+        if parent is None or parent.get("class") == "scroll":
+            continue
+        holder = lxml.html.Element("div", {"class": "scroll", "style": "overflow-x:auto;"})
+        table.addprevious(holder)
+        holder.tail, table.tail = table.tail, None
+        holder.append(table)
+    html = lxml.html.tostring(root, encoding="unicode")
+    return html.removeprefix("<div>").removesuffix("</div>")
+
+
+class _TextWriter:
+    """Plain text of an HTML fragment: paragraphs, lists, quotes; links listed as [n]."""
+
+    def __init__(self) -> None:
+        self.blocks: list[str] = []
+        self.links: list[str] = []
+        self._inline: list[str] = []
+        self._marker: str | None = None  # a list item's "- " or "2. ", for its first line
+
+    def _link_ref(self, href: str) -> int:
+        if href not in self.links:
+            self.links.append(href)
+        return self.links.index(href) + 1
+
+    def _flush(self, indent: str) -> None:
+        text = "".join(self._inline)
+        self._inline = []
+        lines = [" ".join(line.split()) for line in text.split("\n")]
+        text = "\n".join(line for line in lines if line)
+        if text:
+            self.blocks.append(wrap_text(text, indent=indent, first=self._marker))
+            self._marker = None
+
+    def _inline_element(self, el: Any) -> None:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag == "br":
+            self._inline.append("\n")
+        elif tag == "img":
+            alt = " ".join((el.get("alt") or "").split())
+            if alt:
+                self._inline.append(f"[{alt}]")
+        elif tag:
+            start = len(self._inline)
+            self._inline.append(el.text or "")
+            for child in el:
+                self._inline_element(child)
+                self._inline.append(child.tail or "")
+            href = el.get("href") if tag == "a" else None
+            if href and _absolute_link(href):
+                label = " ".join("".join(self._inline[start:]).split())
+                bare = href.removeprefix("mailto:")
+                if label in (href, bare, href.rstrip("/")):
+                    del self._inline[start:]
+                    self._inline.append(bare)
+                else:
+                    self._inline.append(f" [{self._link_ref(href)}]")
+
+    def walk(self, el: Any, indent: str = "") -> None:
+        """Write the content of ``el``: inline runs become wrapped paragraphs."""
+        self._inline.append(el.text or "")
+        number = int(el.get("start", "1") or 1) if el.tag == "ol" else 1
+        for child in el:
+            tag = child.tag if isinstance(child.tag, str) else ""
+            if tag not in _BLOCKS:
+                self._inline_element(child)
+            else:
+                self._flush(indent)
+                if tag == "hr":
+                    self.blocks.append(indent + "* * *")
+                elif tag == "pre":
+                    code = child.text_content().rstrip("\n")
+                    self.blocks.append("\n".join(indent + line for line in code.split("\n")))
+                elif tag == "li":
+                    marker = f"{number}. " if el.tag == "ol" else "- "
+                    number += 1
+                    self._marker = indent + marker
+                    self.walk(child, indent + " " * len(marker))
+                    self._marker = None
+                elif tag == "blockquote":
+                    self.walk(child, indent + "> ")
+                elif tag == "tr":
+                    cells = [" ".join(c.text_content().split()) for c in child]
+                    self.blocks.append(wrap_text(" | ".join(c for c in cells if c), indent=indent))
+                else:
+                    self.walk(child, indent)
+            self._inline.append(child.tail or "")
+        self._flush(indent)
+
+    def text(self) -> str:
+        return "\n\n".join(self.blocks)
+
+
+def html_to_mail_text(body_html: str) -> tuple[str, list[str]]:
+    """Wrapped plain text of a post body and the links it references as [1], [2]…"""
+    writer = _TextWriter()
+    writer.walk(_fragment(body_html))
+    return writer.text(), writer.links
+
+
+# --- views -----------------------------------------------------------------------------------
+
+
+def format_date(moment: datetime | None, tz: tzinfo) -> str:
+    """``30 July 2012`` in the site's time zone (no locale involved)."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(tz)
+    return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
+
+
+def post_views(posts: Sequence[Post], settings: Settings) -> list[PostView]:
+    """Everything the digest and archive templates show of each post."""
+    from markupsafe import Markup
+
+    views = []
+    for post in posts:
+        summary = " ".join(post.summary.split()) or shorten(post.body_text, SUMMARY_CHARS)
+        body_html = email_body_html(post.body_html, settings.base_url)
+        text_body, links = html_to_mail_text(body_html)
+        views.append(
+            PostView(
+                title=post.title,
+                url=post.permalink(settings.base_url),
+                date=format_date(post.published_at, settings.tz),
+                date_iso=post.published_at.isoformat() if post.published_at else "",
+                author=post.author,
+                topics=tuple(topic.name for topic in post.topics),
+                summary=summary,
+                short_summary=shorten(summary, SUMMARY_CHARS),
+                body_html=Markup(body_html),
+                text_body=text_body or wrap_text(summary),
+                text_summary=wrap_text(shorten(summary, SUMMARY_CHARS)),
+                text_links=tuple(links),
+            )
+        )
+    return views
+
+
+def _site_context(settings: Settings) -> dict[str, Any]:
+    logo = settings.logo
+    if logo and not _absolute_link(logo):
+        logo = settings.absolute(logo)
+    return {
+        "title": settings.title,
+        "description": settings.description,
+        "url": settings.base_url,
+        "host": settings.domain,
+        "language": settings.language,
+        "logo": logo,
+        "postal_address": " ".join(settings.postal_address.split()),
+        "archive_url": settings.absolute("issues/"),
+    }
+
+
+def _issue_context(issue: Issue, settings: Settings) -> dict[str, Any]:
+    return {
+        "number": issue.number,
+        "period": issue.period,
+        "subject": issue.subject,
+        "note": issue.note,
+        "date": format_date(issue.created_at, settings.tz),
+        "date_iso": issue.created_at.isoformat(),
+        "web_url": settings.absolute(issue.web_path),
+    }
+
+
+def _chapter_context(chapter: ChapterLike | None) -> dict[str, str] | None:
+    if chapter is None:
+        return None
+    return {"name": chapter.name, "intro": " ".join(chapter.intro.split())}
+
+
+def render_subject(
+    issue: Issue, posts: Sequence[Post], settings: Settings, *, chapter: ChapterLike | None = None
+) -> str:
+    """The subject line from ``email/subject.txt``: one line, white space folded."""
+    text = render_template(
+        settings,
+        SUBJECT_TEMPLATE,
+        site=_site_context(settings),
+        issue=_issue_context(issue, settings),
+        chapter=_chapter_context(chapter),
+        posts=post_views(posts[:1], settings) if posts else [],
+        post_count=len(posts),
+    )
+    return shorten(text, 200)
+
+
+def preheader_text(issue: Issue, posts: Sequence[Post]) -> str:
+    """The line inbox lists show after the subject: the note, else the post titles."""
+    source = issue.note or " · ".join(post.title for post in posts)
+    return shorten(source, 140)
+
+
+def inline_css(html: str) -> str:
+    """Inline the CSS of a ``<style>`` block into the elements, keeping media queries in a
+    ``<style>`` block. No network access and no external files."""
+    import logging
+
+    import premailer
+
+    transformer = premailer.Premailer(
+        html,
+        base_url=None,
+        disable_link_rewrites=True,
+        keep_style_tags=False,  # leftover rules (media queries, :hover) are kept in a <style>
+        allow_network=False,
+        allow_loading_external_files=False,
+        external_styles=None,
+        remove_classes=False,
+        align_floating_images=False,
+        strip_important=False,  # media queries need !important to beat the inlined styles
+        cssutils_logging_level=logging.CRITICAL,
+    )
+    return str(transformer.transform())
+
+
+def _size_as_sent(html: str) -> int:
+    size = len(html.encode("utf-8"))
+    for token in PLACEHOLDERS:
+        size += html.count(token) * (PLACEHOLDER_URL_BYTES - len(token))
+    return size
+
+
+def _render_variant(
+    issue: Issue,
+    posts: Sequence[Post],
+    settings: Settings,
+    chapter: ChapterLike | None,
+    summaries_only: bool,
+) -> tuple[str, str]:
+    context = {
+        "site": _site_context(settings),
+        "issue": _issue_context(issue, settings),
+        "chapter": _chapter_context(chapter),
+        "posts": post_views(posts, settings),
+        "summaries_only": summaries_only,
+        "unsubscribe_url": UNSUBSCRIBE_URL_TOKEN,
+        "preheader": preheader_text(issue, posts),
+    }
+    html = inline_css(render_template(settings, HTML_TEMPLATE, **context))
+    text = _tidy_text(render_template(settings, TEXT_TEMPLATE, **context))
+    return html, text
+
+
+def render_issue(
+    issue: Issue,
+    posts: Sequence[Post],
+    settings: Settings,
+    *,
+    chapter: ChapterLike | None = None,
+) -> RenderedDigest:
+    """Render one variant of an issue: the whole issue, or ``chapter``'s (pass its posts, e.g.
+    from :func:`policyfeed.issues.posts_for_chapter`; its intro line is shown).
+
+    Size guard: above WARN_BYTES a warning; at CLIP_BYTES or more the posts are shown as
+    summaries only; if that is still too large, DigestTooLargeError.
+    """
+    if chapter is None and issue.subject:
+        subject = issue.subject
+    else:
+        subject = render_subject(issue, posts, settings, chapter=chapter)
+    slug = getattr(chapter, "slug", None) if chapter is not None else None
+    warnings: list[str] = []
+    summaries_only = False
+    html, text = _render_variant(issue, posts, settings, chapter, summaries_only=False)
+    size = _size_as_sent(html)
+    if size >= CLIP_BYTES:
+        full_size = size
+        summaries_only = True
+        html, text = _render_variant(issue, posts, settings, chapter, summaries_only=True)
+        size = _size_as_sent(html)
+        where = f"issue {issue.number}" + (f" ({chapter.name})" if chapter is not None else "")
+        if size >= CLIP_BYTES:
+            raise DigestTooLargeError(
+                f"{where}: the HTML is {size:,} bytes even with summaries only, and mail clients "
+                f"clip messages above {CLIP_BYTES:,} bytes (hiding the unsubscribe link); leave "
+                "posts out (--exclude) or shorten the note or the titles"
+            )
+        warnings.append(
+            f"{where}: full posts made {full_size:,} bytes of HTML (clipped above "
+            f"{CLIP_BYTES:,}); sent with summaries only, linking to the full posts"
+        )
+    if size > WARN_BYTES:
+        warnings.append(
+            f"issue {issue.number}: the HTML is {size:,} bytes, close to the {CLIP_BYTES:,} "
+            "at which mail clients clip it"
+        )
+    return RenderedDigest(
+        subject=subject,
+        html=html,
+        text=text,
+        size_bytes=size,
+        warnings=tuple(warnings),
+        summaries_only=summaries_only,
+        chapter=slug,
+    )

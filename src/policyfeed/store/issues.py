@@ -1,0 +1,171 @@
+"""Queries for digest issues, their frozen post selection (the ledger), and chapter variants.
+
+``issue_posts.post_id`` is UNIQUE: a post goes into at most one issue, whatever its date.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlite_utils import Database
+
+from policyfeed.errors import ConflictError
+from policyfeed.store import from_db_time, to_db_time
+
+if TYPE_CHECKING:
+    from policyfeed.issues import ChapterVariant, Issue
+
+ISSUE_COLUMNS = "id, number, period, subject, note, status, created_at, updated_at, sent_at"
+
+
+def _issue_from_row(row: Sequence[Any]) -> Issue:
+    # The model lives in policyfeed.issues, which imports this module: import it when needed.
+    from policyfeed.issues import Issue
+
+    return Issue(
+        id=row[0],
+        number=row[1],
+        period=row[2],
+        subject=row[3],
+        note=row[4],
+        status=row[5],
+        created_at=from_db_time(row[6]),
+        updated_at=from_db_time(row[7]),
+        sent_at=from_db_time(row[8]) if row[8] else None,
+    )
+
+
+def _one(db: Database, where: str, params: Sequence[Any]) -> Issue | None:
+    row = db.execute(f"SELECT {ISSUE_COLUMNS} FROM issues WHERE {where}", list(params)).fetchone()
+    return _issue_from_row(row) if row else None
+
+
+def issue_by_number(db: Database, number: int) -> Issue | None:
+    return _one(db, "number = ?", [number])
+
+
+def issue_by_period(db: Database, period: str) -> Issue | None:
+    return _one(db, "period = ?", [period])
+
+
+def all_issues(db: Database) -> list[Issue]:
+    """Every issue, newest (highest number) first."""
+    rows = db.execute(f"SELECT {ISSUE_COLUMNS} FROM issues ORDER BY number DESC").fetchall()
+    return [_issue_from_row(r) for r in rows]
+
+
+def next_issue_number(db: Database) -> int:
+    return int(db.execute("SELECT coalesce(max(number), 0) + 1 FROM issues").fetchone()[0])
+
+
+def post_counts(db: Database) -> dict[int, int]:
+    """Number of posts of each issue, by issue id."""
+    rows = db.execute("SELECT issue_id, count(*) FROM issue_posts GROUP BY issue_id").fetchall()
+    return {int(issue_id): int(count) for issue_id, count in rows}
+
+
+def issue_post_ids(db: Database, issue_id: int) -> list[int]:
+    """The frozen selection of an issue, in its order."""
+    rows = db.execute(
+        "SELECT post_id FROM issue_posts WHERE issue_id = ? ORDER BY position", [issue_id]
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def waiting_post_ids(db: Database, *, now: datetime, limit: int) -> list[int]:
+    """Published posts dated up to ``now`` that are in no issue yet, oldest first.
+
+    Walks the (status, published_at) index from the oldest post and stops after ``limit``.
+    """
+    rows = db.execute(
+        "SELECT p.id FROM posts p WHERE p.status = 'published' AND p.published_at <= ? "
+        "AND NOT EXISTS (SELECT 1 FROM issue_posts ip WHERE ip.post_id = p.id) "
+        f"ORDER BY p.published_at, p.id LIMIT {int(limit)}",
+        [to_db_time(now)],
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def post_states(db: Database, slugs: Iterable[str]) -> dict[str, tuple[int, str, str | None, int]]:
+    """For each known slug: (post id, status, published_at text, number of its issue or 0)."""
+    wanted = list(dict.fromkeys(slugs))
+    result: dict[str, tuple[int, str, str | None, int]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = db.execute(
+            "SELECT p.slug, p.id, p.status, p.published_at, coalesce(i.number, 0) FROM posts p "
+            "LEFT JOIN issue_posts ip ON ip.post_id = p.id "
+            "LEFT JOIN issues i ON i.id = ip.issue_id "
+            f"WHERE p.slug IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall()
+        for slug, post_id, status, published_at, number in rows:
+            result[slug] = (int(post_id), status, published_at, int(number))
+    return result
+
+
+def insert_issue(
+    db: Database,
+    *,
+    number: int,
+    period: str,
+    subject: str,
+    note: str,
+    now: datetime,
+    post_ids: Sequence[int],
+) -> Issue:
+    """Insert an issue and its frozen selection. Call inside a transaction."""
+    stamp = to_db_time(now)
+    try:
+        cursor = db.execute(
+            "INSERT INTO issues (number, period, subject, note, status, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, 'draft', ?, ?)",
+            [number, period, subject, note, stamp, stamp],
+        )
+        issue_id = int(cursor.lastrowid or 0)
+        db.conn.executemany(
+            "INSERT INTO issue_posts (issue_id, post_id, position) VALUES (?, ?, ?)",
+            [(issue_id, post_id, position) for position, post_id in enumerate(post_ids, 1)],
+        )
+    except sqlite3.IntegrityError as exc:
+        raise ConflictError(
+            f"cannot create issue {number} for period {period!r}: another issue took the "
+            f"period or one of its posts at the same time ({exc})"
+        ) from None
+    issue = issue_by_number(db, number)
+    assert issue is not None
+    return issue
+
+
+def set_issue_status(db: Database, issue_id: int, status: str, *, now: datetime) -> None:
+    """Change the status; ``sent_at`` is set the first time the issue is marked sent."""
+    stamp = to_db_time(now)
+    db.execute(
+        "UPDATE issues SET status = ?, updated_at = ?, "
+        "sent_at = CASE WHEN ? = 'sent' THEN coalesce(sent_at, ?) ELSE sent_at END WHERE id = ?",
+        [status, stamp, status, stamp, issue_id],
+    )
+
+
+def chapter_by_slug(db: Database, slug: str) -> ChapterVariant | None:
+    """A chapter with the slugs of its topic filter (empty: every topic)."""
+    from policyfeed.issues import ChapterVariant
+
+    row = db.execute("SELECT id, slug, name, intro FROM chapters WHERE slug = ?", [slug]).fetchone()
+    if row is None:
+        return None
+    topics = db.execute(
+        "SELECT t.slug FROM chapter_topics ct JOIN topics t ON t.id = ct.topic_id "
+        "WHERE ct.chapter_id = ? ORDER BY t.slug",
+        [row[0]],
+    ).fetchall()
+    return ChapterVariant(
+        id=int(row[0]),
+        slug=row[1],
+        name=row[2],
+        intro=row[3],
+        topic_slugs=tuple(t[0] for t in topics),
+    )
