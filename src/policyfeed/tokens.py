@@ -23,6 +23,8 @@ def make_token(secret: str, subscriber_id: int, list_id: str) -> str:
     """``<id>.<mac>``: URL-safe, 31 characters or so."""
     if not secret:
         raise ValueError("an unsubscribe token needs a secret")
+    if subscriber_id < 0:
+        raise ValueError(f"not a subscriber id: {subscriber_id}")
     return f"{subscriber_id}.{_mac(secret, subscriber_id, list_id)}"
 
 
@@ -31,9 +33,13 @@ def read_token(secret: str, token: str, list_id: str) -> int | None:
     if not secret or not token or len(token) > 100:
         return None
     head, _, mac = token.partition(".")
-    if not head.isdigit() or not mac:
+    # ASCII digits only ("²".isdigit() is true), in canonical form, and an ASCII MAC
+    # (compare_digest refuses non-ASCII text): anything else is simply not a token.
+    if not (head.isascii() and head.isdigit() and mac.isascii() and mac):
         return None
     subscriber_id = int(head)
+    if str(subscriber_id) != head:
+        return None
     if not hmac.compare_digest(mac, _mac(secret, subscriber_id, list_id)):
         return None
     return subscriber_id

@@ -1,0 +1,308 @@
+"""Delivery through an SMTP relay: one reused connection, a rate limit, bounded retries.
+
+The relay's answers decide what happens to a ledger row:
+
+- 2xx: sent;
+- 5xx for the recipient (or for this message's data): :class:`SendRefused` with the relay's
+  answer, so that row is marked failed and delivery goes on with the others;
+- 4xx, a dropped connection or a timeout: retried with exponential backoff up to
+  ``settings.smtp_retries`` times, then :class:`SendDeferred`, so the row stays pending for the
+  next run (exit 75);
+- anything that is not about one recipient (the relay refuses the login or the sender, or the
+  connection cannot be made at all) is also :class:`SendDeferred`: no row is marked failed for a
+  problem that is the configuration's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import smtplib
+import ssl
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from policyfeed.errors import ConfigError
+from policyfeed.transport import SendDeferred, SendRefused
+
+if TYPE_CHECKING:
+    from policyfeed.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: First wait before retrying a temporary failure; doubled on each retry, capped.
+BACKOFF_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 60.0
+
+
+class RateLimiter:
+    """Spaces hand-offs at least ``1 / rate`` seconds apart (``rate`` 0: no limit).
+
+    Spacing rather than a bucket with bursts: a relay that allows N messages a second usually
+    counts over short windows, and a steady stream never trips it.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._next: float | None = None
+
+    def wait(self) -> None:
+        """Block until the next hand-off is allowed, and reserve it."""
+        if not self.interval:
+            return
+        now = self._clock()
+        if self._next is not None and now < self._next:
+            self._sleep(self._next - now)
+            now = self._next
+        self._next = now + self.interval
+
+
+def backoff_delay(
+    retry: int, base: float = BACKOFF_SECONDS, cap: float = BACKOFF_CAP_SECONDS
+) -> float:
+    """Seconds to wait before retry number ``retry`` (1, 2, …): base, 2×base, 4×base… capped."""
+    return float(min(cap, base * 2 ** (retry - 1)))
+
+
+def _answer(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+class _Temporary(Exception):
+    """Internal: a failure worth retrying (``stale``: a reused connection the relay had closed)."""
+
+    def __init__(self, reason: str, *, stale: bool = False) -> None:
+        super().__init__(reason)
+        self.stale = stale
+
+
+class SmtpTransport:
+    """Sends each message to one recipient through the configured relay.
+
+    ``resend_is_idempotent`` is False: a relay that accepted a message delivers it, and handing
+    it over again would deliver it twice.
+    """
+
+    resend_is_idempotent = False
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        require_secret: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        backoff: float | None = None,
+    ) -> None:
+        if not settings.smtp_host:
+            raise ConfigError("smtp.host is not set: no relay to send through")
+        if require_secret and not settings.secret:
+            raise ConfigError(
+                "sending to subscribers over SMTP needs POLICYFEED_SECRET (the key of the "
+                "unsubscribe links); set it in the environment"
+            )
+        if settings.smtp_username and not settings.smtp_password:
+            raise ConfigError(
+                f"smtp.username is {settings.smtp_username!r} but POLICYFEED_SMTP_PASSWORD is "
+                "not set"
+            )
+        self.host = settings.smtp_host
+        self.port = settings.smtp_port
+        self.security = settings.smtp_security
+        self.username = settings.smtp_username
+        self._password = settings.smtp_password
+        self.timeout = settings.smtp_timeout
+        self.retries = max(0, settings.smtp_retries)
+        self.local_hostname = settings.domain
+        self._ssl_context = ssl_context
+        self._sleep = sleep
+        self._backoff = BACKOFF_SECONDS if backoff is None else backoff
+        self._limiter = RateLimiter(settings.smtp_rate_limit, clock=clock, sleep=sleep)
+        self._conn: smtplib.SMTP | None = None
+        self._sent_on_conn = 0
+        #: Connections opened so far (the first, then one per reconnect).
+        self.connections = 0
+
+    # --- connection ----------------------------------------------------------------------
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
+
+    def _connect(self) -> smtplib.SMTP:
+        """Open, secure and log in; a failure here is temporary for the row being sent."""
+        where = f"{self.host}:{self.port}"
+        conn: smtplib.SMTP | None = None
+        try:
+            if self.security == "tls":
+                conn = smtplib.SMTP_SSL(
+                    self.host,
+                    self.port,
+                    local_hostname=self.local_hostname,
+                    timeout=self.timeout,
+                    context=self._context(),
+                )
+            else:
+                conn = smtplib.SMTP(
+                    self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
+                )
+            conn.ehlo()
+            if self.security == "starttls":
+                if not conn.has_extn("starttls"):
+                    conn.close()
+                    raise SendDeferred(
+                        f"relay {where} does not offer STARTTLS (smtp.security = starttls); "
+                        "refusing to send in clear text"
+                    )
+                conn.starttls(context=self._context())
+                conn.ehlo()
+            if self.username:
+                conn.login(self.username, self._password)
+        except smtplib.SMTPAuthenticationError as exc:
+            self._discard(conn)
+            # Retrying a refused login only locks the account: stop this run at once.
+            raise SendDeferred(
+                f"relay {where} refused the login for {self.username!r}: "
+                f"{_answer(exc.smtp_code, exc.smtp_error)}; check smtp.username and "
+                "POLICYFEED_SMTP_PASSWORD"
+            ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            self._discard(conn)
+            raise SendDeferred(f"relay {where}: {exc}") from None
+        except ssl.SSLCertVerificationError as exc:
+            self._discard(conn)
+            raise SendDeferred(
+                f"relay {where}: TLS certificate not trusted ({exc.verify_message})"
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            self._discard(conn)
+            raise _Temporary(f"cannot connect to relay {where}: {_describe(exc)}") from None
+        self.connections += 1
+        self._sent_on_conn = 0
+        log.debug("connected to %s (%s)", where, self.security)
+        return conn
+
+    @staticmethod
+    def _discard(conn: smtplib.SMTP | None) -> None:
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def _drop(self) -> None:
+        self._discard(self._conn)
+        self._conn = None
+
+    def close(self) -> None:
+        """Say QUIT politely and release the connection."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            self._discard(conn)
+
+    # --- sending -------------------------------------------------------------------------
+    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+        """Hand one message for one recipient to the relay, or raise SendDeferred/SendRefused."""
+        retry = 0
+        free_reconnect = True
+        while True:
+            self._limiter.wait()
+            try:
+                self._send_once(message, sender, recipient)
+                return
+            except _Temporary as exc:
+                if exc.stale and free_reconnect:
+                    # An idle connection the relay closed: reconnect at once, no retry spent.
+                    free_reconnect = False
+                    log.debug("relay closed the connection; reconnecting (%s)", message_id)
+                    continue
+                retry += 1
+                if retry > self.retries:
+                    raise SendDeferred(
+                        f"{exc} (gave up after {self.retries} "
+                        f"{'retry' if self.retries == 1 else 'retries'})"
+                    ) from None
+                delay = backoff_delay(retry, self._backoff)
+                log.warning(
+                    "temporary failure for %s: %s; retry %d/%d in %.1fs",
+                    recipient,
+                    exc,
+                    retry,
+                    self.retries,
+                    delay,
+                )
+                self._sleep(delay)
+
+    def _send_once(self, message: bytes, sender: str, recipient: str) -> None:
+        reused = self._conn is not None and self._sent_on_conn > 0
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        options: list[str] = []
+        if not (sender.isascii() and recipient.isascii()):
+            if not conn.has_extn("smtputf8"):
+                raise SendRefused(
+                    f"the relay does not accept non-ASCII addresses (no SMTPUTF8): {recipient}"
+                )
+            options.append("SMTPUTF8")
+        try:
+            conn.sendmail(sender, [recipient], message, mail_options=options)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = exc.recipients.get(recipient, (0, b"refused"))
+            self._settle(code, text)
+        except smtplib.SMTPSenderRefused as exc:
+            if exc.smtp_code >= 500:
+                self._drop_if_closed(exc.smtp_code)
+                # Refused for every row alike: not a reason to fail this subscriber.
+                raise SendDeferred(
+                    f"relay refused the sender {sender}: {_answer(exc.smtp_code, exc.smtp_error)}"
+                ) from None
+            self._settle(exc.smtp_code, exc.smtp_error)
+        except smtplib.SMTPDataError as exc:
+            self._settle(exc.smtp_code, exc.smtp_error)
+        except smtplib.SMTPServerDisconnected as exc:
+            self._drop()
+            timed_out = isinstance(exc.__context__, TimeoutError)
+            if timed_out:
+                raise _Temporary("the relay did not answer in time (smtp.timeout)") from None
+            raise _Temporary(f"relay closed the connection ({exc})", stale=reused) from None
+        except smtplib.SMTPResponseException as exc:
+            self._settle(exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise _Temporary(f"connection to relay failed: {_describe(exc)}") from None
+        else:
+            self._sent_on_conn += 1
+
+    def _settle(self, code: int, text: bytes | str) -> None:
+        """Turn a non-2xx answer into a refusal (5xx) or a retry (anything else)."""
+        answer = _answer(code, text)
+        self._drop_if_closed(code)
+        if 500 <= code < 600:
+            raise SendRefused(answer)
+        raise _Temporary(f"relay answered {answer}")
+
+    def _drop_if_closed(self, code: int) -> None:
+        # smtplib closes the socket itself after a 421 (the relay is shutting the session).
+        if code == 421 or (self._conn is not None and self._conn.sock is None):
+            self._drop()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
