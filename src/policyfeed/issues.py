@@ -12,6 +12,7 @@ note shown at the top.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -74,20 +75,26 @@ def posts_for_chapter(posts: Sequence[Post], chapter_topic_slugs: Iterable[str])
 
 
 def default_period(settings: Settings, now: datetime) -> str:
-    """The period key for ``now`` when none is given: the one the schedule gives, if available.
+    """The period key the digest schedule gives for ``now``: its latest scheduled time at or
+    before ``now`` in the site's time zone (``2012-07-30T08:00``), as ``publish`` uses it."""
+    from policyfeed.schedule import current_period
 
-    Without a schedule module this is the ISO week of ``now`` in the site's time zone
-    (``2012-W31``).
-    """
-    try:
-        from policyfeed import schedule
-    except ImportError:
-        schedule = None  # type: ignore[assignment]
-    period_for = getattr(schedule, "period_for", None)
-    if callable(period_for):
-        return str(period_for(settings, now))
-    year, week, _ = now.astimezone(settings.tz).isocalendar()
-    return f"{year}-W{week:02d}"
+    return current_period(settings.schedule, settings.tz, now).key
+
+
+def period_key(settings: Settings, text: str) -> str:
+    """A period given by an editor: a site-local time or date is normalised like the schedule's
+    keys (``2012-07-30`` is ``2012-07-30T00:00``); any other word names a special issue."""
+    from policyfeed.schedule import parse_period
+
+    key = " ".join(text.split())
+    if not key:
+        raise InputError("the period must not be empty", source="--period")
+    if re.match(r"\d{4}-\d{2}-\d{2}", key):
+        return parse_period(key, settings.tz).key
+    if len(key) > 100:
+        raise InputError("the period is longer than 100 characters", source="--period")
+    return key
 
 
 def _check_slugs(
