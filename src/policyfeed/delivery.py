@@ -1,0 +1,247 @@
+"""The deliveries ledger, and the outbox: the default transport, a Maildir of finished messages.
+
+A message goes out at most once per (issue, subscriber). When delivery of an issue starts, one
+row per active subscriber is frozen (later subscribers wait for the next issue). Each hand-off is
+written before and after: ``pending → sending`` (committed), hand-off, then ``sent``, ``failed``
+or back to ``pending`` (committed). A run killed during a hand-off leaves its row ``sending``:
+nobody knows whether the message left. The outbox writes each message under a name derived from
+its Message-ID, so doing such a row again is harmless and happens on the next run; over SMTP the
+row is reported and handed over again (same Message-ID) only when the operator says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlite_utils import Database
+
+from policyfeed.output import write_if_changed
+from policyfeed.store import deliveries as store
+from policyfeed.store import subscribers as subscriber_store
+from policyfeed.store.deliveries import Delivery
+from policyfeed.store.subscribers import Subscriber
+from policyfeed.transport import SendDeferred, SendRefused, Transport
+
+if TYPE_CHECKING:
+    from policyfeed.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: (delivery row, its subscriber) → the finished message bytes for that subscriber.
+Compose = Callable[[Delivery, Subscriber], bytes]
+#: Called after each row with (rows done, rows to do).
+Progress = Callable[[int, int], None]
+
+
+# --- the outbox ------------------------------------------------------------------------------
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@+=-]")
+
+
+def outbox_name(message_id: str) -> str:
+    """The Maildir file name of a message: its Message-ID, made safe for a file name."""
+    bare = message_id.strip().strip("<>")
+    safe = _UNSAFE_NAME.sub("_", bare).lstrip(".")[:200]
+    if safe != bare:  # keep ids that only differ in unsafe characters apart
+        safe += "-" + hashlib.sha256(bare.encode()).hexdigest()[:8]
+    return safe
+
+
+class OutboxTransport:
+    """Delivers into a Maildir folder (``tmp/``, ``new/``, ``cur/``): nothing leaves the machine.
+
+    Each message is written to ``tmp/`` then renamed into ``new/`` under a name derived from its
+    Message-ID, so a mail client never sees half a message and doing a hand-off again replaces
+    the file instead of adding a second copy.
+    """
+
+    resend_is_idempotent = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+        name = outbox_name(message_id)
+        try:
+            for folder in ("tmp", "new", "cur"):
+                (self.root / folder).mkdir(parents=True, exist_ok=True)
+            if any((self.root / "cur").glob(f"{name}:*")) or (self.root / "cur" / name).exists():
+                return  # a mail client has already read it: never a second copy
+            final = self.root / "new" / name
+            with contextlib.suppress(FileNotFoundError):
+                if final.read_bytes() == message:
+                    return
+            staged = self.root / "tmp" / name
+            write_if_changed(staged, message)
+            os.replace(staged, final)
+        except OSError as exc:  # a full disk or a permission problem may pass: try again later
+            raise SendDeferred(f"cannot write to the outbox {self.root}: {exc}") from exc
+
+    def close(self) -> None:
+        pass
+
+    def messages(self) -> list[Path]:
+        """The delivered message files (``new/`` and ``cur/``), by name."""
+        found = [p for folder in ("new", "cur") for p in (self.root / folder).glob("*")]
+        return sorted(
+            (p for p in found if p.is_file() and not p.name.startswith(".")), key=lambda p: p.name
+        )
+
+
+def make_transport(settings: Settings) -> Transport:
+    """The outbox when no SMTP relay is configured, else the relay."""
+    if not settings.smtp_host:
+        return OutboxTransport(settings.outbox_dir)
+    from policyfeed.smtp import SmtpTransport
+
+    return SmtpTransport(settings)
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrozenRow:
+    """One planned delivery: ``pending``, or ``skipped`` with a reason (e.g. no posts)."""
+
+    subscriber_id: int
+    chapter_id: int | None
+    message_id: str
+    status: str = "pending"
+    reason: str = ""
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery run did (``sent``, ``failed``, ``skipped``: by this run) and where the
+    ledger of the issue stands afterwards (``ledger``: rows per status)."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    #: Rows left ``sending`` by an interrupted run that this run did not hand over again.
+    ambiguous: int = 0
+    #: Why delivery stopped early (a temporary failure), if it did.
+    deferred: str = ""
+    failures: list[tuple[int, str]] = field(default_factory=list)
+    ledger: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.ledger.values())
+
+    @property
+    def settled(self) -> bool:
+        """Every row is sent, failed or skipped: the issue is done."""
+        return self.ledger.get("pending", 0) == 0 and self.ledger.get("sending", 0) == 0
+
+
+class DeliveryLedger:
+    """The deliveries of one issue. ``clock`` gives the time stamped on each change."""
+
+    def __init__(self, db: Database, issue_id: int, *, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.issue_id = issue_id
+        self.clock = clock
+
+    @property
+    def started(self) -> bool:
+        return store.has_deliveries(self.db, self.issue_id)
+
+    def freeze(self, rows: Sequence[FrozenRow]) -> int:
+        """Write the rows of this issue once, in one transaction; rows already there stay as
+        they are. Returns the number added."""
+        with self.db.conn:
+            return store.insert_deliveries(
+                self.db,
+                self.issue_id,
+                [(r.subscriber_id, r.chapter_id, r.message_id, r.status, r.reason) for r in rows],
+                now=self.clock(),
+            )
+
+    def rows(self) -> list[Delivery]:
+        return store.deliveries_for_issue(self.db, self.issue_id)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status."""
+        return store.status_counts(self.db, self.issue_id)
+
+    def _mark(self, row: Delivery, status: str, error: str = "") -> None:
+        with self.db.conn:
+            store.mark_result(self.db, row.id, status, now=self.clock(), error=error)
+
+    def deliver(
+        self,
+        transport: Transport,
+        compose: Compose,
+        *,
+        sender: str,
+        resend_ambiguous: bool = False,
+        progress: Progress | None = None,
+    ) -> DeliveryReport:
+        """Hand over every row that is not settled; stop at the first temporary failure."""
+        report = DeliveryReport()
+        todo = [row for row in self.rows() if not row.settled]
+        redo_ambiguous = transport.resend_is_idempotent or resend_ambiguous
+        for done, row in enumerate(todo, 1):
+            if row.status == "sending" and not redo_ambiguous:
+                report.ambiguous += 1
+                log.warning(
+                    "message %s (subscriber %s) may or may not have left during an interrupted "
+                    "run: not handed over again without --resend-ambiguous",
+                    row.message_id,
+                    row.subscriber_id,
+                )
+            else:
+                self._deliver_one(row, transport, compose, sender, report)
+            if progress is not None:
+                progress(done, len(todo))
+            if report.deferred:
+                log.warning("delivery stopped, the rest stays pending: %s", report.deferred)
+                break
+        report.ledger = self.counts()
+        return report
+
+    def _deliver_one(
+        self,
+        row: Delivery,
+        transport: Transport,
+        compose: Compose,
+        sender: str,
+        report: DeliveryReport,
+    ) -> None:
+        # Checked just before the hand-off: someone may have left since the issue started.
+        subscriber = subscriber_store.subscriber_by_id(self.db, row.subscriber_id)
+        if subscriber is None:
+            return  # removed, and their rows with them
+        if subscriber.status != "active":
+            self._mark(row, "skipped", f"{subscriber.status} before the message went out")
+            report.skipped += 1
+            return
+        message = compose(row, subscriber)
+        with self.db.conn:
+            if not store.mark_sending(self.db, row.id, now=self.clock()):
+                return
+        try:
+            transport.send(
+                message, sender=sender, recipient=subscriber.email, message_id=row.message_id
+            )
+        except SendRefused as exc:
+            self._mark(row, "failed", str(exc))
+            report.failed += 1
+            report.failures.append((row.subscriber_id, str(exc)))
+        except SendDeferred as exc:
+            self._mark(row, "pending", str(exc))
+            report.deferred = str(exc) or "temporary failure"
+        else:
+            self._mark(row, "sent")
+            report.sent += 1

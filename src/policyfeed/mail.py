@@ -1,0 +1,299 @@
+"""The digest as MIME messages: built once per variant, personalised per recipient by bytes.
+
+A variant of an issue (its subject, HTML with CSS inlined, plain text) becomes one
+:class:`MessageTemplate`: the finished message bytes cut at the places that differ per recipient
+(To, Message-ID, the unsubscribe links). Personalising is then a ``b"".join`` of those literal
+pieces with each recipient's values, already encoded for where they go: nothing is rendered,
+inlined or encoded again per recipient.
+
+Quoted-printable soft line breaks could split a substitution token, so the bodies are encoded
+here, piece by piece between the tokens: each token starts a line of its own (after a soft line
+break) and is followed by one, and each recipient's value is quoted-printable encoded on its own
+into lines of at most 76 characters. Every line of a message stays within RFC 2045's 76 characters
+in the bodies and well under SMTP's 998 octets in the headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import html
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy as email_policy
+from email.utils import format_datetime, formataddr
+from functools import cached_property
+from typing import TYPE_CHECKING, Protocol
+
+from policyfeed.errors import ConfigError
+from policyfeed.tokens import make_token
+
+if TYPE_CHECKING:
+    from policyfeed.config import Settings
+
+CRLF = b"\r\n"
+SOFT_BREAK = b"=\r\n"
+QP_LINE = 76
+
+# Fields a body placeholder may stand for, and the per-recipient header fields.
+BODY_FIELDS = ("unsubscribe_url", "email", "name")
+_HEADER, _TEXT, _HTML = "header", "text", "html"
+_ATEXT_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")
+# Printable ASCII but "=", plus space and tab: quoted-printable keeps them as they are.
+_QP_SAFE_BYTES = bytes(range(33, 127)).replace(b"=", b"") + b" \t"
+_QP_SAFE = frozenset(_QP_SAFE_BYTES)
+_QP_SAFE_OR_EQUALS = _QP_SAFE_BYTES + b"="
+
+
+class Digest(Protocol):
+    """One rendered variant of an issue (render.RenderedDigest has this shape)."""
+
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Recipient:
+    subscriber_id: int
+    email: str
+    name: str
+    message_id: str  # without angle brackets
+
+
+def make_message_id(
+    settings: Settings, *, period: str, issue_number: int, subscriber_id: int
+) -> str:
+    """``issue-N.sub-ID.HASH@domain``: the same for a given (issue, subscriber) on every run; the
+    hash keeps ids of different lists or periods on one domain apart."""
+    seed = f"{settings.list_identifier}\0{period}\0{issue_number}\0{subscriber_id}".encode()
+    digest = hashlib.sha256(seed).hexdigest()[:12]
+    return f"issue-{issue_number}.sub-{subscriber_id}.{digest}@{settings.domain}"
+
+
+# --- encoding helpers ------------------------------------------------------------------------
+
+
+def _fold(name: str, value: str) -> bytes:
+    """One header, folded and RFC 2047-encoded where not ASCII, ending in CRLF."""
+    policy = email_policy.SMTP
+    folded = policy.header_factory(name, value).fold(policy=policy)
+    return folded.encode("ascii")
+
+
+def _encoded_words(text: str) -> str:
+    """RFC 2047 base64 encoded words of at most 75 characters, folded between them."""
+    data = text.encode("utf-8")
+    words, start = [], 0
+    while start < len(data):
+        end = min(start + 45, len(data))
+        while end < len(data) and (data[end] & 0xC0) == 0x80:  # never split a character
+            end -= 1
+        words.append("=?utf-8?b?" + base64.b64encode(data[start:end]).decode("ascii") + "?=")
+        start = end
+    return "\r\n ".join(words)
+
+
+def format_recipient(name: str, email: str) -> bytes:
+    """The To value: ``Name <address>`` (encoded when not ASCII), or the bare address."""
+    if not name:
+        return email.encode("ascii")
+    if name.isascii():
+        return formataddr((name, email)).encode("ascii")
+    return f"{_encoded_words(name)}\r\n <{email}>".encode("ascii")
+
+
+def qp_value(text: str) -> bytes:
+    """A short value quoted-printable encoded as whole lines (soft-broken, no final break).
+
+    The value is always followed by a soft line break in the template, so spaces at its end
+    are safe as they are.
+    """
+    data = text.encode("utf-8")
+    if data.translate(None, _QP_SAFE_OR_EQUALS):  # beyond printable ASCII: byte by byte
+        encoded = b"".join(bytes((b,)) if b in _QP_SAFE else b"=%02X" % b for b in data)
+    else:
+        encoded = data.replace(b"=", b"=3D")
+    width = QP_LINE - 1  # room for the "=" of a soft line break
+    if len(encoded) <= width:
+        return encoded
+    lines, start = [], 0
+    while len(encoded) - start > width:
+        end = start + width
+        cut = encoded.rfind(b"=", end - 2, end)  # never split an "=XX" escape
+        end = cut if cut > start else end
+        lines.append(encoded[start:end])
+        start = end
+    lines.append(encoded[start:])
+    return SOFT_BREAK.join(lines)
+
+
+def _qp_text(text: str) -> bytes:
+    """Quoted-printable for a body piece, CRLF line ends."""
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", CRLF)
+
+
+# --- the template ------------------------------------------------------------------------------
+
+
+@dataclass
+class MessageTemplate:
+    """A finished message cut at its per-recipient slots; see :meth:`personalise`."""
+
+    pieces: tuple[bytes, ...]  # literal bytes; one more than slots
+    slots: tuple[tuple[str, str], ...]  # (field, context)
+    boundary: str
+
+    def personalise(self, values: Mapping[tuple[str, str], bytes]) -> bytes:
+        """The message for one recipient: the pieces joined with that recipient's values."""
+        pieces = self.pieces
+        out = [pieces[0]]
+        for index, slot in enumerate(self.slots, 1):
+            out.append(values[slot])
+            out.append(pieces[index])
+        return b"".join(out)
+
+    @cached_property
+    def distinct_slots(self) -> frozenset[tuple[str, str]]:
+        return frozenset(self.slots)
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = [b""]
+        self.slots: list[tuple[str, str]] = []
+
+    def literal(self, data: bytes) -> None:
+        self.pieces[-1] += data
+
+    def slot(self, field: str, context: str) -> None:
+        self.slots.append((field, context))
+        self.pieces.append(b"")
+
+    def body(self, text: str, placeholders: Mapping[str, str], context: str) -> None:
+        """A quoted-printable body with each placeholder turned into a slot on a line of its own."""
+        if not placeholders:
+            self.literal(_qp_text(text))
+            return
+        pattern = re.compile(
+            "|".join(re.escape(p) for p in sorted(placeholders.values(), key=len, reverse=True))
+        )
+        field_of = {placeholder: field for field, placeholder in placeholders.items()}
+        position = 0
+        for match in pattern.finditer(text):
+            chunk = _qp_text(text[position : match.start()])
+            self.literal(chunk)
+            if chunk and not chunk.endswith(CRLF):
+                self.literal(SOFT_BREAK)
+            self.slot(field_of[match.group(0)], context)
+            self.literal(SOFT_BREAK)
+            position = match.end()
+        self.literal(_qp_text(text[position:]))
+
+
+def build_template(
+    digest: Digest,
+    settings: Settings,
+    *,
+    issue_number: int,
+    variant: str,
+    now: datetime,
+    placeholders: Mapping[str, str] | None = None,
+) -> MessageTemplate:
+    """Build the message of one variant once. ``placeholders`` maps body fields
+    (``unsubscribe_url``, ``email``, ``name``) to the text that stands for them in
+    ``digest.html`` and ``digest.text``."""
+    placeholders = dict(placeholders or {})
+    unknown = set(placeholders) - set(BODY_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown placeholder field(s): {', '.join(sorted(unknown))}")
+    if not settings.unsubscribe_endpoint.isascii():
+        raise ConfigError(
+            f"digest.unsubscribe_url must be ASCII: {settings.unsubscribe_endpoint!r}"
+        )
+    seed = f"{settings.list_identifier}\0{issue_number}\0{variant}\0{digest.subject}"
+    # "=_" never occurs in quoted-printable text, so the boundary cannot collide with a body.
+    boundary = "=_pf_" + hashlib.sha256(seed.encode()).hexdigest()[:28]
+    list_name = settings.mail_from_name or settings.title
+
+    b = _Builder()
+    b.literal(_fold("From", formataddr((settings.mail_from_name, settings.sender))))
+    b.literal(b"To: ")
+    b.slot("to", _HEADER)
+    b.literal(CRLF)
+    if settings.reply_to:
+        b.literal(_fold("Reply-To", settings.reply_to))
+    b.literal(_fold("Subject", " ".join(digest.subject.split())))
+    b.literal(_fold("Date", format_datetime(now.astimezone(settings.tz))))
+    b.literal(b"Message-ID: <")
+    b.slot("message_id", _HEADER)
+    b.literal(b">" + CRLF)
+    b.literal(_fold("List-Id", f"{list_name} <{settings.list_identifier}>"))
+    b.literal(b"List-Unsubscribe: <")
+    b.slot("unsubscribe_url", _HEADER)
+    b.literal(b">," + CRLF + b" <")
+    b.slot("unsubscribe_mailto", _HEADER)
+    b.literal(b">" + CRLF)
+    b.literal(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF)
+    b.literal(b"MIME-Version: 1.0" + CRLF)
+    b.literal(f'Content-Type: multipart/alternative; boundary="{boundary}"'.encode() + CRLF)
+    b.literal(CRLF)
+    for subtype, text, context in (("plain", digest.text, _TEXT), ("html", digest.html, _HTML)):
+        b.literal(f"--{boundary}".encode() + CRLF)
+        b.literal(f'Content-Type: text/{subtype}; charset="utf-8"'.encode() + CRLF)
+        b.literal(b"Content-Transfer-Encoding: quoted-printable" + CRLF + CRLF)
+        b.body(text, placeholders, context)
+        # The CRLF before a boundary belongs to the boundary: always one more, so a body that
+        # ends with a line break keeps it.
+        b.literal(CRLF)
+    b.literal(f"--{boundary}--".encode() + CRLF)
+    return MessageTemplate(tuple(b.pieces), tuple(b.slots), boundary)
+
+
+# --- personalisation ---------------------------------------------------------------------------
+
+
+class Personaliser:
+    """Turns a template into each recipient's message: their token, links and headers."""
+
+    def __init__(self, settings: Settings, secret: str) -> None:
+        from policyfeed.subscribers import unsubscribe_url
+
+        self._secret = secret
+        self._list_id = settings.list_identifier
+        self._settings = settings
+        self._unsubscribe_url = unsubscribe_url
+        self._mailto = settings.editor_email or settings.sender
+
+    def values(
+        self, recipient: Recipient, slots: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], bytes]:
+        """The encoded value of each slot for one recipient."""
+        token = make_token(self._secret, recipient.subscriber_id, self._list_id)
+        url = self._unsubscribe_url(self._settings, token)
+        values: dict[tuple[str, str], bytes] = {}
+        for slot in slots:
+            field, context = slot
+            if field == "to":
+                values[slot] = format_recipient(recipient.name, recipient.email)
+            elif field == "message_id":
+                values[slot] = recipient.message_id.encode("ascii")
+            elif field == "unsubscribe_mailto":
+                values[slot] = f"mailto:{self._mailto}?subject=unsubscribe%20{token}".encode()
+            else:
+                text = {"unsubscribe_url": url, "email": recipient.email, "name": recipient.name}[
+                    field
+                ]
+                if context == _HEADER:
+                    values[slot] = text.encode("ascii")
+                else:
+                    values[slot] = qp_value(html.escape(text) if context == _HTML else text)
+        return values
+
+    def message(self, template: MessageTemplate, recipient: Recipient) -> bytes:
+        """The finished message for one recipient."""
+        return template.personalise(self.values(recipient, template.distinct_slots))

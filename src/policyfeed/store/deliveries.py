@@ -1,0 +1,150 @@
+"""Queries for the deliveries ledger: one row per (issue, subscriber), frozen when delivery starts.
+
+Each status change is its own small transaction, committed at once: the ledger on disk is always
+what has really happened, whatever moment a run is killed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from policyfeed.store import from_db_time, to_db_time
+
+STATUSES = ("pending", "sending", "sent", "failed", "skipped")
+SETTLED = ("sent", "failed", "skipped")
+
+
+@dataclass
+class Delivery:
+    id: int
+    issue_id: int
+    subscriber_id: int
+    chapter_id: int | None
+    message_id: str
+    status: str
+    attempts: int = 0
+    last_error: str = ""
+    sent_at: datetime | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.status in SETTLED
+
+
+_COLUMNS = (
+    "id, issue_id, subscriber_id, chapter_id, message_id, status, attempts, last_error, sent_at"
+)
+
+
+def _from_row(row: Sequence[Any]) -> Delivery:
+    return Delivery(
+        id=int(row[0]),
+        issue_id=int(row[1]),
+        subscriber_id=int(row[2]),
+        chapter_id=int(row[3]) if row[3] is not None else None,
+        message_id=row[4],
+        status=row[5],
+        attempts=int(row[6]),
+        last_error=row[7],
+        sent_at=from_db_time(row[8]) if row[8] else None,
+    )
+
+
+def has_deliveries(db: Database, issue_id: int) -> bool:
+    return (
+        db.execute("SELECT 1 FROM deliveries WHERE issue_id = ? LIMIT 1", [issue_id]).fetchone()
+        is not None
+    )
+
+
+def insert_deliveries(
+    db: Database,
+    issue_id: int,
+    rows: Sequence[tuple[int, int | None, str, str, str]],
+    *,
+    now: datetime,
+) -> int:
+    """Insert (subscriber id, chapter id, message id, status, last error) rows; existing
+    (issue, subscriber) pairs are left alone. Call inside a transaction. Returns rows added."""
+    stamp = to_db_time(now)
+    before = db.conn.total_changes
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO deliveries (issue_id, subscriber_id, chapter_id, message_id, "
+        "status, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (issue_id, sid, cid, mid, status, error, stamp, stamp)
+            for sid, cid, mid, status, error in rows
+        ],
+    )
+    return db.conn.total_changes - before
+
+
+def deliveries_for_issue(db: Database, issue_id: int) -> list[Delivery]:
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM deliveries WHERE issue_id = ? ORDER BY id", [issue_id]
+    ).fetchall()
+    return [_from_row(r) for r in rows]
+
+
+def get_delivery(db: Database, delivery_id: int) -> Delivery | None:
+    row = db.execute(f"SELECT {_COLUMNS} FROM deliveries WHERE id = ?", [delivery_id]).fetchone()
+    return _from_row(row) if row else None
+
+
+def status_counts(db: Database, issue_id: int) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    rows = db.execute(
+        "SELECT status, count(*) FROM deliveries WHERE issue_id = ? GROUP BY status", [issue_id]
+    ).fetchall()
+    counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
+def mark_sending(db: Database, delivery_id: int, *, now: datetime) -> bool:
+    """pending/sending → sending, one more attempt. False when the row is settled or gone."""
+    cursor = db.execute(
+        "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ? "
+        "WHERE id = ? AND status IN ('pending', 'sending')",
+        [to_db_time(now), delivery_id],
+    )
+    return cursor.rowcount > 0
+
+
+def mark_result(
+    db: Database, delivery_id: int, status: str, *, now: datetime, error: str = ""
+) -> None:
+    """Record the outcome of a hand-off (or a decision not to make one)."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown delivery status {status!r}")
+    stamp = to_db_time(now)
+    db.execute(
+        "UPDATE deliveries SET status = ?, last_error = ?, updated_at = ?, "
+        "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+        [status, error, stamp, status, stamp, delivery_id],
+    )
+
+
+def deliveries_for_subscriber(db: Database, subscriber_id: int) -> list[dict[str, Any]]:
+    """The delivery history of one subscriber, oldest issue first (for a data request)."""
+    rows = db.execute(
+        "SELECT i.number, i.period, d.status, d.message_id, d.attempts, d.last_error, "
+        "d.created_at, d.sent_at FROM deliveries d JOIN issues i ON i.id = d.issue_id "
+        "WHERE d.subscriber_id = ? ORDER BY i.number",
+        [subscriber_id],
+    ).fetchall()
+    keys = (
+        "issue",
+        "period",
+        "status",
+        "message_id",
+        "attempts",
+        "last_error",
+        "created_at",
+        "sent_at",
+    )
+    return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -1,0 +1,248 @@
+"""Queries for chapters (with their topic filter) and subscribers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from policyfeed.errors import ConflictError, NotFoundError
+from policyfeed.store import from_db_time, to_db_time
+
+SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced")
+
+
+@dataclass
+class Chapter:
+    """A group of subscribers with its own variant of each issue."""
+
+    slug: str
+    name: str
+    intro: str = ""
+    #: Topic slugs; empty means every post of the issue.
+    topics: list[str] = field(default_factory=list)
+    id: int | None = None
+
+
+@dataclass
+class Subscriber:
+    email: str
+    name: str = ""
+    chapter: str | None = None  # chapter slug
+    status: str = "active"
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+    chapter_id: int | None = None
+    id: int | None = None
+
+
+# --- chapters -------------------------------------------------------------------------------
+
+
+def _chapter_topics(db: Database) -> dict[int, list[str]]:
+    rows = db.execute(
+        "SELECT ct.chapter_id, t.slug FROM chapter_topics ct JOIN topics t ON t.id = ct.topic_id "
+        "ORDER BY t.slug"
+    ).fetchall()
+    result: dict[int, list[str]] = {}
+    for chapter_id, slug in rows:
+        result.setdefault(int(chapter_id), []).append(slug)
+    return result
+
+
+def list_chapters(db: Database) -> list[Chapter]:
+    """Every chapter, by slug."""
+    topics = _chapter_topics(db)
+    rows = db.execute("SELECT id, slug, name, intro FROM chapters ORDER BY slug").fetchall()
+    return [
+        Chapter(slug, name, intro, topics.get(int(i), []), int(i)) for i, slug, name, intro in rows
+    ]
+
+
+def get_chapter(db: Database, slug: str) -> Chapter:
+    for chapter in list_chapters(db):
+        if chapter.slug == slug:
+            return chapter
+    raise NotFoundError(f"no chapter {slug!r}")
+
+
+def chapter_ids(db: Database) -> dict[str, int]:
+    return {slug: int(i) for i, slug in db.execute("SELECT id, slug FROM chapters").fetchall()}
+
+
+def topic_ids_by_slug(db: Database) -> dict[str, int]:
+    return {slug: int(i) for i, slug in db.execute("SELECT id, slug FROM topics").fetchall()}
+
+
+def topic_names_by_slug(db: Database) -> dict[str, str]:
+    return dict(db.execute("SELECT slug, name FROM topics").fetchall())
+
+
+def insert_chapter(db: Database, chapter: Chapter, topic_ids: Sequence[int]) -> int:
+    """Insert a chapter and its topic filter. Call inside a transaction."""
+    if db.execute("SELECT 1 FROM chapters WHERE slug = ?", [chapter.slug]).fetchone():
+        raise ConflictError(f"chapter {chapter.slug!r} already exists")
+    cursor = db.execute(
+        "INSERT INTO chapters (slug, name, intro) VALUES (?, ?, ?)",
+        [chapter.slug, chapter.name, chapter.intro],
+    )
+    chapter_id = int(cursor.lastrowid or 0)
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO chapter_topics (chapter_id, topic_id) VALUES (?, ?)",
+        [(chapter_id, topic_id) for topic_id in topic_ids],
+    )
+    return chapter_id
+
+
+def subscriber_counts(db: Database) -> dict[int | None, int]:
+    """Active subscribers per chapter id (None: no chapter)."""
+    rows = db.execute(
+        "SELECT chapter_id, count(*) FROM subscribers WHERE status = 'active' GROUP BY chapter_id"
+    ).fetchall()
+    return {(int(c) if c is not None else None): int(n) for c, n in rows}
+
+
+# --- subscribers ----------------------------------------------------------------------------
+
+_SUBSCRIBER_SELECT = (
+    "SELECT s.id, s.email, s.name, c.slug, s.status, s.created_at, s.updated_at, "
+    "s.unsubscribed_at, s.chapter_id FROM subscribers s LEFT JOIN chapters c ON c.id = s.chapter_id"
+)
+
+
+def _subscriber_from_row(row: Sequence[Any]) -> Subscriber:
+    return Subscriber(
+        id=int(row[0]),
+        email=row[1],
+        name=row[2],
+        chapter=row[3],
+        status=row[4],
+        created_at=from_db_time(row[5]),
+        updated_at=from_db_time(row[6]),
+        unsubscribed_at=from_db_time(row[7]) if row[7] else None,
+        chapter_id=int(row[8]) if row[8] is not None else None,
+    )
+
+
+def find_subscriber(db: Database, email: str) -> Subscriber | None:
+    """The subscriber with this address (case-insensitive), if any."""
+    row = db.execute(f"{_SUBSCRIBER_SELECT} WHERE s.email = ?", [email]).fetchone()
+    return _subscriber_from_row(row) if row else None
+
+
+def get_subscriber(db: Database, email: str) -> Subscriber:
+    found = find_subscriber(db, email)
+    if found is None:
+        raise NotFoundError(f"no subscriber {email!r}")
+    return found
+
+
+def subscriber_by_id(db: Database, subscriber_id: int) -> Subscriber | None:
+    row = db.execute(f"{_SUBSCRIBER_SELECT} WHERE s.id = ?", [subscriber_id]).fetchone()
+    return _subscriber_from_row(row) if row else None
+
+
+def subscriber_status(db: Database, subscriber_id: int) -> str | None:
+    """The current status, or None when the subscriber was removed."""
+    row = db.execute("SELECT status FROM subscribers WHERE id = ?", [subscriber_id]).fetchone()
+    return str(row[0]) if row else None
+
+
+def list_subscribers(
+    db: Database, *, status: str | None = None, chapter: str | None = None
+) -> list[Subscriber]:
+    """Subscribers by address; ``chapter`` "" selects those without a chapter."""
+    where: list[str] = ["1"]
+    params: list[Any] = []
+    if status is not None:
+        where.append("s.status = ?")
+        params.append(status)
+    if chapter == "":
+        where.append("s.chapter_id IS NULL")
+    elif chapter is not None:
+        where.append("c.slug = ?")
+        params.append(chapter)
+    rows = db.execute(
+        f"{_SUBSCRIBER_SELECT} WHERE {' AND '.join(where)} ORDER BY s.email", params
+    ).fetchall()
+    return [_subscriber_from_row(r) for r in rows]
+
+
+def active_subscriber_ids(db: Database) -> list[tuple[int, int | None]]:
+    """(subscriber id, chapter id) of every active subscriber, by id."""
+    rows = db.execute(
+        "SELECT id, chapter_id FROM subscribers WHERE status = 'active' ORDER BY id"
+    ).fetchall()
+    return [(int(i), int(c) if c is not None else None) for i, c in rows]
+
+
+def recipients_by_id(db: Database, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """(email, name) of the given subscribers, by id."""
+    result: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        rows = db.execute(
+            f"SELECT id, email, name FROM subscribers WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall()
+        for subscriber_id, email, name in rows:
+            result[int(subscriber_id)] = (email, name)
+    return result
+
+
+def insert_subscriber(
+    db: Database, *, email: str, name: str, chapter_id: int | None, now: datetime
+) -> int:
+    stamp = to_db_time(now)
+    cursor = db.execute(
+        "INSERT INTO subscribers (email, name, chapter_id, status, created_at, updated_at) "
+        "VALUES (?, ?, ?, 'active', ?, ?)",
+        [email, name, chapter_id, stamp, stamp],
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def update_subscriber(
+    db: Database,
+    subscriber_id: int,
+    *,
+    now: datetime,
+    name: str | None = None,
+    set_chapter: bool = False,
+    chapter_id: int | None = None,
+    status: str | None = None,
+) -> None:
+    """Change the given fields (the chapter only with ``set_chapter``); ``updated_at`` is now."""
+    sets: list[str] = ["updated_at = ?"]
+    params: list[Any] = [to_db_time(now)]
+    if name is not None:
+        sets.append("name = ?")
+        params.append(name)
+    if set_chapter:
+        sets.append("chapter_id = ?")
+        params.append(chapter_id)
+    if status is not None:
+        sets.append("status = ?")
+        params.append(status)
+        sets.append("unsubscribed_at = ?")
+        params.append(to_db_time(now) if status == "unsubscribed" else None)
+    db.execute(f"UPDATE subscribers SET {', '.join(sets)} WHERE id = ?", [*params, subscriber_id])
+
+
+def unsubscribe(db: Database, subscriber_id: int, *, now: datetime) -> bool:
+    """Mark unsubscribed; False when already unsubscribed (the first time is kept)."""
+    cursor = db.execute(
+        "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, updated_at = ? "
+        "WHERE id = ? AND status != 'unsubscribed'",
+        [to_db_time(now), to_db_time(now), subscriber_id],
+    )
+    return cursor.rowcount > 0
+
+
+def delete_subscriber(db: Database, subscriber_id: int) -> None:
+    """Forget a subscriber and their delivery history."""
+    db.execute("DELETE FROM subscribers WHERE id = ?", [subscriber_id])

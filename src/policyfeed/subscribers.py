@@ -1,0 +1,401 @@
+"""Subscribers and chapters: address checks, CSV import (all or nothing), a member's data export,
+and the unsubscribe link each message carries."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from sqlite_utils import Database
+
+from policyfeed.errors import ConfigError, ConflictError, InputError
+from policyfeed.posts import check_slug, slugify, strip_forbidden
+from policyfeed.store import deliveries as delivery_store
+from policyfeed.store import subscribers as store
+from policyfeed.store.subscribers import Chapter, Subscriber
+from policyfeed.tokens import make_token
+
+if TYPE_CHECKING:
+    from policyfeed.config import Settings
+
+__all__ = [
+    "DEVELOPMENT_SECRET",
+    "Chapter",
+    "ImportResult",
+    "Subscriber",
+    "add_chapter",
+    "add_subscriber",
+    "export_subscriber",
+    "import_subscribers",
+    "normalize_email",
+    "unsubscribe_secret",
+    "unsubscribe_url",
+]
+
+log = logging.getLogger(__name__)
+
+#: The key of unsubscribe tokens when POLICYFEED_SECRET is unset and messages only go to the
+#: local outbox (the demo, a test run). It is public, so such tokens can be forged: never used
+#: for real recipients (SMTP refuses to start without a secret).
+DEVELOPMENT_SECRET = "policyfeed-development-key-NOT-SECRET"
+
+CSV_COLUMNS = ("email", "name", "chapter")
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_DOMAIN_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def normalize_email(text: str) -> str:
+    """A plain mailbox address (``name@example.org``), domain lower-cased; ValueError otherwise.
+
+    Display names, comments, quoted local parts and address literals are refused: one address
+    that every relay accepts, nothing else.
+    """
+    address = text.strip()
+    if not address:
+        raise ValueError("empty address")
+    if len(address) > 254:
+        raise ValueError(f"address too long ({len(address)} characters, at most 254)")
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError(f"{address!r} is not an email address (name@example.org)")
+    if len(local) > 64 or not _LOCAL_PART.match(local):
+        raise ValueError(f"{address!r}: the part before @ is not a plain mailbox name")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ValueError(f"{address!r}: the domain {domain!r} is not valid") from None
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        raise ValueError(f"{address!r}: the domain {domain!r} is not valid")
+    if labels[-1].isdigit():
+        raise ValueError(f"{address!r}: an address needs a domain name, not an IP address")
+    return f"{local}@{ascii_domain}"
+
+
+def _clean_name(text: str) -> str:
+    return " ".join(strip_forbidden(text).split())[:200]
+
+
+# --- chapters -------------------------------------------------------------------------------
+
+
+def _checked_chapter(
+    db: Database,
+    *,
+    slug: str,
+    name: str,
+    intro: str,
+    topics: Sequence[str],
+    source: str,
+    where: str | None = None,
+) -> tuple[Chapter, list[int]]:
+    try:
+        check_slug(slug)
+    except ValueError as exc:
+        raise InputError(str(exc), source=source, where=where) from None
+    name = _clean_name(name)
+    if not name:
+        raise InputError(f"chapter {slug!r} needs a name", source=source, where=where)
+    known = store.topic_ids_by_slug(db)
+    topic_ids = []
+    for topic in topics:
+        topic_slug = topic if topic in known else slugify(topic)
+        if topic_slug not in known:
+            raise InputError(
+                f"unknown topic {topic!r} (known: {', '.join(sorted(known)) or 'none yet'})",
+                source=source,
+                where=where,
+            )
+        topic_ids.append(known[topic_slug])
+    intro = " ".join(strip_forbidden(intro).split())
+    return Chapter(slug=slug, name=name, intro=intro), topic_ids
+
+
+def add_chapter(
+    db: Database, *, slug: str, name: str, intro: str = "", topics: Sequence[str] = ()
+) -> Chapter:
+    """Create a chapter. ``topics`` (names or slugs of existing topics) filter its variant."""
+    chapter, topic_ids = _checked_chapter(
+        db, slug=slug, name=name, intro=intro, topics=topics, source=f"chapter {slug}"
+    )
+    with db.conn:
+        store.insert_chapter(db, chapter, topic_ids)
+    return store.get_chapter(db, slug)
+
+
+def load_chapters(db: Database, records: Sequence[Any], *, source: str) -> int:
+    """Create chapters from records (slug, name, intro, topics), e.g. a JSON file; all or none."""
+    with db.conn:
+        for number, record in enumerate(records, 1):
+            where = f"record {number}"
+            if not isinstance(record, dict):
+                raise InputError(
+                    "a chapter is an object with slug and name", source=source, where=where
+                )
+            topics = record.get("topics", [])
+            if not isinstance(topics, list):
+                raise InputError("topics must be a list", source=source, where=where)
+            chapter, topic_ids = _checked_chapter(
+                db,
+                slug=str(record.get("slug", "")),
+                name=str(record.get("name", "")),
+                intro=str(record.get("intro", "")),
+                topics=[str(t) for t in topics],
+                source=source,
+                where=where,
+            )
+            try:
+                store.insert_chapter(db, chapter, topic_ids)
+            except ConflictError as exc:
+                raise InputError(str(exc), source=source, where=where) from None
+    return len(records)
+
+
+# --- subscribers ----------------------------------------------------------------------------
+
+
+def _chapter_id(db: Database, chapter: str | None) -> int | None:
+    if not chapter:
+        return None
+    ids = store.chapter_ids(db)
+    if chapter not in ids:
+        raise InputError(f"no chapter {chapter!r} (known: {', '.join(sorted(ids)) or 'none yet'})")
+    return ids[chapter]
+
+
+def add_subscriber(
+    db: Database,
+    email: str,
+    *,
+    now: datetime,
+    name: str = "",
+    chapter: str | None = None,
+    resubscribe: bool = False,
+) -> Subscriber:
+    """Add one subscriber. Someone who unsubscribed comes back only with ``resubscribe``."""
+    try:
+        address = normalize_email(email)
+    except ValueError as exc:
+        raise InputError(str(exc), source="subscriber") from None
+    chapter_id = _chapter_id(db, chapter)
+    with db.conn:
+        existing = store.find_subscriber(db, address)
+        if existing is None:
+            store.insert_subscriber(
+                db, email=address, name=_clean_name(name), chapter_id=chapter_id, now=now
+            )
+        elif existing.status == "active":
+            raise ConflictError(f"{existing.email} is already subscribed")
+        elif not resubscribe:
+            raise ConflictError(
+                f"{existing.email} is {existing.status}; add them again only at their request, "
+                "with --resubscribe"
+            )
+        else:
+            store.update_subscriber(
+                db,
+                existing.id or 0,
+                now=now,
+                name=_clean_name(name) or None,
+                set_chapter=bool(chapter),
+                chapter_id=chapter_id,
+                status="active",
+            )
+    return store.get_subscriber(db, address)
+
+
+@dataclass
+class ImportResult:
+    total: int
+    created: int
+    updated: int
+    unchanged: int
+    #: Addresses in the file that had unsubscribed (or bounced): kept as they are.
+    not_resubscribed: int
+
+
+@dataclass
+class _Row:
+    email: str
+    name: str
+    chapter: str
+    line: int
+
+
+def read_subscribers_csv(text: str, *, source: str) -> list[_Row]:
+    """Parse and check a subscribers CSV (columns email, name, chapter; a header row).
+
+    Rows for the same address (in any case) are merged into one; contradicting values are an
+    error naming both lines.
+    """
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "email" not in header:
+        raise InputError(
+            "the first line must be a header with an email column", source=source, where="line 1"
+        )
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if unknown:
+        raise InputError(
+            f"unknown column(s) {', '.join(unknown)} (known: {', '.join(CSV_COLUMNS)})",
+            source=source,
+            where="line 1",
+        )
+    reader.fieldnames = header
+    merged: dict[str, _Row] = {}
+    for record in reader:
+        line = reader.line_num
+        if None in record:
+            raise InputError("more fields than the header has", source=source, where=f"line {line}")
+        values = {k: (v or "").strip() for k, v in record.items()}
+        if not any(values.values()):
+            continue
+        try:
+            address = normalize_email(values.get("email", ""))
+        except ValueError as exc:
+            raise InputError(str(exc), source=source, where=f"line {line}") from None
+        row = _Row(address, _clean_name(values.get("name", "")), values.get("chapter", ""), line)
+        key = address.lower()
+        if key not in merged:
+            merged[key] = row
+            continue
+        first = merged[key]
+        for attr in ("name", "chapter"):
+            mine, theirs = getattr(row, attr), getattr(first, attr)
+            if mine and theirs and mine != theirs:
+                raise InputError(
+                    f"{address} has {attr} {mine!r} here but {theirs!r} on line {first.line}",
+                    source=source,
+                    where=f"line {line}",
+                )
+            if mine and not theirs:
+                setattr(first, attr, mine)
+    return list(merged.values())
+
+
+def import_subscribers(db: Database, path: Path, *, now: datetime) -> ImportResult:
+    """Import a CSV of subscribers: all rows or none.
+
+    New addresses are added as active; known ones get the file's name and chapter. An address
+    that unsubscribed stays unsubscribed: an old list must never bring anyone back.
+    """
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", source=source
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", source=source) from None
+    rows = read_subscribers_csv(text, source=source)
+    chapters = store.chapter_ids(db)
+    for row in rows:
+        if row.chapter and row.chapter not in chapters:
+            raise InputError(
+                f"no chapter {row.chapter!r} (known: {', '.join(sorted(chapters)) or 'none yet'})",
+                source=source,
+                where=f"line {row.line}",
+            )
+    result = ImportResult(len(rows), 0, 0, 0, 0)
+    with db.conn:
+        for row in rows:
+            chapter_id = chapters[row.chapter] if row.chapter else None
+            existing = store.find_subscriber(db, row.email)
+            if existing is None:
+                store.insert_subscriber(
+                    db, email=row.email, name=row.name, chapter_id=chapter_id, now=now
+                )
+                result.created += 1
+                continue
+            if existing.status != "active":
+                result.not_resubscribed += 1
+            new_name = row.name if row.name and row.name != existing.name else None
+            new_chapter = bool(row.chapter) and chapter_id != existing.chapter_id
+            if new_name is None and not new_chapter:
+                result.unchanged += 1
+                continue
+            store.update_subscriber(
+                db,
+                existing.id or 0,
+                now=now,
+                name=new_name,
+                set_chapter=new_chapter,
+                chapter_id=chapter_id,
+            )
+            result.updated += 1
+    return result
+
+
+def unsubscribe(db: Database, email: str, *, now: datetime) -> bool:
+    """Unsubscribe by address; False when they already were. Later sends skip them."""
+    subscriber = store.get_subscriber(db, email.strip())
+    with db.conn:
+        return store.unsubscribe(db, subscriber.id or 0, now=now)
+
+
+def remove_subscriber(db: Database, email: str) -> Subscriber:
+    """Delete a subscriber and their delivery history (a request to be forgotten)."""
+    subscriber = store.get_subscriber(db, email.strip())
+    with db.conn:
+        store.delete_subscriber(db, subscriber.id or 0)
+    return subscriber
+
+
+def export_subscriber(db: Database, email: str) -> dict[str, Any]:
+    """Everything stored about one subscriber, for a member's data request."""
+    subscriber = store.get_subscriber(db, email.strip())
+
+    def stamp(moment: datetime | None) -> str | None:
+        return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+    chapter = store.get_chapter(db, subscriber.chapter) if subscriber.chapter else None
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "chapter": {"slug": chapter.slug, "name": chapter.name} if chapter else None,
+        "status": subscriber.status,
+        "subscribed_at": stamp(subscriber.created_at),
+        "updated_at": stamp(subscriber.updated_at),
+        "unsubscribed_at": stamp(subscriber.unsubscribed_at),
+        "deliveries": delivery_store.deliveries_for_subscriber(db, subscriber.id or 0),
+    }
+
+
+# --- unsubscribe links ----------------------------------------------------------------------
+
+
+def unsubscribe_secret(settings: Settings) -> str:
+    """The key of unsubscribe tokens: POLICYFEED_SECRET, or the public development key when no
+    SMTP relay is configured (messages only reach the local outbox)."""
+    if settings.secret:
+        return settings.secret
+    if settings.smtp_host:
+        raise ConfigError(
+            "POLICYFEED_SECRET is not set: it signs the unsubscribe links, and mail to real "
+            "recipients cannot go out without it (e.g. export POLICYFEED_SECRET=$(openssl rand "
+            "-hex 32))"
+        )
+    log.warning(
+        "POLICYFEED_SECRET is not set: unsubscribe links in the outbox use a public development "
+        "key; set the variable before sending to real recipients"
+    )
+    return DEVELOPMENT_SECRET
+
+
+def unsubscribe_url(settings: Settings, token: str) -> str:
+    """The one-click unsubscribe URL carrying a subscriber's token."""
+    endpoint = settings.unsubscribe_endpoint
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}t={quote(token, safe='.-_~')}"
+
+
+def subscriber_token(secret: str, settings: Settings, subscriber_id: int) -> str:
+    return make_token(secret, subscriber_id, settings.list_identifier)
