@@ -1,0 +1,33 @@
+"""Queries behind the unsubscribe endpoint."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from policyfeed.store import to_db_time
+
+
+def unsubscribe_subscriber(db: Database, subscriber_id: int, now: datetime) -> bool:
+    """Mark a subscriber unsubscribed and commit; False when already so or unknown.
+
+    A bounced address that asks to leave is recorded as unsubscribed too, so that reviving
+    bounced addresses later never brings back someone who left.
+    """
+    stamp = to_db_time(now)
+    with db.conn:
+        cursor = db.conn.execute(
+            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, updated_at = ? "
+            "WHERE id = ? AND status != 'unsubscribed'",
+            (stamp, stamp, subscriber_id),
+        )
+    return cursor.rowcount > 0
+
+
+def subscriber_status(db: Database, subscriber_id: int) -> str | None:
+    """The subscriber's status, or None when there is no such subscriber."""
+    row = db.conn.execute(
+        "SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)
+    ).fetchone()
+    return None if row is None else str(row[0])
