@@ -24,6 +24,7 @@ from policyfeed.posts import (
     strip_forbidden,
 )
 from policyfeed.store import posts as store
+from policyfeed.store import transaction
 
 BASE = "https://policy.example.org/blog/"
 DOMAIN = "policy.example.org"
@@ -274,7 +275,7 @@ def test_unparsable_dates_are_value_errors(value: Any) -> None:
 
 
 def test_naive_dates_are_stored_in_utc(db: sqlite_utils.Database) -> None:
-    with db.conn:
+    with transaction(db):
         store.save_post(db, draft(published_at="2012-07-25 18:00"), now=NOW, domain=DOMAIN)
     stored = db.execute("SELECT published_at FROM posts").fetchone()[0]
     assert stored == "2012-07-25T16:00:00Z"
@@ -284,7 +285,7 @@ def test_naive_dates_are_stored_in_utc(db: sqlite_utils.Database) -> None:
 
 
 def save(db: sqlite_utils.Database, post_id: int | None = None, **fields: Any) -> int:
-    with db.conn:
+    with transaction(db):
         return store.save_post(db, draft(**fields), now=NOW, domain=DOMAIN, post_id=post_id)
 
 

@@ -11,7 +11,7 @@ import sqlite_utils
 
 from policyfeed.errors import ConflictError, NotFoundError
 from policyfeed.posts import PostDraft, Topic, draft_from_record
-from policyfeed.store import from_db_time, open_db, to_db_time
+from policyfeed.store import from_db_time, open_db, to_db_time, transaction
 from policyfeed.store import posts as store
 
 BASE = "https://policy.example.org/"
@@ -25,7 +25,7 @@ def make_draft(**fields: Any) -> PostDraft:
 
 
 def add(db: sqlite_utils.Database, now: datetime = NOW, **fields: Any) -> int:
-    with db.conn:
+    with transaction(db):
         return store.save_post(db, make_draft(**fields), now=now, domain=DOMAIN)
 
 
@@ -46,7 +46,7 @@ def select_sql(trace: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
 def many_posts(db: sqlite_utils.Database) -> sqlite_utils.Database:
     """Enough rows (published and drafts) for the planner to prefer the index honestly."""
     start = datetime(2012, 1, 1, 9, 0, tzinfo=UTC)
-    with db.conn:
+    with transaction(db):
         for n in range(300):
             fields: dict[str, Any] = {"title": f"Post {n}", "slug": f"post-{n}"}
             if n % 3:
@@ -67,7 +67,7 @@ def test_open_sets_wal_foreign_keys_and_a_busy_timeout(db: sqlite_utils.Database
 
 def test_foreign_keys_remove_topic_links_with_their_post(db: sqlite_utils.Database) -> None:
     post_id = add(db, slug="linked", topics=["IETF"])
-    with db.conn:
+    with transaction(db):
         db.execute("DELETE FROM posts WHERE id = ?", [post_id])
     assert db.execute("SELECT count(*) FROM post_topics").fetchone()[0] == 0
 
@@ -241,7 +241,7 @@ def test_search_survives_punctuation_and_fts_syntax(searchable: sqlite_utils.Dat
 
 def test_search_follows_edits_and_deletes(searchable: sqlite_utils.Database) -> None:
     post = store.get_post(searchable, "body-hit")
-    with searchable.conn:
+    with transaction(searchable):
         store.save_post(
             searchable,
             make_draft(slug="body-hit", body="<p>Now about Geneva.</p>"),
@@ -318,7 +318,7 @@ def test_saving_an_unknown_post_id_is_not_found(db: sqlite_utils.Database) -> No
 def test_an_update_without_status_or_date_keeps_them(db: sqlite_utils.Database) -> None:
     post_id = add(db, slug="kept", published_at="2012-07-11T09:00:00Z")
     later = NOW + timedelta(days=3)
-    with db.conn:
+    with transaction(db):
         store.save_post(
             db, make_draft(slug="kept", title="New title"), now=later, domain=DOMAIN,
             post_id=post_id,
@@ -336,11 +336,11 @@ def test_an_unchanged_save_keeps_updated_at_but_a_topic_change_bumps_it(
     fields = {"slug": "same", "published_at": "2012-07-11T09:00:00Z", "topics": ["IETF"]}
     post_id = add(db, **fields)
     first = store.get_post(db, "same").updated_at
-    with db.conn:
+    with transaction(db):
         store.save_post(db, make_draft(**fields), now=NOW, domain=DOMAIN, post_id=post_id)
     assert store.get_post(db, "same").updated_at == first
     changed = {**fields, "topics": ["IETF", "Trade agreements"]}
-    with db.conn:
+    with transaction(db):
         store.save_post(db, make_draft(**changed), now=NOW, domain=DOMAIN, post_id=post_id)
     assert store.get_post(db, "same").updated_at == NOW
 
@@ -353,7 +353,7 @@ def test_publishing_a_draft_without_a_date_dates_it_now(db: sqlite_utils.Databas
 
 def test_deleting_a_post_that_went_out_in_an_issue_is_refused(db: sqlite_utils.Database) -> None:
     post_id = add(db, slug="sent", published_at="2012-07-25")
-    with db.conn:
+    with transaction(db):
         db.execute(
             "INSERT INTO issues (id, number, period, created_at, updated_at) "
             "VALUES (1, 1, '2012-W30', '2012-07-30T08:00:00Z', '2012-07-30T08:00:00Z')"
@@ -377,4 +377,38 @@ def test_a_second_connection_sees_committed_posts(
     add(db, slug="shared", published_at="2012-07-25")
     other = open_db(tmp_path / "test.db")
     assert [p.slug for p in store.list_posts(other)] == ["shared"]
+    other.conn.close()
+
+
+# --- transactions ----------------------------------------------------------------------------
+
+
+def test_a_transaction_rolls_back_every_write_when_one_fails(db: sqlite_utils.Database) -> None:
+    add(db, slug="taken")
+    with pytest.raises(ConflictError), transaction(db):
+        store.save_post(db, make_draft(slug="first-new"), now=NOW, domain=DOMAIN)
+        store.save_post(db, make_draft(slug="second-new", topics=["IETF"]), now=NOW, domain=DOMAIN)
+        store.save_post(db, make_draft(slug="taken"), now=NOW, domain=DOMAIN)
+    assert [p.slug for p in store.list_posts(db)] == ["taken"]
+    assert store.list_topics(db) == []
+    assert not db.conn.in_transaction
+
+
+def test_a_nested_transaction_undoes_only_its_own_writes(db: sqlite_utils.Database) -> None:
+    with transaction(db):
+        store.save_post(db, make_draft(slug="outer"), now=NOW, domain=DOMAIN)
+        with pytest.raises(RuntimeError), transaction(db):
+            store.save_post(db, make_draft(slug="inner"), now=NOW, domain=DOMAIN)
+            raise RuntimeError("inner block fails")
+    assert [p.slug for p in store.list_posts(db)] == ["outer"]
+
+
+def test_writes_in_a_transaction_are_invisible_to_others_until_it_ends(
+    db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    other = open_db(tmp_path / "test.db")
+    with transaction(db):
+        store.save_post(db, make_draft(slug="pending"), now=NOW, domain=DOMAIN)
+        assert store.list_posts(other) == []
+    assert [p.slug for p in store.list_posts(other)] == ["pending"]
     other.conn.close()

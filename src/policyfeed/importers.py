@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlite_utils import Database
 
 from policyfeed.errors import ConflictError, InputError
-from policyfeed.posts import PostDraft, draft_from_record
+from policyfeed.posts import PostDraft, draft_from_record, html_to_text, slugify
 from policyfeed.store import posts as post_store
+from policyfeed.store import transaction
 
 FORMATS = ("json", "jsonl", "csv", "markdown", "feed")
 RECORD_KEYS = {
@@ -103,7 +105,8 @@ def _records_json(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _records_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    # Only "\n" ends a record: str.splitlines() would also split inside strings at U+2028 etc.
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -125,10 +128,23 @@ def _records_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             raise InputError(
                 "the header row has no 'title' column", source=str(path), where="line 1"
             )
-        start = 2
+        unknown = sorted(set(header) - RECORD_KEYS)
+        if unknown:
+            raise InputError(
+                f"unknown column(s) {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(sorted(RECORD_KEYS))})",
+                source=str(path),
+                where="line 1",
+            )
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise InputError(
+                f"column(s) {', '.join(map(repr, repeated))} appear more than once",
+                source=str(path),
+                where="line 1",
+            )
         for row in reader:
-            where = f"line {start}"
-            start = reader.line_num + 1
+            where = f"line {reader.line_num}"  # the row's last line (a quoted field may span)
             if None in row:
                 raise InputError("more fields than the header has", source=str(path), where=where)
             if any(value is None for value in row.values()):
@@ -136,7 +152,7 @@ def _records_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             yield where, {k: v for k, v in row.items() if v != ""}
     except csv.Error as exc:
         raise InputError(
-            f"malformed CSV: {exc}", source=str(path), where=f"line {reader.line_num}"
+            f"malformed CSV: {exc}", source=str(path), where=f"line {reader.reader.line_num}"
         ) from None
 
 
@@ -170,8 +186,14 @@ def _records_markdown(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                 )
             meta = loaded
             body = text[end + 4 :].split("\n", 1)[1] if "\n" in text[end + 4 :] else ""
+        if "body_markdown" in meta or "body" in meta:
+            raise InputError(
+                "the body is the text after the front matter, not a front matter key",
+                source=str(file),
+                where="front matter",
+            )
         record = {**meta, "body_markdown": body}
-        record.setdefault("slug", file.stem)
+        record.setdefault("slug", slugify(file.stem))
         yield "front matter", record | {"__source": str(file)}
 
 
@@ -184,18 +206,23 @@ def _records_feed(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         reason = parsed.get("bozo_exception") or "no entries found"
         raise InputError(f"not an RSS or Atom feed with entries ({reason})", source=str(path))
     for index, entry in enumerate(parsed.entries, start=1):
-        record: dict[str, Any] = {"title": entry.get("title", "")}
+        title = entry.get("title", "")
+        if entry.get("title_detail", {}).get("type") in ("text/html", "application/xhtml+xml"):
+            title = html_to_text(title)
+        record: dict[str, Any] = {"title": title}
         link = entry.get("link")
         if link:
             record["url"] = link
-            tail = link.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
-            if tail:
-                record["slug"] = tail.lower()
+            slug = _slug_from_link(link)
+            if slug:
+                record["slug"] = slug
         if entry.get("id"):
             record["guid"] = entry["id"]
         for key, target in (("published_parsed", "published_at"), ("updated_parsed", "updated_at")):
-            if entry.get(key):
-                y, mo, d, h, mi, sec = entry[key][:6]
+            # dict.get: feedparser's own get() maps a missing updated_parsed to published_parsed.
+            parsed_time = dict.get(entry, key)
+            if parsed_time:
+                y, mo, d, h, mi, sec = parsed_time[:6]
                 record[target] = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
         if "published_at" not in record and "updated_at" in record:
             record["published_at"] = record["updated_at"]
@@ -203,10 +230,21 @@ def _records_feed(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         record["body"] = content[0].get("value", "") if content else entry.get("summary", "")
         if content and entry.get("summary"):
             record["summary"] = entry["summary"]
-        if entry.get("author"):
-            record["author"] = entry["author"]
+        author = entry.get("author_detail", {}).get("name") or entry.get("author")
+        if author:
+            record["author"] = author
         record["topics"] = [t.get("term") for t in entry.get("tags", []) if t.get("term")]
         yield f"entry {index}", record
+
+
+def _slug_from_link(link: str) -> str:
+    """The slug in a post's address (``…/beijing-treaty.html``), or "" when it has none."""
+    segment = urlsplit(link).path.rstrip("/").rsplit("/", 1)[-1]
+    slug = slugify(segment.rsplit(".", 1)[0])
+    # "index", "2012" or "25" name no post: the title makes a better slug.
+    if slug == "index" or not any(c.isalpha() for c in slug):
+        return ""
+    return slug
 
 
 READERS = {
@@ -224,6 +262,7 @@ def read_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> list[Post
         raise InputError("no such file or folder", source=str(path))
     drafts: list[PostDraft] = []
     seen: dict[str, str] = {}
+    seen_guids: dict[str, str] = {}
     for where, record in READERS[fmt](path):
         source = str(record.pop("__source", path))
         if fmt != "feed":
@@ -236,6 +275,14 @@ def read_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> list[Post
                 where=where,
             )
         seen[draft.slug] = where
+        if draft.guid:
+            if draft.guid in seen_guids:
+                raise InputError(
+                    f"duplicate guid {draft.guid!r} (also at {seen_guids[draft.guid]})",
+                    source=source,
+                    where=where,
+                )
+            seen_guids[draft.guid] = where
         drafts.append(draft)
     return drafts
 
@@ -254,20 +301,15 @@ def import_posts(
     fmt = fmt or detect_format(path)
     drafts = read_drafts(path, fmt, base_url=base_url, tz=tz)
     result = ImportResult()
-    try:
-        with db.conn:  # one transaction: all or nothing
-            for draft in drafts:
-                post_id = post_store.find_post_id(db, slug=draft.slug, guid=draft.guid)
-                try:
-                    post_store.save_post(db, draft, now=now, domain=domain, post_id=post_id)
-                except ConflictError as exc:
-                    raise InputError(
-                        str(exc), source=str(path), where=f"post {draft.slug!r}"
-                    ) from None
-                if post_id is None:
-                    result.created += 1
-                else:
-                    result.updated += 1
-    except InputError:
-        raise
+    with transaction(db):  # all or nothing
+        for draft in drafts:
+            post_id = post_store.find_post_id(db, slug=draft.slug, guid=draft.guid)
+            try:
+                post_store.save_post(db, draft, now=now, domain=domain, post_id=post_id)
+            except ConflictError as exc:
+                raise InputError(str(exc), source=str(path), where=f"post {draft.slug!r}") from None
+            if post_id is None:
+                result.created += 1
+            else:
+                result.updated += 1
     return result

@@ -90,6 +90,7 @@ def posts_add(app: App, publish: bool, **values: Any) -> None:
     """
     from policyfeed.posts import draft_from_record
     from policyfeed.store import posts as store
+    from policyfeed.store import transaction
 
     settings = app.settings
     record = _record(values)
@@ -100,7 +101,7 @@ def posts_add(app: App, publish: bool, **values: Any) -> None:
     draft = draft_from_record(
         record, base_url=settings.base_url, tz=settings.tz, source="post", where="options"
     )
-    with app.db.conn:
+    with transaction(app.db):
         store.save_post(app.db, draft, now=app.now(), domain=settings.domain)
     post = store.get_post(app.db, draft.slug)
     click.echo(f"Added {post.slug} ({post.status})")
@@ -121,6 +122,7 @@ def posts_edit(app: App, slug: str, **values: Any) -> None:
     """
     from policyfeed.posts import draft_from_record
     from policyfeed.store import posts as store
+    from policyfeed.store import transaction
 
     settings = app.settings
     current = store.get_post(app.db, slug)
@@ -142,7 +144,7 @@ def posts_edit(app: App, slug: str, **values: Any) -> None:
     draft = draft_from_record(
         record, base_url=settings.base_url, tz=settings.tz, source="post", where=slug
     )
-    with app.db.conn:
+    with transaction(app.db):
         store.save_post(app.db, draft, now=app.now(), domain=settings.domain, post_id=current.id)
     click.echo(f"Updated {draft.slug}")
 

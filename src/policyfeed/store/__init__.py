@@ -6,6 +6,8 @@ This package is the only place that writes SQL. Times are stored as UTC text in 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +32,36 @@ def to_db_time(moment: datetime) -> str:
 
 def from_db_time(text: str) -> datetime:
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """All the writes inside the block happen, or none of them.
+
+    Use this, not ``with db.conn:``: sqlite-utils 4 commits each ``db.execute`` write that starts
+    outside an explicit transaction, so ``with db.conn:`` alone rolls nothing back. The write lock
+    is taken at once (BEGIN IMMEDIATE). Inside another transaction the block is a savepoint: its
+    own writes are undone on error, and the outer transaction decides the rest.
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT policyfeed_nested")
+        try:
+            yield db
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO SAVEPOINT policyfeed_nested")
+                conn.execute("RELEASE SAVEPOINT policyfeed_nested")
+            raise
+        conn.execute("RELEASE SAVEPOINT policyfeed_nested")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
 
 
 def open_db(path: Path | str, *, migrate: bool = True) -> sqlite_utils.Database:

@@ -10,7 +10,7 @@ from sqlite_utils import Database
 
 from policyfeed.errors import ConflictError, NotFoundError
 from policyfeed.posts import Post, PostDraft, Topic, make_guid
-from policyfeed.store import from_db_time, to_db_time
+from policyfeed.store import from_db_time, to_db_time, transaction
 
 POST_COLUMNS = (
     "id, guid, slug, title, summary, body_html, body_text, author, url, status, "
@@ -62,7 +62,8 @@ def topics_for_posts(db: Database, post_ids: Iterable[int]) -> dict[int, list[To
         marks = ",".join("?" * len(chunk))
         rows = db.execute(
             f"SELECT pt.post_id, t.slug, t.name FROM post_topics pt JOIN topics t "
-            f"ON t.id = pt.topic_id WHERE pt.post_id IN ({marks}) ORDER BY t.name, t.slug",
+            f"ON t.id = pt.topic_id WHERE pt.post_id IN ({marks}) "
+            "ORDER BY t.name COLLATE NOCASE, t.slug",
             chunk,
         ).fetchall()
         for post_id, slug, name in rows:
@@ -172,7 +173,7 @@ def list_topics(db: Database) -> list[tuple[Topic, int]]:
         "SELECT t.slug, t.name, count(p.id) FROM topics t "
         "LEFT JOIN post_topics pt ON pt.topic_id = t.id "
         "LEFT JOIN posts p ON p.id = pt.post_id AND p.status = 'published' "
-        "GROUP BY t.id ORDER BY t.name, t.slug"
+        "GROUP BY t.id ORDER BY t.name COLLATE NOCASE, t.slug"
     ).fetchall()
     return [(Topic(slug, name), count) for slug, name, count in rows]
 
@@ -216,9 +217,16 @@ def save_post(
 ) -> int:
     """Insert ``draft`` as a new post, or update post ``post_id``. Returns the post id.
 
-    On an update, a draft without a status or a publication date keeps the post's. Call inside a
-    transaction when saving many (imports are all-or-nothing).
+    On an update, a draft without a status or a publication date keeps the post's. The save is
+    atomic; to save many all-or-nothing (imports), call it inside one ``transaction(db)``.
     """
+    with transaction(db):
+        return _save_post(db, draft, now=now, domain=domain, post_id=post_id)
+
+
+def _save_post(
+    db: Database, draft: PostDraft, *, now: datetime, domain: str, post_id: int | None
+) -> int:
     taken = db.execute("SELECT id FROM posts WHERE slug = ?", [draft.slug]).fetchone()
     if taken and taken[0] != post_id:
         raise ConflictError(f"slug {draft.slug!r} is already used by another post")
@@ -296,7 +304,7 @@ def set_status(
     """Publish or unpublish a post. Publishing keeps an earlier date unless one is given."""
     post = get_post(db, slug)
     date = published_at or post.published_at or now
-    with db.conn:
+    with transaction(db):
         db.execute(
             "UPDATE posts SET status = ?, published_at = ?, updated_at = ? WHERE id = ?",
             [status, to_db_time(date), to_db_time(now), post.id],
@@ -311,7 +319,7 @@ def delete_post(db: Database, slug: str) -> None:
         raise ConflictError(
             f"post {slug!r} is part of an issue that was created; unpublish it instead"
         )
-    with db.conn:
+    with transaction(db):
         db.execute("DELETE FROM posts WHERE id = ?", [post.id])
 
 
