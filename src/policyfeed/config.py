@@ -190,6 +190,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
     for section, table in raw.items():
+        if not isinstance(table, dict) and section in _SECTION_OF:
+            where = toml_key(section).replace(".", "] ", 1)
+            raise ConfigError(f"{path}: {section} must be inside its section: [{where} = …")
         if section not in SECTIONS:
             raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
         if not isinstance(table, dict):
