@@ -1,0 +1,66 @@
+"""Atomic write-if-changed: files change only when their bytes do, and never half-written."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from policyfeed.output import write_if_changed, write_text_if_changed
+
+OLD_MTIME = 1_343_203_200  # 2012-07-25
+
+
+def test_a_new_file_is_written_with_its_folders(tmp_path: Path) -> None:
+    path = tmp_path / "public" / "topics" / "ietf.xml"
+    assert write_if_changed(path, b"<rss/>") is True
+    assert path.read_bytes() == b"<rss/>"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_the_same_bytes_leave_the_file_and_its_mtime_alone(tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    write_if_changed(path, b"<rss/>")
+    os.utime(path, (OLD_MTIME, OLD_MTIME))
+    assert write_if_changed(path, b"<rss/>") is False
+    assert path.stat().st_mtime == OLD_MTIME
+
+
+def test_different_bytes_of_the_same_length_replace_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    write_if_changed(path, b"<rss/>")
+    os.utime(path, (OLD_MTIME, OLD_MTIME))
+    assert write_if_changed(path, b"<atm/>") is True
+    assert path.read_bytes() == b"<atm/>"
+    assert path.stat().st_mtime != OLD_MTIME
+
+
+def test_no_temporary_file_is_left_behind(tmp_path: Path) -> None:
+    write_if_changed(tmp_path / "a.html", b"one")
+    write_if_changed(tmp_path / "a.html", b"two")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html"]
+
+
+def test_a_failed_write_keeps_the_old_file_whole_and_cleans_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "index.html"
+    write_if_changed(path, b"old page")
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space left"):
+        write_if_changed(path, b"new page that never lands")
+    assert path.read_bytes() == b"old page"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html"]
+
+
+def test_text_is_written_as_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "page.txt"
+    assert write_text_if_changed(path, "Genève – 29 July\n") is True
+    assert path.read_bytes() == "Genève – 29 July\n".encode()
+    assert write_text_if_changed(path, "Genève – 29 July\n") is False
