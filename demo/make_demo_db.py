@@ -1,11 +1,14 @@
 """Rebuild the demo database (posts.db) from the committed sources in this folder.
 
 Reproducible: the same sources give the same rows (the clock is fixed to the newest post).
+Sources: posts.json (the posts), chapters.json (two demo chapters) and subscribers.csv (a few
+example.org addresses, which never receive mail: `make run` delivers into the outbox/ folder).
 Usage: python demo/make_demo_db.py posts.db
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +16,7 @@ from pathlib import Path
 from policyfeed.config import load_settings
 from policyfeed.importers import import_posts
 from policyfeed.store import open_db
+from policyfeed.subscribers import import_subscribers, load_chapters
 
 HERE = Path(__file__).resolve().parent
 # The demo's "now" when its posts were written; keeps created_at/updated_at reproducible.
@@ -34,6 +38,9 @@ def build(target: Path) -> None:
         domain=settings.domain,
         now=DEMO_NOW,
     )
+    chapters = json.loads((HERE / "chapters.json").read_text(encoding="utf-8"))
+    load_chapters(db, chapters, source="chapters.json")
+    import_subscribers(db, HERE / "subscribers.csv", now=DEMO_NOW)
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.execute("PRAGMA journal_mode = DELETE")
     db.conn.execute("VACUUM")

@@ -23,7 +23,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy as email_policy
 from email.utils import format_datetime, formataddr
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
@@ -51,9 +50,14 @@ _QP_SAFE_OR_EQUALS = _QP_SAFE_BYTES + b"="
 class Digest(Protocol):
     """One rendered variant of an issue (render.RenderedDigest has this shape)."""
 
-    subject: str
-    html: str
-    text: str
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def html(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -78,10 +82,18 @@ def make_message_id(
 
 
 def _fold(name: str, value: str) -> bytes:
-    """One header, folded and RFC 2047-encoded where not ASCII, ending in CRLF."""
-    policy = email_policy.SMTP
-    folded = policy.header_factory(name, value).fold(policy=policy)
-    return folded.encode("ascii")
+    """An unstructured header (Subject), folded at spaces, as RFC 2047 encoded words when not
+    ASCII; ends in CRLF. (The email package's folder may start the value on a line of its own,
+    which some programs show as a leading space.)"""
+    words = " ".join(value.split()).split(" ")
+    if not value.isascii() or any(len(word) > 900 for word in words):
+        return f"{name}: {_encoded_words(' '.join(words))}\r\n".encode("ascii")
+    lines = [f"{name}:"]
+    for word in words:
+        if len(lines[-1]) + 1 + len(word) > 78 and lines[-1] != f"{name}:":
+            lines.append("")
+        lines[-1] += " " + word
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
 def _encoded_words(text: str) -> str:
@@ -98,7 +110,8 @@ def _encoded_words(text: str) -> str:
 
 
 def format_recipient(name: str, email: str) -> bytes:
-    """The To value: ``Name <address>`` (encoded when not ASCII), or the bare address."""
+    """``Name <address>`` (the name encoded when not ASCII), or the bare address: for To, From
+    and List-Id."""
     if not name:
         return email.encode("ascii")
     if name.isascii():
@@ -221,18 +234,21 @@ def build_template(
     list_name = settings.mail_from_name or settings.title
 
     b = _Builder()
-    b.literal(_fold("From", formataddr((settings.mail_from_name, settings.sender))))
+    b.literal(b"From: " + format_recipient(settings.mail_from_name, settings.sender) + CRLF)
     b.literal(b"To: ")
     b.slot("to", _HEADER)
     b.literal(CRLF)
     if settings.reply_to:
-        b.literal(_fold("Reply-To", settings.reply_to))
-    b.literal(_fold("Subject", " ".join(digest.subject.split())))
-    b.literal(_fold("Date", format_datetime(now.astimezone(settings.tz))))
+        b.literal(f"Reply-To: {settings.reply_to}".encode("ascii") + CRLF)
+    b.literal(_fold("Subject", digest.subject))
+    b.literal(f"Date: {format_datetime(now.astimezone(settings.tz))}".encode("ascii") + CRLF)
     b.literal(b"Message-ID: <")
     b.slot("message_id", _HEADER)
     b.literal(b">" + CRLF)
-    b.literal(_fold("List-Id", f"{list_name} <{settings.list_identifier}>"))
+    list_id = f"<{settings.list_identifier}>".encode("ascii")
+    if list_name:
+        list_id = format_recipient(list_name, settings.list_identifier)
+    b.literal(b"List-Id: " + list_id + CRLF)
     b.literal(b"List-Unsubscribe: <")
     b.slot("unsubscribe_url", _HEADER)
     b.literal(b">," + CRLF + b" <")

@@ -1,0 +1,119 @@
+"""``policyfeed publish``: the one command a scheduler runs."""
+
+from __future__ import annotations
+
+import click
+
+from policyfeed.cli import App, CliError, cli, pass_app
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    if value is None:
+        return None
+    from policyfeed.config import parse_duration
+    from policyfeed.errors import ConfigError
+
+    try:
+        return parse_duration(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@cli.command("publish")
+@click.option("--period", metavar="P", help="Publish this period (e.g. 2012-07-30T08:00).")
+@click.option("--dry-run", is_flag=True, help="Render and report; write nothing at all.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@click.option(
+    "--max-lateness",
+    metavar="D",
+    callback=_duration,
+    help="Refuse to mail a period scheduled longer ago than this (e.g. 2d; default from config).",
+)
+@click.option("--force", is_flag=True, help="Mail the period even if it is late.")
+@click.option("--wait", is_flag=True, help="Wait for a run in progress instead of exiting 75.")
+@click.option(
+    "--resend-ambiguous",
+    is_flag=True,
+    help="Hand over again (same Message-ID) the messages an interrupted SMTP run left unsure.",
+)
+@pass_app
+def publish_command(
+    app: App,
+    period: str | None,
+    dry_run: bool,
+    as_json: bool,
+    max_lateness: object,
+    force: bool,
+    wait: bool,
+    resend_ambiguous: bool,
+) -> None:
+    """Make and deliver the issue of the current period; safe to run any number of times.
+
+    The period is the latest time of the schedule (digest.schedule, a cron expression in the
+    site's time zone) at or before now, or --period. If its issue was delivered, nothing
+    happens; if its delivery was interrupted, it resumes; otherwise an issue is made from the
+    posts waiting to go out, the site and feeds are rebuilt and every active subscriber gets
+    their chapter's variant. No waiting post: nothing is written. Resuming or forcing a period
+    older than --max-lateness is refused without --force. Messages go to the outbox/ Maildir
+    unless an SMTP relay is configured.
+
+    \b
+    Exit codes:
+      0   done: sent, resumed, already sent, nothing new, dry run
+      1   error (including a stale period, or interrupted SMTP hand-offs to decide on)
+      2   usage error
+      75  temporary: another run holds the lock, the relay is down, or some messages wait
+          for the next run (safe to re-run)
+
+    Example:
+
+    \b
+        policyfeed publish
+        policyfeed publish --dry-run
+        policyfeed publish --json --wait
+        policyfeed publish --period 2012-07-30T08:00 --force
+    """
+    import json
+    from datetime import timedelta
+
+    from policyfeed.errors import PolicyfeedError
+    from policyfeed.lock import exclusive_lock, lock_path_for
+    from policyfeed.publish import publish
+
+    lateness = max_lateness if isinstance(max_lateness, timedelta) else None
+
+    def run() -> object:
+        return publish(
+            app.db,
+            app.settings,
+            now=app.now(),
+            period=period,
+            dry_run=dry_run,
+            max_lateness=lateness,
+            force=force,
+            resend_ambiguous=resend_ambiguous,
+        )
+
+    try:
+        if dry_run:  # reads only: no lock file either
+            result = run()
+        else:
+            with exclusive_lock(lock_path_for(app.db_path), wait=wait):
+                result = run()
+    except PolicyfeedError as exc:
+        if as_json:
+            status = "busy" if exc.__class__.__name__ == "BusyError" else "error"
+            click.echo(
+                json.dumps({"status": status, "error": str(exc), "exit_code": exc.exit_code})
+            )
+        raise CliError(str(exc), exc.exit_code) from exc
+
+    from policyfeed.publish import PublishResult
+
+    assert isinstance(result, PublishResult)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        click.echo(result.summary())
+    if result.exit_code:
+        raise click.exceptions.Exit(result.exit_code)

@@ -1,0 +1,243 @@
+"""``policyfeed chapters …`` and ``policyfeed subscribers …``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from policyfeed.cli import App, cli, echo_json, pass_app
+
+
+@cli.group()
+def chapters() -> None:
+    """Chapters: groups of subscribers, each with its own variant of every issue."""
+
+
+@chapters.command("add")
+@click.argument("slug")
+@click.option("--name", required=True, help="Shown in the digest, e.g. 'Geneva Chapter'.")
+@click.option("--intro", default="", help="A line at the top of the chapter's variant.")
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    help="Only posts with this topic (repeat for several; none: every post).",
+)
+@pass_app
+def chapters_add(app: App, slug: str, name: str, intro: str, topics: tuple[str, ...]) -> None:
+    """Add a chapter. A chapter whose topics leave no post in an issue gets nothing that time.
+
+    Example:
+
+    \b
+        policyfeed chapters add geneva --name "Geneva Chapter" \\
+            --topic "ITU / WCIT" --topic "Internet governance" \\
+            --intro "What the Geneva meetings mean for members in Switzerland."
+    """
+    from policyfeed.subscribers import add_chapter
+
+    chapter = add_chapter(app.db, slug=slug, name=name, intro=intro, topics=topics)
+    filter_text = ", ".join(chapter.topics) or "every post"
+    click.echo(f"Added chapter {chapter.slug} ({filter_text})")
+
+
+@chapters.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@pass_app
+def chapters_list(app: App, as_json: bool) -> None:
+    """List chapters with their topic filter and number of active subscribers.
+
+    Example:
+
+    \b
+        policyfeed chapters list
+    """
+    from policyfeed.store import subscribers as store
+
+    found = store.list_chapters(app.db)
+    counts = store.subscriber_counts(app.db)
+    rows: list[dict[str, Any]] = [
+        {
+            "slug": c.slug,
+            "name": c.name,
+            "intro": c.intro,
+            "topics": c.topics,
+            "active_subscribers": counts.get(c.id, 0),
+        }
+        for c in found
+    ]
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("No chapters.")
+        return
+    width = max(len(r["slug"]) for r in rows)
+    click.echo(f"{'SLUG':<{width}}  {'ACTIVE':>6}  NAME (TOPICS)")
+    for row in rows:
+        topics = ", ".join(row["topics"]) or "every post"
+        click.echo(
+            f"{row['slug']:<{width}}  {row['active_subscribers']:>6}  {row['name']} ({topics})"
+        )
+
+
+@cli.group()
+def subscribers() -> None:
+    """Subscribers: add, import, list, unsubscribe, remove, export one member's data."""
+
+
+def _subscriber_dict(subscriber: Any) -> dict[str, Any]:
+    def stamp(moment: Any) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "chapter": subscriber.chapter,
+        "status": subscriber.status,
+        "subscribed_at": stamp(subscriber.created_at),
+        "unsubscribed_at": stamp(subscriber.unsubscribed_at),
+    }
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name (used in the To header).")
+@click.option("--chapter", metavar="SLUG", help="Their chapter (none: the whole issue).")
+@click.option(
+    "--resubscribe", is_flag=True, help="Bring back someone who unsubscribed (at their request)."
+)
+@pass_app
+def subscribers_add(
+    app: App, email: str, name: str, chapter: str | None, resubscribe: bool
+) -> None:
+    """Add a subscriber (active at once).
+
+    Example:
+
+    \b
+        policyfeed subscribers add ana@example.org --name "Ana Silva" --chapter geneva
+    """
+    from policyfeed.subscribers import add_subscriber
+
+    added = add_subscriber(
+        app.db, email, now=app.now(), name=name, chapter=chapter, resubscribe=resubscribe
+    )
+    click.echo(f"Added {added.email}" + (f" ({added.chapter})" if added.chapter else ""))
+
+
+@subscribers.command("import")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_app
+def subscribers_import(app: App, source: Path) -> None:
+    """Import subscribers from a CSV file with a header: email, and optionally name, chapter.
+
+    All or nothing: a bad address or an unknown chapter stops the import with its line, and
+    nothing is written. Rows for the same address are merged. Someone who unsubscribed stays
+    unsubscribed.
+
+    Example:
+
+    \b
+        policyfeed subscribers import members.csv
+    """
+    from policyfeed.subscribers import import_subscribers
+
+    result = import_subscribers(app.db, source, now=app.now())
+    line = (
+        f"Imported {result.total} subscribers from {source} ({result.created} new, "
+        f"{result.updated} updated, {result.unchanged} unchanged)"
+    )
+    if result.not_resubscribed:
+        line += f"; {result.not_resubscribed} had unsubscribed and stay unsubscribed"
+    click.echo(line)
+
+
+@subscribers.command("list")
+@click.option(
+    "--status", type=click.Choice(["active", "unsubscribed", "bounced"]), help="Only this status."
+)
+@click.option("--chapter", metavar="SLUG", help="Only this chapter ('' for none).")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@pass_app
+def subscribers_list(app: App, status: str | None, chapter: str | None, as_json: bool) -> None:
+    """List subscribers by address.
+
+    Example:
+
+    \b
+        policyfeed subscribers list --status active --chapter geneva
+    """
+    from policyfeed.store import subscribers as store
+
+    found = store.list_subscribers(app.db, status=status, chapter=chapter)
+    if as_json:
+        echo_json([_subscriber_dict(s) for s in found])
+        return
+    if not found:
+        click.echo("No subscribers.")
+        return
+    width = max(len(s.email) for s in found)
+    click.echo(f"{'EMAIL':<{width}}  {'STATUS':<12}  {'CHAPTER':<12}  NAME")
+    for s in found:
+        click.echo(f"{s.email:<{width}}  {s.status:<12}  {s.chapter or '-':<12}  {s.name}")
+
+
+@subscribers.command("unsubscribe")
+@click.argument("email")
+@pass_app
+def subscribers_unsubscribe(app: App, email: str) -> None:
+    """Unsubscribe an address (kept, so that no import brings it back). Messages not yet
+    sent to them are skipped, even in an issue already going out.
+
+    Example:
+
+    \b
+        policyfeed subscribers unsubscribe ana@example.org
+    """
+    from policyfeed.subscribers import unsubscribe
+
+    changed = unsubscribe(app.db, email, now=app.now())
+    click.echo(f"Unsubscribed {email}" if changed else f"{email} was already unsubscribed")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def subscribers_remove(app: App, email: str, yes: bool) -> None:
+    """Delete a subscriber and their delivery history (a request to be forgotten).
+
+    To stop mail but remember the choice, use `subscribers unsubscribe` instead.
+
+    Example:
+
+    \b
+        policyfeed subscribers remove ana@example.org --yes
+    """
+    from policyfeed.store import subscribers as store
+    from policyfeed.subscribers import remove_subscriber
+
+    store.get_subscriber(app.db, email.strip())
+    if not yes:
+        click.confirm(f"Delete {email} and their delivery history for good?", abort=True)
+    removed = remove_subscriber(app.db, email)
+    click.echo(f"Removed {removed.email}")
+
+
+@subscribers.command("export")
+@click.argument("email")
+@pass_app
+def subscribers_export(app: App, email: str) -> None:
+    """Everything stored about one subscriber, as JSON (for a member's data request).
+
+    Example:
+
+    \b
+        policyfeed subscribers export ana@example.org > ana.json
+    """
+    from policyfeed.subscribers import export_subscriber
+
+    echo_json(export_subscriber(app.db, email))

@@ -1,0 +1,445 @@
+"""``publish``: the one command a scheduler runs. Safe to run any number of times.
+
+One run: period → issue → render each chapter's variant once → site, feeds and archive →
+deliver, and a :class:`PublishResult` that says truthfully what happened. The caller holds the
+run lock (:mod:`policyfeed.lock`) around it.
+
+- The issue of the period exists and every delivery is settled: nothing to do (``already_sent``).
+- It exists and is not fully delivered: delivery resumes (``resumed``).
+- No issue yet: one is made from the posts waiting to go out (``sent``), or, when none is
+  waiting, nothing at all happens (``nothing_new``).
+- Some messages could not be handed over for now: ``partial`` (exit 75, re-run later).
+
+Lateness: a run never mails an *old* issue by surprise. Resuming an issue, or publishing an
+explicit ``--period``, whose scheduled time is more than ``max_lateness`` ago is refused unless
+``force``. A new issue for the schedule's current period is not late: it carries the posts that
+are waiting now, whatever day the run happens on (a machine that was off at the scheduled time
+catches up at boot, with fresh content).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlite_utils import Database
+
+from policyfeed.delivery import DeliveryLedger, FrozenRow, Progress, make_transport
+from policyfeed.errors import EXIT_ERROR, EXIT_OK, EXIT_TEMPFAIL
+from policyfeed.issues import (
+    Issue,
+    get_issue_by_period,
+    issue_posts,
+    mark_issue_status,
+    plan_issue,
+    posts_for_chapter,
+)
+from policyfeed.mail import (
+    MessageTemplate,
+    Personaliser,
+    Recipient,
+    build_template,
+    make_message_id,
+)
+from policyfeed.schedule import Period, check_lateness, current_period, period_from_key
+from policyfeed.store import subscribers as subscriber_store
+from policyfeed.store.subscribers import Chapter
+from policyfeed.subscribers import unsubscribe_secret
+
+if TYPE_CHECKING:
+    from policyfeed.config import Settings
+    from policyfeed.posts import Post
+    from policyfeed.store.deliveries import Delivery
+    from policyfeed.store.subscribers import Subscriber
+    from policyfeed.transport import Transport
+
+log = logging.getLogger(__name__)
+
+STATUS_EXIT = {
+    "already_sent": EXIT_OK,
+    "nothing_new": EXIT_OK,
+    "dry_run": EXIT_OK,
+    "sent": EXIT_OK,
+    "resumed": EXIT_OK,
+    "partial": EXIT_TEMPFAIL,  # some messages wait for a later run: safe to re-run
+    "ambiguous": EXIT_ERROR,  # an interrupted hand-off over SMTP: an operator decides
+}
+
+
+@dataclass
+class VariantReport:
+    """One variant of the issue: a chapter's (or the whole issue, chapter None)."""
+
+    chapter: str | None
+    posts: int
+    recipients: int
+    bytes: int
+
+
+@dataclass
+class PublishResult:
+    """What a run did. ``sent``, ``failed`` and ``skipped`` count this run's messages; ``ledger``
+    holds the issue's deliveries per status afterwards."""
+
+    status: str
+    period: str
+    issue: int | None = None
+    posts: int = 0
+    recipients: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    pending: int = 0
+    ambiguous: int = 0
+    duration: float = 0.0
+    subject: str = ""
+    message: str = ""
+    ledger: dict[str, int] = field(default_factory=dict)
+    variants: list[VariantReport] = field(default_factory=list)
+    site_files: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return STATUS_EXIT[self.status]
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["duration"] = round(self.duration, 3)
+        return data
+
+    def summary(self) -> str:
+        """One line for a log or a terminal."""
+        what = f"issue {self.issue}" if self.issue else "no issue"
+        head = f"{self.status}: {what}, period {self.period}"
+        if self.status == "nothing_new":
+            return f"{head}: no post is waiting; nothing written, nothing sent"
+        if self.status == "already_sent":
+            return f"{head}: already delivered to {self.recipients} recipients; nothing to do"
+        counts = (
+            f"{self.posts} posts, {self.recipients} recipients: {self.sent} sent, "
+            f"{self.failed} failed, {self.skipped} skipped"
+        )
+        if self.status == "dry_run":
+            sizes = ", ".join(
+                f"{v.chapter or 'all'} {v.posts} posts/{v.recipients} to/{v.bytes:,} bytes"
+                for v in self.variants
+            )
+            counts = f"{self.posts} posts, {self.recipients} recipients ({sizes}); nothing written"
+        if self.pending:
+            counts += f", {self.pending} pending"
+        if self.ambiguous:
+            counts += f", {self.ambiguous} interrupted (see --resend-ambiguous)"
+        tail = f" ({self.message})" if self.message else ""
+        return f"{head}: {counts} in {self.duration:.1f} s{tail}"
+
+
+@dataclass
+class _Variant:
+    chapter: Chapter | None
+    posts: list[Post]
+    recipients: int = 0
+
+
+def _variants(db: Database, posts: Sequence[Post]) -> dict[int | None, _Variant]:
+    """The whole issue (key None) and each chapter's share, by chapter id."""
+    result: dict[int | None, _Variant] = {None: _Variant(None, list(posts))}
+    for chapter in subscriber_store.list_chapters(db):
+        result[chapter.id] = _Variant(chapter, posts_for_chapter(posts, chapter.topics))
+    return result
+
+
+def _plan_rows(
+    db: Database, settings: Settings, issue: Issue, variants: dict[int | None, _Variant]
+) -> list[FrozenRow]:
+    rows = []
+    for subscriber_id, chapter_id in subscriber_store.active_subscriber_ids(db):
+        variant = variants.get(chapter_id) or variants[None]
+        message_id = make_message_id(
+            settings, period=issue.period, issue_number=issue.number, subscriber_id=subscriber_id
+        )
+        if variant.posts:
+            rows.append(FrozenRow(subscriber_id, chapter_id, message_id))
+        else:
+            name = variant.chapter.name if variant.chapter else "the issue"
+            rows.append(
+                FrozenRow(subscriber_id, chapter_id, message_id, "skipped", f"no posts for {name}")
+            )
+    return rows
+
+
+def _render(
+    issue: Issue, variant: _Variant, settings: Settings, *, now: datetime
+) -> tuple[MessageTemplate, int, tuple[str, ...]]:
+    from policyfeed.render import UNSUBSCRIBE_URL_TOKEN, render_issue
+
+    digest = render_issue(issue, variant.posts, settings, chapter=variant.chapter)
+    template = build_template(
+        digest,
+        settings,
+        issue_number=issue.number,
+        variant=variant.chapter.slug if variant.chapter else "",
+        now=now,
+        placeholders={"unsubscribe_url": UNSUBSCRIBE_URL_TOKEN},
+    )
+    return template, digest.size_bytes, digest.warnings
+
+
+def _resolve_period(
+    settings: Settings, now: datetime, period: str | None
+) -> tuple[Period | None, str, bool]:
+    """(the period as a time if it is one, its key, whether it was given explicitly)."""
+    if period is None:
+        current = current_period(settings.schedule, settings.tz, now)
+        return current, current.key, False
+    from policyfeed.issues import period_key
+
+    key = period_key(settings, period)
+    return period_from_key(key, settings.tz), key, True
+
+
+def publish(
+    db: Database,
+    settings: Settings,
+    *,
+    now: datetime,
+    period: str | None = None,
+    dry_run: bool = False,
+    max_lateness: timedelta | None = None,
+    force: bool = False,
+    resend_ambiguous: bool = False,
+    transport: Transport | None = None,
+    progress: Progress | None = None,
+    clock: Callable[[], datetime] | None = None,
+    timer: Callable[[], float] = time.monotonic,
+) -> PublishResult:
+    """Publish the issue of the period (the schedule's for ``now``, or ``period``).
+
+    ``transport`` defaults to the configured one (the outbox without an SMTP relay). ``clock``
+    stamps ledger changes (default: ``now`` for all of them). The caller holds the run lock.
+    """
+    started = timer()
+    clock = clock or (lambda: now)
+    lateness = settings.max_lateness_delta if max_lateness is None else max_lateness
+    scheduled, key, explicit = _resolve_period(settings, now, period)
+    result = _publish(
+        db,
+        settings,
+        now=now,
+        key=key,
+        scheduled=scheduled,
+        explicit=explicit,
+        dry_run=dry_run,
+        lateness=lateness,
+        force=force,
+        resend_ambiguous=resend_ambiguous,
+        transport=transport,
+        progress=progress,
+        clock=clock,
+    )
+    result.duration = timer() - started
+    return result
+
+
+def _check_late(
+    scheduled: Period | None, now: datetime, lateness: timedelta, *, force: bool
+) -> None:
+    if scheduled is not None:
+        check_lateness(scheduled, now, lateness, force=force)
+
+
+def _publish(
+    db: Database,
+    settings: Settings,
+    *,
+    now: datetime,
+    key: str,
+    scheduled: Period | None,
+    explicit: bool,
+    dry_run: bool,
+    lateness: timedelta,
+    force: bool,
+    resend_ambiguous: bool,
+    transport: Transport | None,
+    progress: Progress | None,
+    clock: Callable[[], datetime],
+) -> PublishResult:
+    issue = get_issue_by_period(db, key)
+    if issue is not None:
+        ledger = DeliveryLedger(db, issue.id or 0, clock=clock)
+        posts = issue_posts(db, issue)
+        counts = ledger.counts()
+        if issue.status == "sent":
+            return PublishResult(
+                "already_sent",
+                key,
+                issue.number,
+                posts=len(posts),
+                recipients=sum(counts.values()),
+                subject=issue.subject,
+                ledger=counts,
+            )
+        _check_late(scheduled, now, lateness, force=force)
+        resuming = ledger.started
+        secret = "" if dry_run else unsubscribe_secret(settings)
+    else:
+        if explicit:
+            _check_late(scheduled, now, lateness, force=force)
+        if dry_run:
+            planned = plan_issue(db, settings, now=now, period=key)
+            if planned is None:
+                return PublishResult("nothing_new", key)
+            issue, posts = planned
+            return _dry_run(db, settings, issue, posts, now=now, rows=None)
+        secret = unsubscribe_secret(settings)  # refuse a missing secret before writing anything
+        from policyfeed.issues import create_issue
+
+        issue = create_issue(db, settings, period=key, now=now)
+        if issue is None:
+            return PublishResult("nothing_new", key)
+        log.info("created issue %s for period %s", issue.number, key)
+        posts = issue_posts(db, issue)
+        ledger = DeliveryLedger(db, issue.id or 0, clock=clock)
+        resuming = False
+
+    if dry_run:
+        rows = ledger.rows() if ledger.started else None
+        return _dry_run(db, settings, issue, posts, now=now, rows=rows)
+
+    variants = _variants(db, posts)
+    planned_rows = None if ledger.started else _plan_rows(db, settings, issue, variants)
+
+    # Render what this run will send, before anything else is written: a digest too large to
+    # send stops the run with the issue still undelivered and no ledger rows.
+    needed = (
+        {r.chapter_id for r in planned_rows if r.status == "pending"}
+        if planned_rows is not None
+        else {r.chapter_id for r in ledger.rows() if not r.settled}
+    )
+    templates: dict[int | None, MessageTemplate] = {}
+    warnings: list[str] = []
+    for chapter_id in sorted(needed, key=lambda c: (c is not None, c or 0)):
+        variant = variants.get(chapter_id) or variants[None]
+        if variant.posts:
+            templates[chapter_id], _, notes = _render(issue, variant, settings, now=now)
+            warnings.extend(notes)
+    for warning in warnings:
+        log.warning("%s", warning)
+
+    site_files = _build_site(db, settings, now)
+
+    if planned_rows is not None:
+        ledger.freeze(planned_rows)
+    if issue.status != "sending":
+        issue = mark_issue_status(db, issue, "sending", clock())
+
+    personaliser = Personaliser(settings, secret)
+
+    def compose(row: Delivery, subscriber: Subscriber) -> bytes:
+        template = templates.get(row.chapter_id) or templates[None]
+        recipient = Recipient(row.subscriber_id, subscriber.email, subscriber.name, row.message_id)
+        return personaliser.message(template, recipient)
+
+    transport = transport or make_transport(settings)
+    try:
+        report = ledger.deliver(
+            transport,
+            compose,
+            sender=settings.sender,
+            resend_ambiguous=resend_ambiguous,
+            progress=progress,
+        )
+    finally:
+        transport.close()
+
+    if report.settled:
+        issue = mark_issue_status(db, issue, "sent", clock())
+        status = "resumed" if resuming else "sent"
+    elif report.deferred:
+        status = "partial"
+    else:
+        status = "ambiguous"
+    message = report.deferred
+    if report.ambiguous:
+        message = (
+            f"{report.ambiguous} message(s) were being handed to the relay when an earlier run "
+            "stopped; re-run with --resend-ambiguous to send them again (same Message-ID)"
+            + (f"; {message}" if message else "")
+        )
+    return PublishResult(
+        status,
+        key,
+        issue.number,
+        posts=len(posts),
+        recipients=report.total,
+        sent=report.sent,
+        failed=report.failed,
+        skipped=report.skipped,
+        pending=report.ledger.get("pending", 0),
+        ambiguous=report.ledger.get("sending", 0),
+        subject=issue.subject,
+        message=message,
+        ledger=report.ledger,
+        site_files=site_files,
+        warnings=warnings,
+    )
+
+
+def _build_site(db: Database, settings: Settings, now: datetime) -> int:
+    """Feeds, pages and the issue archive, so the web version exists before the mail arrives."""
+    from policyfeed.site import build_site
+
+    built = build_site(db, settings, settings.output_dir, now)
+    written = getattr(built, "written", None)
+    return len(written) if isinstance(written, list | tuple) else int(written or 0)
+
+
+def _dry_run(
+    db: Database,
+    settings: Settings,
+    issue: Issue,
+    posts: list[Post],
+    *,
+    now: datetime,
+    rows: list[Delivery] | None,
+) -> PublishResult:
+    """Render every variant and count recipients; nothing is written anywhere."""
+    variants = _variants(db, posts)
+    if rows is None:
+        targets = [r for r in _plan_rows(db, settings, issue, variants) if r.status == "pending"]
+        chapter_ids = [r.chapter_id for r in targets]
+    else:
+        chapter_ids = [r.chapter_id for r in rows if not r.settled]
+    reports: list[VariantReport] = []
+    warnings: list[str] = []
+    for chapter_id in sorted(set(chapter_ids), key=lambda c: (c is not None, c or 0)):
+        variant = variants.get(chapter_id) or variants[None]
+        if not variant.posts:
+            continue
+        template, _, notes = _render(issue, variant, settings, now=now)
+        warnings.extend(notes)
+        sample = Personaliser(settings, settings.secret or "dry-run").message(
+            template, Recipient(0, "recipient@example.org", "", f"dry-run@{settings.domain}")
+        )
+        reports.append(
+            VariantReport(
+                variant.chapter.slug if variant.chapter else None,
+                len(variant.posts),
+                chapter_ids.count(chapter_id),
+                len(sample),
+            )
+        )
+    return PublishResult(
+        "dry_run",
+        issue.period,
+        issue.number,
+        posts=len(posts),
+        recipients=sum(v.recipients for v in reports),
+        subject=issue.subject,
+        variants=reports,
+        warnings=warnings,
+    )
