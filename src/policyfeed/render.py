@@ -391,15 +391,18 @@ def format_date(moment: datetime | None, tz: tzinfo) -> str:
     return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
 
 
-def post_views(posts: Sequence[Post], settings: Settings) -> list[PostView]:
-    """Everything the digest and archive templates show of each post."""
+def post_views(
+    posts: Sequence[Post], settings: Settings, *, with_text: bool = True
+) -> list[PostView]:
+    """Everything the digest and archive templates show of each post (``with_text=False``:
+    skip the plain-text versions, for web pages)."""
     from markupsafe import Markup
 
     views = []
     for post in posts:
         summary = " ".join(post.summary.split()) or shorten(post.body_text, SUMMARY_CHARS)
         body_html = email_body_html(post.body_html, settings.base_url)
-        text_body, links = html_to_mail_text(body_html)
+        text_body, links = html_to_mail_text(body_html) if with_text else ("", [])
         views.append(
             PostView(
                 title=post.title,
@@ -419,7 +422,7 @@ def post_views(posts: Sequence[Post], settings: Settings) -> list[PostView]:
     return views
 
 
-def _site_context(settings: Settings) -> dict[str, Any]:
+def site_context(settings: Settings) -> dict[str, Any]:
     logo = settings.logo
     if logo and not _absolute_link(logo):
         logo = settings.absolute(logo)
@@ -435,7 +438,7 @@ def _site_context(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _issue_context(issue: Issue, settings: Settings) -> dict[str, Any]:
+def issue_context(issue: Issue, settings: Settings) -> dict[str, Any]:
     return {
         "number": issue.number,
         "period": issue.period,
@@ -460,10 +463,10 @@ def render_subject(
     text = render_template(
         settings,
         SUBJECT_TEMPLATE,
-        site=_site_context(settings),
-        issue=_issue_context(issue, settings),
+        site=site_context(settings),
+        issue=issue_context(issue, settings),
         chapter=_chapter_context(chapter),
-        posts=post_views(posts[:1], settings) if posts else [],
+        posts=post_views(posts[:1], settings, with_text=False) if posts else [],
         post_count=len(posts),
     )
     return shorten(text, 200)
@@ -492,6 +495,7 @@ def inline_css(html: str) -> str:
         external_styles=None,
         remove_classes=False,
         align_floating_images=False,
+        disable_basic_attributes=["height"],  # no height="auto" on images
         strip_important=False,  # media queries need !important to beat the inlined styles
         cssutils_logging_level=logging.CRITICAL,
     )
@@ -505,22 +509,7 @@ def _size_as_sent(html: str) -> int:
     return size
 
 
-def _render_variant(
-    issue: Issue,
-    posts: Sequence[Post],
-    settings: Settings,
-    chapter: ChapterLike | None,
-    summaries_only: bool,
-) -> tuple[str, str]:
-    context = {
-        "site": _site_context(settings),
-        "issue": _issue_context(issue, settings),
-        "chapter": _chapter_context(chapter),
-        "posts": post_views(posts, settings),
-        "summaries_only": summaries_only,
-        "unsubscribe_url": UNSUBSCRIBE_URL_TOKEN,
-        "preheader": preheader_text(issue, posts),
-    }
+def _render_variant(settings: Settings, context: dict[str, Any]) -> tuple[str, str]:
     html = inline_css(render_template(settings, HTML_TEMPLATE, **context))
     text = _tidy_text(render_template(settings, TEXT_TEMPLATE, **context))
     return html, text
@@ -546,12 +535,21 @@ def render_issue(
     slug = getattr(chapter, "slug", None) if chapter is not None else None
     warnings: list[str] = []
     summaries_only = False
-    html, text = _render_variant(issue, posts, settings, chapter, summaries_only=False)
+    context = {
+        "site": site_context(settings),
+        "issue": issue_context(issue, settings),
+        "chapter": _chapter_context(chapter),
+        "posts": post_views(posts, settings),
+        "summaries_only": False,
+        "unsubscribe_url": UNSUBSCRIBE_URL_TOKEN,
+        "preheader": preheader_text(issue, posts),
+    }
+    html, text = _render_variant(settings, context)
     size = _size_as_sent(html)
     if size >= CLIP_BYTES:
         full_size = size
-        summaries_only = True
-        html, text = _render_variant(issue, posts, settings, chapter, summaries_only=True)
+        summaries_only = context["summaries_only"] = True
+        html, text = _render_variant(settings, context)
         size = _size_as_sent(html)
         where = f"issue {issue.number}" + (f" ({chapter.name})" if chapter is not None else "")
         if size >= CLIP_BYTES:

@@ -1,0 +1,92 @@
+"""Helpers shared by the digest tests (issues, render, archive, browser)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import lxml.html
+import sqlite_utils
+
+from policyfeed.config import Settings
+from policyfeed.issues import Issue, create_issue, issue_posts
+from policyfeed.posts import Post, Topic, draft_from_record, html_to_text
+from policyfeed.render import RenderedDigest, render_issue
+from policyfeed.store import posts as post_store
+
+NOW = datetime(2012, 7, 30, 12, 0, tzinfo=UTC)
+DEMO_PERIOD = "2012-07-30T08:00"
+
+
+def add_post(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    slug: str,
+    *,
+    date: datetime | None = None,
+    status: str = "published",
+    now: datetime = NOW,
+    **fields: Any,
+) -> int:
+    """Save (or update) a post the way the app does: validated and cleaned."""
+    record: dict[str, Any] = {"title": f"Post {slug}", "slug": slug, "status": status, **fields}
+    if date is not None:
+        record["published_at"] = date
+    elif status == "published":
+        record["published_at"] = NOW - timedelta(days=1)
+    draft = draft_from_record(
+        record, base_url=settings.base_url, tz=settings.tz, source="test", where=slug
+    )
+    post_id = post_store.find_post_id(db, slug=slug)
+    with db.conn:
+        return post_store.save_post(db, draft, now=now, domain=settings.domain, post_id=post_id)
+
+
+def slugs(posts: list[Post]) -> list[str]:
+    return [post.slug for post in posts]
+
+
+def make_post(slug: str = "a-post", **fields: Any) -> Post:
+    """A post as the store returns it, without a database."""
+    values: dict[str, Any] = {
+        "slug": slug,
+        "title": f"Post {slug}",
+        "summary": "A short summary.",
+        "body_html": "<p>Body text.</p>",
+        "status": "published",
+        "published_at": NOW - timedelta(days=1),
+        "updated_at": NOW - timedelta(days=1),
+        "url": None,
+        "topics": [Topic("ietf", "IETF")],
+        **fields,
+    }
+    if "body_text" not in fields:
+        values["body_text"] = html_to_text(values["body_html"])
+    return Post(**values)
+
+
+def make_issue(number: int = 1, **fields: Any) -> Issue:
+    values: dict[str, Any] = {
+        "number": number,
+        "period": DEMO_PERIOD,
+        "created_at": NOW,
+        "updated_at": NOW,
+        **fields,
+    }
+    return Issue(**values)
+
+
+def demo_issue(db: sqlite_utils.Database, settings: Settings) -> tuple[Issue, list[Post]]:
+    """Issue 1 of the demo site, as ``publish`` would make it on Monday 30 July 2012."""
+    issue = create_issue(db, settings, period=DEMO_PERIOD, now=NOW)
+    assert issue is not None
+    return issue, issue_posts(db, issue)
+
+
+def render_demo(db: sqlite_utils.Database, settings: Settings) -> RenderedDigest:
+    issue, posts = demo_issue(db, settings)
+    return render_issue(issue, posts, settings)
+
+
+def parse(html: str) -> lxml.html.HtmlElement:
+    return lxml.html.document_fromstring(html)
