@@ -12,9 +12,11 @@ import pytest
 from policyfeed.config import (
     DEFAULT_CONFIG_TEXT,
     Settings,
+    check_config_text,
     load_settings,
     parse_duration,
     read_config_file,
+    toml_string,
 )
 from policyfeed.errors import ConfigError
 
@@ -227,10 +229,25 @@ def test_durations(text: str, expected: timedelta) -> None:
 
 
 def test_the_config_written_by_init_is_valid_and_complete(tmp_path: Path) -> None:
-    text = DEFAULT_CONFIG_TEXT.format(title="Public Policy", base_url="https://p.example.org/")
-    assert tomllib.loads(text)["site"]["title"] == "Public Policy"
+    title = 'Public "Policy" \\ Genève\tnotes'
+    text = DEFAULT_CONFIG_TEXT.format(
+        title=toml_string(title), base_url=toml_string("https://p.example.org/")
+    )
+    check_config_text(text, tmp_path / "policyfeed.toml")
     settings = load_settings(write_config(tmp_path, text), environ={}, cwd=tmp_path)
-    assert (settings.title, settings.base_url) == ("Public Policy", "https://p.example.org/")
+    assert (settings.title, settings.base_url) == (title, "https://p.example.org/")
+
+
+@pytest.mark.parametrize("value", ['say "hi"', "back\\slash", "new\nline", "del\x7f", "ctl\x01"])
+def test_toml_string_round_trips(value: str) -> None:
+    assert tomllib.loads(f"key = {toml_string(value)}")["key"] == value
+
+
+def test_check_config_text_names_a_bad_value(tmp_path: Path) -> None:
+    text = DEFAULT_CONFIG_TEXT.format(title=toml_string("x"), base_url=toml_string("ftp://x/"))
+    with pytest.raises(ConfigError, match=r"site\.base_url must be an absolute http"):
+        check_config_text(text, tmp_path / "policyfeed.toml")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_demo_config_loads(tmp_path: Path) -> None:

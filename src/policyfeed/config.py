@@ -181,11 +181,18 @@ def _coerce(name: str, value: Any, origin: str, base_dir: Path | None) -> Any:
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read and check a policyfeed.toml; unknown sections or keys are errors that name them."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return parse_config_text(text, path)
+
+
+def parse_config_text(text: str, path: Path) -> dict[str, Any]:
+    """The settings in the TOML ``text`` of the file ``path`` (named in errors)."""
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
@@ -285,15 +292,26 @@ def validate(settings: Settings) -> None:
     parse_duration(settings.max_lateness)
 
 
+def check_config_text(text: str, path: Path) -> None:
+    """Raise ConfigError if ``text`` would not be a valid config file at ``path``."""
+    validate(Settings(**parse_config_text(text, path)))
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string, quotes included."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04X}", escaped) + '"'
+
+
 DEFAULT_CONFIG_TEXT = """\
 # policyfeed site configuration. Precedence: defaults < this file < POLICYFEED_* environment
 # variables < command-line flags. Secrets (POLICYFEED_SMTP_PASSWORD, POLICYFEED_SECRET) are read
 # only from the environment.
 
 [site]
-title = "{title}"
+title = {title}
 description = ""
-base_url = "{base_url}"
+base_url = {base_url}
 language = "en"
 timezone = "UTC"
 author = ""

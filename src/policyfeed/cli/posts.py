@@ -41,6 +41,8 @@ def _post_options(fn: Any) -> Any:
 def _record(values: dict[str, Any]) -> dict[str, Any]:
     record = {k: v for k, v in values.items() if v not in (None, ())}
     body_file = record.pop("body_file", None)
+    if body_file is not None and "body" in record:
+        raise click.UsageError("use --body or --body-file, not both")
     if body_file is not None:
         from policyfeed.importers import read_text
 
@@ -99,7 +101,7 @@ def posts_add(app: App, publish: bool, **values: Any) -> None:
     elif "status" not in record:
         record["status"] = "draft"
     draft = draft_from_record(
-        record, base_url=settings.base_url, tz=settings.tz, source="post", where="options"
+        record, base_url=settings.base_url, tz=settings.tz, source="", where=""
     )
     with transaction(app.db):
         store.save_post(app.db, draft, now=app.now(), domain=settings.domain)
@@ -108,24 +110,25 @@ def posts_add(app: App, publish: bool, **values: Any) -> None:
 
 
 @posts.command("edit")
-@click.argument("slug")
+@click.argument("current_slug", metavar="SLUG")
 @click.option("--title", help="New title.")
 @_post_options
 @pass_app
-def posts_edit(app: App, slug: str, **values: Any) -> None:
-    """Change a post. The guid never changes, even when the slug or title does.
+def posts_edit(app: App, current_slug: str, **values: Any) -> None:
+    """Change a post; --slug renames it. The guid never changes, even when the slug or title does.
 
     Example:
 
     \b
         policyfeed posts edit wcit-preparation --title "Preparing for WCIT-12"
+        policyfeed posts edit wcit-preparation --slug wcit-12 --topic "ITU / WCIT"
     """
     from policyfeed.posts import draft_from_record
     from policyfeed.store import posts as store
     from policyfeed.store import transaction
 
     settings = app.settings
-    current = store.get_post(app.db, slug)
+    current = store.get_post(app.db, current_slug)
     record: dict[str, Any] = {
         "title": current.title,
         "slug": current.slug,
@@ -142,11 +145,12 @@ def posts_edit(app: App, slug: str, **values: Any) -> None:
         raise click.UsageError("--format needs --body or --body-file")
     record.update(changes)
     draft = draft_from_record(
-        record, base_url=settings.base_url, tz=settings.tz, source="post", where=slug
+        record, base_url=settings.base_url, tz=settings.tz, source="", where=""
     )
     with transaction(app.db):
         store.save_post(app.db, draft, now=app.now(), domain=settings.domain, post_id=current.id)
-    click.echo(f"Updated {draft.slug}")
+    renamed = f" (was {current.slug})" if draft.slug != current.slug else ""
+    click.echo(f"Updated {draft.slug}{renamed}")
 
 
 @posts.command("list")
@@ -202,8 +206,9 @@ def posts_show(app: App, slug: str, as_json: bool) -> None:
     click.echo(f"{'published:':<11}{app.local(post.published_at)}")
     click.echo(f"{'updated:':<11}{app.local(post.updated_at)}")
     click.echo(f"{'topics:':<11}{', '.join(data['topics']) or '-'}")
-    click.echo(f"\n{post.summary}\n" if post.summary else "")
-    click.echo(post.body_text)
+    for block in (post.summary, post.body_text):
+        if block:
+            click.echo(f"\n{block}")
 
 
 @posts.command("publish")
