@@ -149,3 +149,57 @@ def m005_deliveries(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX deliveries_issue_status ON deliveries (issue_id, status)")
+
+
+@MIGRATIONS()
+def m006_post_journal(db: Database) -> None:
+    # Every change to a post or its topics, with the values it had before, so that `build` can
+    # re-render only what changed since its last run (see policyfeed.site). Append-only.
+    db.execute(
+        """
+        CREATE TABLE post_journal (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            post_id INTEGER NOT NULL,
+            old_slug TEXT,
+            old_status TEXT,
+            old_published_at TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER post_journal_insert AFTER INSERT ON posts BEGIN
+            INSERT INTO post_journal (post_id) VALUES (new.id);
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER post_journal_update AFTER UPDATE ON posts BEGIN
+            INSERT INTO post_journal (post_id, old_slug, old_status, old_published_at)
+            VALUES (old.id, old.slug, old.status, old.published_at);
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER post_journal_delete AFTER DELETE ON posts BEGIN
+            INSERT INTO post_journal (post_id, old_slug, old_status, old_published_at)
+            VALUES (old.id, old.slug, old.status, old.published_at);
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER post_journal_topic_insert AFTER INSERT ON post_topics BEGIN
+            INSERT INTO post_journal (post_id) VALUES (new.post_id);
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER post_journal_topic_delete AFTER DELETE ON post_topics BEGIN
+            INSERT INTO post_journal (post_id) VALUES (old.post_id);
+        END
+        """
+    )
