@@ -426,7 +426,7 @@ def test_every_command_has_help_that_ends_with_an_example() -> None:
     }  # fmt: skip
     for name, command in commands:
         assert command.help and "Example:" in command.help, name
-        example = command.help.rsplit("Example:", 1)[1].split()
+        example = command.help.rsplit("Example:", 1)[1].replace("\b", "").split()
         assert example and example[0] == "policyfeed", name
 
 
