@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from policyfeed.cli import App, CliError, cli, pass_app
@@ -76,13 +78,14 @@ def publish_command(
     import json
     from datetime import timedelta
 
+    from policyfeed.cli.progress import sending_progress
     from policyfeed.errors import PolicyfeedError
     from policyfeed.lock import exclusive_lock, lock_path_for
     from policyfeed.publish import publish
 
     lateness = max_lateness if isinstance(max_lateness, timedelta) else None
 
-    def run() -> object:
+    def run(progress: Any = None) -> object:
         return publish(
             app.db,
             app.settings,
@@ -92,14 +95,18 @@ def publish_command(
             max_lateness=lateness,
             force=force,
             resend_ambiguous=resend_ambiguous,
+            progress=progress,
         )
 
     try:
         if dry_run:  # reads only: no lock file either
             result = run()
         else:
-            with exclusive_lock(lock_path_for(app.db_path), wait=wait):
-                result = run()
+            with (
+                exclusive_lock(lock_path_for(app.db_path), wait=wait),
+                sending_progress(enabled=not as_json) as progress,  # a bar on a terminal only
+            ):
+                result = run(progress)
     except PolicyfeedError as exc:
         if as_json:
             status = "busy" if exc.__class__.__name__ == "BusyError" else "error"
