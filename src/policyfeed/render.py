@@ -608,4 +608,6 @@ def preview_message(
     # A boundary from the content, so the same issue gives the same bytes.
     seed = f"{issue.number}\0{digest.chapter}\0{digest.subject}\0{digest.size_bytes}"
     message.set_boundary("=_pf_preview_" + hashlib.sha256(seed.encode()).hexdigest()[:24])
-    return message.as_bytes()
+    # Headers are not folded below 998 octets: folding a long subject right after "Subject:"
+    # makes some readers show a leading space. Bodies were encoded in 76-character lines.
+    return message.as_bytes(policy=policy.SMTP.clone(max_line_length=998))
