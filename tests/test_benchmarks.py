@@ -1,0 +1,174 @@
+"""Smoke tests for the benchmark suite (make bench): the generator at a tiny size, and every
+figure of the runner at tiny sizes, returning numbers and a well-formed table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlite_utils
+
+from policyfeed.config import load_settings
+from policyfeed.issues import plan_issue
+from policyfeed.posts import html_to_text, sanitize_html
+from policyfeed.schedule import current_period
+from policyfeed.store import open_db
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import generate  # noqa: E402
+import run  # noqa: E402
+
+NOW = datetime(2024, 6, 5, 10, 30, tzinfo=UTC)  # a Wednesday
+TINY = run.Sizes(
+    big_posts=40,
+    small_posts=12,
+    big_subscribers=8,
+    small_subscribers=3,
+    import_posts=20,
+    personalise_messages=20,
+    smtp_messages=5,
+    help_runs=1,
+    import_runs=2,
+    build_runs=1,
+    publish_runs=1,
+    personalise_runs=1,
+    smtp_runs=1,
+    memory_runs=1,
+)
+
+
+# --- the generator ----------------------------------------------------------------------------
+def test_generated_posts_look_like_what_the_importer_stores() -> None:
+    records = generate.post_records(60, now=NOW)
+    sizes = [len(record["body"].encode()) for record in records]
+    assert min(sizes) >= 1000 and max(sizes) <= 5000
+    for record in records:
+        assert sanitize_html(record["body"], generate.BASE_URL) == record["body"]
+        assert html_to_text(record["body"]) == record["_body_text"]
+        assert 1 <= len(record["topics"]) <= 3
+    dates = [r["published_at"] for r in records if "published_at" in r]
+    assert dates == sorted(dates)
+    assert (dates[-1] - dates[0]).days > 365 * 5  # spread over years
+
+
+def test_generator_gives_the_same_data_for_the_same_seed_and_time() -> None:
+    assert generate.post_records(30, now=NOW) == generate.post_records(30, now=NOW)
+    assert generate.post_records(30, now=NOW) != generate.post_records(30, now=NOW, seed=1)
+
+
+def test_generated_database_has_the_next_issue_waiting(tmp_path: Path) -> None:
+    dataset = generate.generate_database(tmp_path / "bench.db", posts=50, subscribers=20, now=NOW)
+    assert (dataset.posts, dataset.subscribers, dataset.recent) == (50, 20, generate.RECENT_POSTS)
+    db = sqlite_utils.Database(tmp_path / "bench.db")
+    assert db["posts"].count == 50
+    assert db["subscribers"].count == 20
+    assert db["chapters"].count == len(generate.CHAPTERS)
+    assert db["issues"].count == dataset.issues > 0
+    assert db["deliveries"].count > 0
+    db.conn.close()
+
+    config = generate.write_config(tmp_path)
+    settings = load_settings(config, environ={}, cwd=tmp_path)
+    period = current_period(settings.schedule, settings.tz, NOW)
+    store = open_db(tmp_path / "bench.db")
+    keys = [row["period"] for row in store["issues"].rows]
+    planned = plan_issue(store, settings, now=NOW)
+    store.conn.close()
+    assert period.key not in keys  # the current period is still to be published
+    assert all(current_period(settings.schedule, settings.tz, run_at(k)).key == k for k in keys)
+    assert planned is not None
+    assert len(planned[1]) == generate.RECENT_POSTS
+
+
+def run_at(key: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(key).replace(tzinfo=ZoneInfo(generate.TIMEZONE))
+
+
+# --- figures and the table --------------------------------------------------------------------
+def test_paired_runs_alternate_which_side_goes_first() -> None:
+    calls: list[str] = []
+    ours, theirs = run.paired(
+        lambda: calls.append("ours") or 2.0, lambda: calls.append("base") or 1.0, 3
+    )
+    assert calls == ["base", "ours", "ours", "base", "base", "ours"]
+    assert (ours, theirs) == ([2.0] * 3, [1.0] * 3)
+
+
+@pytest.mark.parametrize(
+    ("figure", "verdict"),
+    [
+        (run.Figure("a", "a", "b", "s", limit=1.5).settle([3, 1.4, 1.5], [1, 1, 2]), "met"),
+        (run.Figure("a", "a", "b", "s", limit=1.5).settle([1.6], [1.0]), "MISSED"),
+        (
+            run.Figure("a", "a", "b", "msg/s", limit=0.9, higher_is_better=True).settle(
+                [85], [100]
+            ),
+            "MISSED",
+        ),
+        (
+            run.Figure("a", "a", "b", "s", limit=5, absolute_limit=1.0).settle([1.2], [1.0]),
+            "MISSED",
+        ),
+        (run.Figure("a", "a", "b", "s", limit=5, unavailable="later"), run.NOT_AVAILABLE),
+    ],
+)
+def test_a_figure_is_judged_by_the_ratio_of_medians_and_its_limits(
+    figure: run.Figure, verdict: str
+) -> None:
+    assert figure.verdict == verdict
+
+
+def _table_rows(table: str) -> list[list[str]]:
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows]
+
+
+def test_table_is_one_markdown_table_with_a_row_per_figure() -> None:
+    figures = [
+        run.Figure("a", "first", "base", "s", limit=2, note="why").settle([0.3], [0.2]),
+        run.Figure("b", "second", "base", "MB", limit=2, unavailable="not built"),
+    ]
+    rows = _table_rows(run.render_table(figures, "title"))
+    assert len(rows) == 4  # header, rule, two figures
+    assert {len(row) for row in rows} == {7}
+    assert rows[2] == ["first [1]", "base", "300 ms", "200 ms", "1.50x", "<= 2x", "met"]
+    assert rows[3][-1] == run.NOT_AVAILABLE
+
+
+def test_every_figure_at_tiny_sizes_gives_numbers_or_says_why_not(tmp_path: Path) -> None:
+    workspace = run.Workspace(tmp_path, TINY, datetime.now(UTC).replace(microsecond=0))
+    figures = run.run_figures(list(run.FIGURES), workspace)
+    assert [f.key for f in figures] == list(run.FIGURES)
+    for figure in figures:
+        assert not figure.error, figure.error
+        if figure.unavailable:
+            continue
+        assert figure.measured is not None and figure.measured > 0, figure.key
+        assert figure.baseline is not None and figure.baseline > 0, figure.key
+        assert figure.ratio is not None and figure.verdict in ("met", "MISSED")
+        assert len(figure.samples) == len(figure.baseline_samples) == figure.runs >= 1
+    rows = _table_rows(run.render_table(figures, "tiny"))
+    assert len(rows) == 2 + len(run.FIGURES)
+    assert {len(row) for row in rows} == {7}
+
+
+def test_runner_writes_the_table_and_the_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(run, "QUICK", TINY)
+    results = tmp_path / "latest.json"
+    assert run.main(["--quick", "--only", "help", "--json", str(results)]) == 0
+    table = capsys.readouterr().out
+    assert "`policyfeed --help`, whole process" in table
+    data: dict[str, Any] = json.loads(results.read_text())
+    assert data["mode"] == "quick"
+    assert [f["key"] for f in data["figures"]] == ["help"]
+    assert data["figures"][0]["ratio"] > 0
