@@ -8,7 +8,9 @@ It records what actually arrives and can misbehave on purpose, the way relays do
 - ``down_after=k, down_mode="drop" | "421" | "stall"``: once k messages were accepted, every MAIL
   gets the connection dropped, a 421 answer (and the connection closed), or no answer at all;
   ``down_for=n`` recovers by itself after n such answers, else :meth:`SmtpSink.recover`;
-- ``close_every=k``: the relay closes each connection after k messages (a per-session limit).
+- ``close_every=k``: the relay closes each connection after k messages (a per-session limit);
+- ``lose_answers=n``: the relay accepts the next n messages but closes the connection instead
+  of answering 250 (the sender cannot know the message arrived).
 
 Use it as a context manager; every test that starts one stops it.
 """
@@ -78,6 +80,7 @@ class _Script:
     down_for: int | None = None
     close_every: int | None = None
     stall_seconds: float = 5.0
+    lose_answers: int = 0
     accepted: int = 0
     down_answers: int = 0
     recovered: bool = False
@@ -150,6 +153,9 @@ class _Handler:
                 login=login,
             )
         )
+        if self.sink._lose_answer() and server.transport is not None:
+            server.transport.close()  # accepted, but the 250 never reaches the sender
+            return "250 2.0.0 (lost)"
         close_every = self.sink._script.close_every
         if close_every and server.carried >= close_every and server.transport is not None:
             # Closed once the 250 below is flushed: the client finds out on its next command.
@@ -189,6 +195,7 @@ class SmtpSink:
         down_for: int | None = None,
         close_every: int | None = None,
         stall_seconds: float = 5.0,
+        lose_answers: int = 0,
     ) -> None:
         if security != "none" and tls is None:
             raise ValueError("a TLS relay needs make_tls()")
@@ -204,6 +211,7 @@ class SmtpSink:
             down_for=down_for,
             close_every=close_every,
             stall_seconds=stall_seconds,
+            lose_answers=lose_answers,
         )
         self._lock = threading.Lock()
         self.messages: list[Received] = []
@@ -294,6 +302,13 @@ class SmtpSink:
         with self._lock:
             self.messages.append(received)
             self._script.accepted += 1
+
+    def _lose_answer(self) -> bool:
+        with self._lock:
+            if self._script.lose_answers > 0:
+                self._script.lose_answers -= 1
+                return True
+            return False
 
     def _action_for_mail(self) -> str:
         with self._lock:

@@ -13,7 +13,7 @@ import pytest
 from policyfeed.config import Settings
 from policyfeed.errors import ConfigError
 from policyfeed.smtp import RateLimiter, SmtpTransport, backoff_delay
-from policyfeed.transport import SendDeferred, SendRefused
+from policyfeed.transport import SendDeferred, SendRefused, SendUncertain
 from smtp_server import SmtpSink, TlsFiles, make_tls
 
 SENDER = "newsletter@policy.example.org"
@@ -199,6 +199,33 @@ def test_the_relay_can_be_used_again_after_a_deferral_once_it_recovers() -> None
         send(transport, 1)
         transport.close()
     assert relay.recipients() == {"reader1@example.org": 1}
+
+
+def test_a_lost_answer_after_the_data_is_uncertain_and_never_retried() -> None:
+    with SmtpSink(lose_answers=1) as relay:
+        sleeps = Sleeps()
+        transport = transport_for(relay, sleep=sleeps, smtp_retries=3)
+        with pytest.raises(SendUncertain, match="may or may not have been accepted"):
+            send(transport, 1)
+        send(transport, 2)  # the next message goes on a new connection
+        transport.close()
+    # The relay had accepted the first message: handing it over again would duplicate it.
+    assert relay.recipients() == {"reader1@example.org": 1, "reader2@example.org": 1}
+    assert sleeps == []
+    assert transport.connections == 2
+
+
+def test_a_4xx_answer_for_a_recipient_is_retried_on_the_same_connection() -> None:
+    with SmtpSink(refuse={"slow@example.org": "451 4.7.1 Greylisted, try again"}) as relay:
+        sleeps = Sleeps()
+        transport = transport_for(relay, sleep=sleeps, smtp_retries=2)
+        with pytest.raises(SendDeferred, match=r"451 4\.7\.1 Greylisted"):
+            send(transport, 1, to="slow@example.org")
+        send(transport, 2)
+        transport.close()
+    assert sleeps == [0.5, 1.0]
+    assert relay.recipients() == {"reader2@example.org": 1}
+    assert transport.connections == 1
 
 
 def test_a_relay_that_does_not_answer_times_out_as_a_temporary_failure() -> None:

@@ -29,7 +29,7 @@ from policyfeed.store import deliveries as store
 from policyfeed.store import subscribers as subscriber_store
 from policyfeed.store.deliveries import Delivery
 from policyfeed.store.subscribers import Subscriber
-from policyfeed.transport import SendDeferred, SendRefused, Transport
+from policyfeed.transport import SendDeferred, SendRefused, SendUncertain, Transport
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -242,6 +242,9 @@ class DeliveryLedger:
         except SendDeferred as exc:
             self._mark(row, "pending", str(exc))
             report.deferred = str(exc) or "temporary failure"
+        except SendUncertain as exc:  # the relay may have it: the row stays `sending`
+            report.ambiguous += 1
+            report.deferred = str(exc)
         else:
             self._mark(row, "sent")
             report.sent += 1

@@ -8,6 +8,8 @@ The relay's answers decide what happens to a ledger row:
 - 4xx, a dropped connection or a timeout: retried with exponential backoff up to
   ``settings.smtp_retries`` times, then :class:`SendDeferred`, so the row stays pending for the
   next run (exit 75);
+- the answer to the message's data lost (a timeout, a dropped connection): the relay may have
+  it, so it is not handed over again: :class:`SendUncertain`, and the row stays ``sending``;
 - anything that is not about one recipient (the relay refuses the login or the sender, or the
   connection cannot be made at all) is also :class:`SendDeferred`: no row is marked failed for a
   problem that is the configuration's.
@@ -17,14 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import smtplib
 import ssl
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from policyfeed.errors import ConfigError
-from policyfeed.transport import SendDeferred, SendRefused
+from policyfeed.transport import SendDeferred, SendRefused, SendUncertain
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -247,6 +250,8 @@ class SmtpTransport:
                 self._sleep(delay)
 
     def _send_once(self, message: bytes, sender: str, recipient: str) -> None:
+        """One SMTP transaction, phase by phase, so a lost answer after the message is known to
+        be the one case where the relay may have it (:class:`SendUncertain`)."""
         reused = self._conn is not None and self._sent_on_conn > 0
         if self._conn is None:
             self._conn = self._connect()
@@ -258,47 +263,65 @@ class SmtpTransport:
                     f"the relay does not accept non-ASCII addresses (no SMTPUTF8): {recipient}"
                 )
             options.append("SMTPUTF8")
+        if conn.has_extn("size"):
+            options.append(f"SIZE={len(message)}")
         try:
-            conn.sendmail(sender, [recipient], message, mail_options=options)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = exc.recipients.get(recipient, (0, b"refused"))
-            self._settle(code, text)
-        except smtplib.SMTPSenderRefused as exc:
-            if exc.smtp_code >= 500:
-                self._drop_if_closed(exc.smtp_code)
-                # Refused for every row alike: not a reason to fail this subscriber.
-                raise SendDeferred(
-                    f"relay refused the sender {sender}: {_answer(exc.smtp_code, exc.smtp_error)}"
-                ) from None
-            self._settle(exc.smtp_code, exc.smtp_error)
-        except smtplib.SMTPDataError as exc:
-            self._settle(exc.smtp_code, exc.smtp_error)
+            code, text = conn.mail(sender, options)
+            if code != 250:
+                self._answered("MAIL", code, text, sender)
+            code, text = conn.rcpt(recipient)
+            if code not in (250, 251):
+                self._answered("RCPT", code, text, sender)
+            code, text = conn.docmd("DATA")
+            if code != 354:
+                self._answered("DATA", code, text, sender)
+            conn.send(_data_payload(message))
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
-            timed_out = isinstance(exc.__context__, TimeoutError)
-            if timed_out:
+            if isinstance(exc.__context__, TimeoutError):
                 raise _Temporary("the relay did not answer in time (smtp.timeout)") from None
             raise _Temporary(f"relay closed the connection ({exc})", stale=reused) from None
-        except smtplib.SMTPResponseException as exc:
-            self._settle(exc.smtp_code, exc.smtp_error)
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise _Temporary(f"connection to relay failed: {_describe(exc)}") from None
-        else:
-            self._sent_on_conn += 1
-
-    def _settle(self, code: int, text: bytes | str) -> None:
-        """Turn a non-2xx answer into a refusal (5xx) or a retry (anything else)."""
-        answer = _answer(code, text)
-        self._drop_if_closed(code)
-        if 500 <= code < 600:
-            raise SendRefused(answer)
-        raise _Temporary(f"relay answered {answer}")
-
-    def _drop_if_closed(self, code: int) -> None:
-        # smtplib closes the socket itself after a 421 (the relay is shutting the session).
-        if code == 421 or (self._conn is not None and self._conn.sock is None):
+        # The whole message is with the relay now: without its answer nobody knows whether it
+        # took it, and handing it over again could deliver it twice.
+        try:
+            code, text = conn.getreply()
+        except (smtplib.SMTPException, OSError) as exc:
             self._drop()
+            raise SendUncertain(
+                f"no answer from the relay after the message to {recipient} was sent "
+                f"({_describe(exc)}); it may or may not have been accepted"
+            ) from None
+        if code != 250:
+            self._answered("end of data", code, text, sender)
+        self._sent_on_conn += 1
+
+    def _answered(self, phase: str, code: int, text: bytes, sender: str) -> NoReturn:
+        """Turn a refusal into SendRefused (5xx), SendDeferred or a retry (4xx)."""
+        answer = _answer(code, text)
+        if code == 421:  # the relay is closing the session
+            self._drop()
+        elif self._conn is not None:
+            try:
+                self._conn.rset()  # ready for the next message on the same connection
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+        if 500 <= code < 600:
+            if phase == "MAIL":
+                # Refused for every row alike: not a reason to fail this subscriber.
+                raise SendDeferred(f"relay refused the sender {sender}: {answer}")
+            raise SendRefused(answer)
+        raise _Temporary(f"relay answered {answer} (at {phase})")
+
+
+def _data_payload(message: bytes) -> bytes:
+    """The message as sent after DATA: leading dots doubled, ended by a line with one dot."""
+    payload = re.sub(rb"(?m)^\.", b"..", message)
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    return payload + b".\r\n"
 
 
 def _describe(exc: BaseException) -> str:

@@ -14,6 +14,12 @@ class SendRefused(Exception):
     """A permanent failure for this recipient (5xx): the row is marked failed with this reason."""
 
 
+class SendUncertain(Exception):
+    """The message was handed over but the answer was lost (a timeout or a dropped connection
+    after the data): it may have been accepted. The row stays ``sending`` (ambiguous), so it is
+    handed over again only when the operator says so."""
+
+
 class Transport(Protocol):
     """Hands finished messages to their next hop, one recipient at a time."""
 
@@ -22,7 +28,7 @@ class Transport(Protocol):
     resend_is_idempotent: bool
 
     def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
-        """Deliver one message or raise SendDeferred / SendRefused."""
+        """Deliver one message or raise SendDeferred / SendRefused / SendUncertain."""
         ...
 
     def close(self) -> None:
