@@ -150,6 +150,21 @@ def _qp_text(text: str) -> bytes:
     return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", CRLF)
 
 
+def _with_soft_break(encoded: bytes) -> bytes:
+    """Quoted-printable text ended by a soft line break, so what follows starts a line; a last
+    line too long to take the "=" is cut first (never inside an "=XX" escape)."""
+    if not encoded or encoded.endswith(CRLF):
+        return encoded
+    start = encoded.rfind(CRLF) + 2 if CRLF in encoded else 0
+    head, last = encoded[:start], encoded[start:]
+    if len(last) > QP_LINE - 1:
+        cut = QP_LINE - 1
+        escape = last.rfind(b"=", cut - 2, cut)
+        cut = escape if escape > 0 else cut
+        last = last[:cut] + SOFT_BREAK + last[cut:]
+    return head + last + SOFT_BREAK
+
+
 # --- the template ------------------------------------------------------------------------------
 
 
@@ -198,10 +213,7 @@ class _Builder:
         field_of = {placeholder: field for field, placeholder in placeholders.items()}
         position = 0
         for match in pattern.finditer(text):
-            chunk = _qp_text(text[position : match.start()])
-            self.literal(chunk)
-            if chunk and not chunk.endswith(CRLF):
-                self.literal(SOFT_BREAK)
+            self.literal(_with_soft_break(_qp_text(text[position : match.start()])))
             self.slot(field_of[match.group(0)], context)
             self.literal(SOFT_BREAK)
             position = match.end()

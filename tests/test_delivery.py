@@ -1,0 +1,391 @@
+"""The deliveries ledger and the outbox: at most one message per (issue, subscriber)."""
+
+from __future__ import annotations
+
+import email
+import sqlite3
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from policyfeed.config import Settings
+from policyfeed.delivery import (
+    DeliveryLedger,
+    FrozenRow,
+    OutboxTransport,
+    make_transport,
+    outbox_name,
+)
+from policyfeed.store import issues as issue_store
+from policyfeed.store.deliveries import Delivery
+from policyfeed.store.subscribers import Subscriber
+from policyfeed.subscribers import add_subscriber, remove_subscriber, unsubscribe
+from policyfeed.transport import SendDeferred, SendRefused
+
+SENDER = "policy-digest@example.org"
+
+
+class Recorder:
+    """A transport that records hand-offs; ``fail`` decides per recipient what goes wrong."""
+
+    def __init__(
+        self,
+        *,
+        idempotent: bool = False,
+        fail: Callable[[str], Exception | None] = lambda _: None,
+        spy: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.resend_is_idempotent = idempotent
+        self.sent: list[tuple[str, str]] = []
+        self.fail = fail
+        self.spy = spy
+        self.closed = False
+
+    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+        self.spy(message_id)
+        problem = self.fail(recipient)
+        if problem is not None:
+            raise problem
+        self.sent.append((recipient, message_id))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def issue_id(db: sqlite_utils.Database, now: datetime) -> int:
+    with db.conn:
+        issue = issue_store.insert_issue(
+            db,
+            number=1,
+            period="2012-07-30T08:00",
+            subject="Issue 1",
+            note="",
+            now=now,
+            post_ids=[],
+        )
+    return issue.id or 0
+
+
+@pytest.fixture
+def members(db: sqlite_utils.Database, now: datetime) -> list[int]:
+    return [
+        add_subscriber(db, f"member{n}@example.org", now=now, name=f"Member {n}").id or 0
+        for n in range(1, 5)
+    ]
+
+
+def ledger_for(db: sqlite_utils.Database, issue_id: int, now: datetime) -> DeliveryLedger:
+    return DeliveryLedger(db, issue_id, clock=lambda: now)
+
+
+def freeze_all(ledger: DeliveryLedger, ids: list[int]) -> None:
+    ledger.freeze([FrozenRow(i, None, f"issue-1.sub-{i}.test@policy.example.org") for i in ids])
+
+
+def compose(row: Delivery, subscriber: Subscriber) -> bytes:
+    return (
+        f"From: {SENDER}\r\nTo: {subscriber.email}\r\nMessage-ID: <{row.message_id}>\r\n"
+        f"Subject: test\r\n\r\nHello {subscriber.name}\r\n"
+    ).encode()
+
+
+def statuses(ledger: DeliveryLedger) -> dict[int, str]:
+    return {row.subscriber_id: row.status for row in ledger.rows()}
+
+
+def force_status(db: sqlite_utils.Database, subscriber_id: int, status: str) -> None:
+    with db.conn:
+        db.execute(
+            "UPDATE deliveries SET status = ? WHERE subscriber_id = ?", [status, subscriber_id]
+        )
+
+
+# --- freezing ---------------------------------------------------------------------------------
+
+
+def test_freezing_writes_one_row_per_subscriber_and_a_second_freeze_adds_nothing(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    assert not ledger.started
+    freeze_all(ledger, members)
+    freeze_all(ledger, members)
+    assert ledger.started
+    assert statuses(ledger) == dict.fromkeys(members, "pending")
+    # the schema itself refuses a second row
+    with pytest.raises(sqlite3.IntegrityError), db.conn:
+        db.execute(
+            "INSERT INTO deliveries (issue_id, subscriber_id, message_id, created_at, "
+            "updated_at) VALUES (?, ?, 'x@y', 'now', 'now')",
+            [issue_id, members[0]],
+        )
+
+
+# --- delivering --------------------------------------------------------------------------------
+
+
+def test_every_pending_row_is_handed_over_once_and_marked_sent(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+    transport = Recorder()
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert [r for r, _ in transport.sent] == [f"member{n}@example.org" for n in range(1, 5)]
+    assert (report.sent, report.failed, report.skipped, report.settled) == (4, 0, 0, True)
+    assert all(
+        row.status == "sent" and row.sent_at == now and row.attempts == 1 for row in ledger.rows()
+    )
+
+
+def test_a_resumed_run_never_sends_a_sent_row_again(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+    force_status(db, members[0], "sent")
+    force_status(db, members[1], "sent")
+    transport = Recorder()
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert [r for r, _ in transport.sent] == ["member3@example.org", "member4@example.org"]
+    assert report.sent == 2 and report.ledger["sent"] == 4
+    assert ledger.deliver(Recorder(), compose, sender=SENDER).sent == 0
+
+
+def test_the_row_is_committed_as_sending_before_the_hand_off(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime, tmp_path: Path
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members[:1])
+    seen: list[str] = []
+
+    def spy(message_id: str) -> None:  # another connection sees what a crash would leave
+        other = sqlite3.connect(tmp_path / "test.db")
+        seen.append(other.execute("SELECT status FROM deliveries").fetchone()[0])
+        other.close()
+
+    ledger.deliver(Recorder(spy=spy), compose, sender=SENDER)
+    assert seen == ["sending"]
+
+
+def test_a_permanent_refusal_fails_that_row_with_the_reason_and_the_others_go_out(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+
+    def fail(recipient: str) -> Exception | None:
+        return SendRefused("550 5.1.1 no such user") if recipient == "member2@example.org" else None
+
+    report = ledger.deliver(Recorder(fail=fail), compose, sender=SENDER)
+    assert (report.sent, report.failed, report.settled) == (3, 1, True)
+    failed = next(row for row in ledger.rows() if row.status == "failed")
+    assert (failed.subscriber_id, failed.last_error) == (members[1], "550 5.1.1 no such user")
+
+
+def test_a_temporary_failure_stops_delivery_and_leaves_the_rest_pending_for_the_next_run(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+    relay_down = Recorder(
+        fail=lambda r: SendDeferred("421 try later") if r == "member2@example.org" else None
+    )
+    report = ledger.deliver(relay_down, compose, sender=SENDER)
+    assert (report.sent, report.deferred, report.settled) == (1, "421 try later", False)
+    assert list(statuses(ledger).values()) == ["sent", "pending", "pending", "pending"]
+    assert ledger.rows()[1].last_error == "421 try later"
+    relay_back = Recorder()
+    report = ledger.deliver(relay_back, compose, sender=SENDER)
+    assert [r for r, _ in relay_back.sent] == [f"member{n}@example.org" for n in (2, 3, 4)]
+    assert report.settled and ledger.rows()[1].attempts == 2
+
+
+def test_someone_who_unsubscribed_after_the_issue_started_is_skipped(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+    unsubscribe(db, "member3@example.org", now=now + timedelta(minutes=1))
+    transport = Recorder()
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert "member3@example.org" not in [r for r, _ in transport.sent]
+    assert (report.sent, report.skipped, report.settled) == (3, 1, True)
+    skipped = [row for row in ledger.rows() if row.status == "skipped"]
+    assert [(r.subscriber_id, r.last_error) for r in skipped] == [
+        (members[2], "unsubscribed before the message went out")
+    ]
+
+
+def test_the_unsubscribe_is_checked_just_before_each_send(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+
+    def leave_during_the_run(message_id: str) -> None:  # member 4 leaves while 1 is being sent
+        if ".sub-1." in message_id:
+            unsubscribe(db, "member4@example.org", now=now)
+
+    transport = Recorder(spy=leave_during_the_run)
+    ledger.deliver(transport, compose, sender=SENDER)
+    assert statuses(ledger)[members[3]] == "skipped"
+    assert len(transport.sent) == 3
+
+
+def test_a_removed_subscriber_takes_their_rows_with_them_and_gets_nothing(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+    remove_subscriber(db, "member1@example.org")
+    transport = Recorder()
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert len(transport.sent) == 3 and report.total == 3 and report.settled
+
+
+def test_a_row_left_sending_is_redone_at_once_by_an_idempotent_transport(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+    force_status(db, members[0], "sending")
+    transport = Recorder(idempotent=True)
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert transport.sent[0] == (
+        "member1@example.org",
+        f"issue-1.sub-{members[0]}.test@policy.example.org",
+    )
+    assert (report.sent, report.ambiguous, report.settled) == (4, 0, True)
+
+
+def test_a_row_left_sending_over_smtp_is_reported_and_not_sent_again(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+    force_status(db, members[0], "sending")
+    transport = Recorder(idempotent=False)
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert "member1@example.org" not in [r for r, _ in transport.sent]
+    assert (report.sent, report.ambiguous, report.settled) == (3, 1, False)
+    assert statuses(ledger)[members[0]] == "sending"
+
+
+def test_resend_ambiguous_hands_it_over_again_with_the_same_message_id(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members[:1])
+    force_status(db, members[0], "sending")
+    transport = Recorder(idempotent=False)
+    report = ledger.deliver(transport, compose, sender=SENDER, resend_ambiguous=True)
+    assert transport.sent == [
+        ("member1@example.org", f"issue-1.sub-{members[0]}.test@policy.example.org")
+    ]
+    assert report.settled and ledger.rows()[0].attempts == 1
+
+
+def test_progress_is_reported_after_each_row(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+    force_status(db, members[0], "sent")
+    calls: list[tuple[int, int]] = []
+    ledger.deliver(Recorder(), compose, sender=SENDER, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_frozen_skipped_rows_are_settled_and_never_sent(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    ledger.freeze(
+        [
+            FrozenRow(members[0], None, "a@x.org"),
+            FrozenRow(members[1], None, "b@x.org", "skipped", "no posts"),
+        ]
+    )
+    transport = Recorder()
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert transport.sent == [("member1@example.org", "a@x.org")]
+    assert report.ledger["skipped"] == 1 and report.settled
+
+
+# --- the outbox --------------------------------------------------------------------------------
+
+
+def test_the_outbox_is_a_maildir_with_one_file_per_message_id(tmp_path: Path) -> None:
+    outbox = OutboxTransport(tmp_path / "outbox")
+    outbox.send(
+        b"Subject: one\r\n\r\nbody\r\n", sender=SENDER, recipient="a@x.org", message_id="m1@x.org"
+    )
+    outbox.send(
+        b"Subject: two\r\n\r\nbody\r\n", sender=SENDER, recipient="b@x.org", message_id="m2@x.org"
+    )
+    assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == ["cur", "new", "tmp"]
+    assert [p.name for p in outbox.messages()] == ["m1@x.org", "m2@x.org"]
+    assert list((tmp_path / "outbox" / "tmp").iterdir()) == []
+    message = email.message_from_bytes((tmp_path / "outbox" / "new" / "m1@x.org").read_bytes())
+    assert message["Subject"] == "one"
+
+
+def test_handing_the_same_message_over_again_replaces_it_instead_of_adding_a_copy(
+    tmp_path: Path,
+) -> None:
+    outbox = OutboxTransport(tmp_path)
+    outbox.send(b"first try", sender=SENDER, recipient="a@x.org", message_id="m1@x.org")
+    outbox.send(b"second try", sender=SENDER, recipient="a@x.org", message_id="m1@x.org")
+    assert [p.read_bytes() for p in outbox.messages()] == [b"second try"]
+
+
+def test_a_message_a_mail_client_already_read_is_not_delivered_again(tmp_path: Path) -> None:
+    outbox = OutboxTransport(tmp_path)
+    outbox.send(b"hello", sender=SENDER, recipient="a@x.org", message_id="m1@x.org")
+    (tmp_path / "new" / "m1@x.org").rename(tmp_path / "cur" / "m1@x.org:2,S")
+    outbox.send(b"hello", sender=SENDER, recipient="a@x.org", message_id="m1@x.org")
+    assert [p.name for p in outbox.messages()] == ["m1@x.org:2,S"]
+
+
+def test_an_outbox_that_cannot_be_written_defers_instead_of_failing_the_row(tmp_path: Path) -> None:
+    (tmp_path / "outbox").write_text("a file where the folder should be")
+    with pytest.raises(SendDeferred, match="cannot write to the outbox"):
+        OutboxTransport(tmp_path / "outbox").send(
+            b"x", sender=SENDER, recipient="a@x.org", message_id="m1@x.org"
+        )
+
+
+@pytest.mark.parametrize(
+    ("message_id", "name"),
+    [
+        ("issue-1.sub-3.abc@policy.example.org", "issue-1.sub-3.abc@policy.example.org"),
+        ("<m1@x.org>", "m1@x.org"),
+    ],
+)
+def test_outbox_names_are_the_message_id(message_id: str, name: str) -> None:
+    assert outbox_name(message_id) == name
+
+
+def test_unsafe_message_ids_get_safe_distinct_names() -> None:
+    one, two = outbox_name("a/b:c@x"), outbox_name("a_b_c@x")
+    assert "/" not in one and ":" not in one and one != two
+
+
+def test_the_outbox_is_the_transport_when_no_relay_is_configured(settings: Settings) -> None:
+    transport = make_transport(settings)
+    assert isinstance(transport, OutboxTransport) and transport.resend_is_idempotent
+    assert transport.root == settings.outbox_dir
+
+
+def test_a_configured_relay_is_the_transport(settings: Settings) -> None:
+    from policyfeed.smtp import SmtpTransport
+
+    relay = replace(settings, smtp_host="127.0.0.1", secret="s3cret")
+    transport = make_transport(relay)
+    assert isinstance(transport, SmtpTransport) and not transport.resend_is_idempotent
