@@ -13,9 +13,11 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlite_utils import Database
+
 from policyfeed.config import load_settings
 from policyfeed.importers import import_posts
-from policyfeed.store import open_db
+from policyfeed.store import open_db, transaction
 from policyfeed.subscribers import import_subscribers, load_chapters
 
 HERE = Path(__file__).resolve().parent
@@ -41,11 +43,21 @@ def build(target: Path) -> None:
     chapters = json.loads((HERE / "chapters.json").read_text(encoding="utf-8"))
     load_chapters(db, chapters, source="chapters.json")
     import_subscribers(db, HERE / "subscribers.csv", now=DEMO_NOW)
-    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.conn.execute("PRAGMA journal_mode = DELETE")
-    db.conn.execute("VACUUM")
-    db.conn.close()
+    finish(db)
     tmp.replace(target)
+
+
+def finish(db: Database) -> None:
+    """Leave the file as policyfeed itself would keep it, so that opening it writes nothing.
+
+    WAL mode stays on (open_db would switch it on, changing the file), the migration times are
+    the demo's clock (so a rebuild gives the same bytes), and the WAL is folded in and removed.
+    """
+    with transaction(db):
+        db.execute("UPDATE _sqlite_migrations SET applied_at = ?", [str(DEMO_NOW)])
+    db.conn.execute("VACUUM")
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
 
 
 if __name__ == "__main__":
