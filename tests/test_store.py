@@ -351,6 +351,14 @@ def test_publishing_a_draft_without_a_date_dates_it_now(db: sqlite_utils.Databas
     assert (post.status, post.published_at) == ("published", NOW)
 
 
+def test_publishing_a_published_post_again_changes_nothing(db: sqlite_utils.Database) -> None:
+    add(db, slug="live", published_at="2012-07-25T09:00:00Z")
+    before = store.get_post(db, "live")
+    again = store.set_status(db, "live", "published", now=NOW, domain=DOMAIN)
+    assert again == before
+    assert store.get_post(db, "live").updated_at == datetime(2012, 7, 25, 9, tzinfo=UTC)
+
+
 def test_deleting_a_post_that_went_out_in_an_issue_is_refused(db: sqlite_utils.Database) -> None:
     post_id = add(db, slug="sent", published_at="2012-07-25")
     with transaction(db):

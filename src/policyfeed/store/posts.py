@@ -304,6 +304,8 @@ def set_status(
     """Publish or unpublish a post. Publishing keeps an earlier date unless one is given."""
     post = get_post(db, slug)
     date = published_at or post.published_at or now
+    if post.status == status and post.published_at == date:
+        return post  # nothing changes: feed readers must not see an update
     with transaction(db):
         db.execute(
             "UPDATE posts SET status = ?, published_at = ?, updated_at = ? WHERE id = ?",
