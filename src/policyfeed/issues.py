@@ -99,7 +99,8 @@ def period_key(settings: Settings, text: str) -> str:
 
 def _check_slugs(
     db: Database, *, now: datetime, exclude: Sequence[str], pin: Sequence[str]
-) -> None:
+) -> dict[str, int]:
+    """The post id of every slug named, after checking each can be excluded or pinned."""
     both = sorted(set(exclude) & set(pin))
     if both:
         raise InputError(f"post {both[0]!r} cannot be both pinned and excluded")
@@ -118,6 +119,7 @@ def _check_slugs(
             raise ConflictError(
                 f"cannot pin {slug!r}: it is dated {published_at}, after now; it waits"
             )
+    return {slug: state[0] for slug, state in states.items()}
 
 
 def select_posts_for_issue(
@@ -136,12 +138,11 @@ def select_posts_for_issue(
     """
     exclude = list(dict.fromkeys(exclude))
     pin = list(dict.fromkeys(pin))
-    _check_slugs(db, now=now, exclude=exclude, pin=pin)
-    states = store.post_states(db, [*exclude, *pin])
-    skip = {states[slug][0] for slug in exclude} | {states[slug][0] for slug in pin}
+    ids = _check_slugs(db, now=now, exclude=exclude, pin=pin)
+    skip = set(ids.values())
     waiting = store.waiting_post_ids(db, now=now, limit=limit + len(skip))
     rest = [post_id for post_id in waiting if post_id not in skip][:limit]
-    return get_posts_by_ids(db, [states[slug][0] for slug in pin] + rest)
+    return get_posts_by_ids(db, [ids[slug] for slug in pin] + rest)
 
 
 @contextlib.contextmanager
@@ -261,7 +262,10 @@ def issue_posts(db: Database, issue: Issue) -> list[Post]:
 
 
 def mark_issue_status(db: Database, issue: Issue, status: str, now: datetime) -> Issue:
-    """Set an issue's status (draft, sending, sent) and commit; returns the updated issue."""
+    """Set an issue's status (draft, sending, sent); returns the updated issue.
+
+    Committed at once, unless called inside the caller's own transaction.
+    """
     if status not in ISSUE_STATUSES:
         raise InputError(f"issue status must be one of {', '.join(ISSUE_STATUSES)}, not {status!r}")
     if issue.id is None:
