@@ -16,12 +16,12 @@ from digest_support import make_issue, make_post, parse, render_demo
 from policyfeed import render
 from policyfeed.errors import ConfigError, DigestTooLargeError
 from policyfeed.issues import ChapterVariant
+from policyfeed.plaintext import TEXT_WIDTH, html_to_mail_text
 from policyfeed.posts import Topic
 from policyfeed.render import (
     CLIP_BYTES,
     UNSUBSCRIBE_URL_TOKEN,
     WARN_BYTES,
-    html_to_mail_text,
     preview_message,
     render_issue,
 )
@@ -57,7 +57,7 @@ def assert_text_reads_as_text(text: str) -> None:
     assert not re.search(r"</?[a-zA-Z][^>]*>", text), "HTML tag in the text part"
     assert not re.search(r"&(#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);", text), "entity in the text part"
     for line in text.splitlines():
-        assert len(line) <= render.TEXT_WIDTH or URL_LINE.match(line), line
+        assert len(line) <= TEXT_WIDTH or URL_LINE.match(line), line
 
 
 # --- structure of the demo digest -------------------------------------------------------------

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
-import textwrap
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -23,11 +20,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from policyfeed.errors import ConfigError, DigestTooLargeError
+from policyfeed.plaintext import (
+    absolute_link,
+    html_fragment,
+    html_to_mail_text,
+    shorten,
+    text_heading,
+    tidy_text,
+    wrap_text,
+)
 from policyfeed.posts import Post, sanitize_html
 
 if TYPE_CHECKING:
     import jinja2
-    import lxml.html
 
     from policyfeed.config import Settings
     from policyfeed.issues import Issue
@@ -44,7 +49,6 @@ PLACEHOLDER_URL_BYTES = 300
 CLIP_BYTES = 102_000
 WARN_BYTES = 90_000
 
-TEXT_WIDTH = 78
 SUMMARY_CHARS = 320
 EMAIL_CONTENT_WIDTH = 552  # 600px column minus its padding: widest image Outlook should get
 
@@ -56,7 +60,6 @@ MONTHS = (
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
     "October", "November", "December",
 )  # fmt: skip
-_LINK_SCHEMES = ("http", "https", "mailto")
 
 
 class ChapterLike(Protocol):
@@ -174,86 +177,7 @@ def render_template(settings: Settings, name: str, **context: Any) -> str:
         raise ConfigError(f"template {name}: {exc.message}") from None
 
 
-# --- plain text helpers ----------------------------------------------------------------------
-
-
-def display_width(text: str) -> int:
-    """Columns a terminal or mail reader gives ``text`` (wide East Asian and emoji count 2)."""
-    return sum(
-        0
-        if unicodedata.combining(ch)
-        else 2
-        if unicodedata.east_asian_width(ch) in ("W", "F")
-        else 1
-        for ch in text
-    )
-
-
-def wrap_text(
-    text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None
-) -> str:
-    """Wrap each line of ``text`` at ``width``; long words (URLs) are never broken."""
-    out: list[str] = []
-    for line in str(text).splitlines() or [""]:
-        if not line.strip():
-            out.append("")
-            continue
-        out.append(
-            textwrap.fill(
-                line.strip(),
-                width=width,
-                initial_indent=indent if first is None or out else first,
-                subsequent_indent=indent,
-                break_long_words=False,
-                break_on_hyphens=False,
-            )
-        )
-    return "\n".join(out)
-
-
-def text_heading(text: str, char: str = "=") -> str:
-    """``text`` wrapped, then underlined with ``char`` as wide as its longest line."""
-    wrapped = wrap_text(text)
-    width = max((display_width(line) for line in wrapped.splitlines()), default=0)
-    return f"{wrapped}\n{char * min(width, TEXT_WIDTH)}"
-
-
-def shorten(text: str, limit: int) -> str:
-    """At most ``limit`` characters, cut at a word boundary with an ellipsis."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    if " " in cut[limit // 2 :]:
-        cut = cut[: cut.rindex(" ")]
-    return cut.rstrip(" ,.;:–—-") + "…"
-
-
-def _tidy_text(text: str) -> str:
-    lines = [line.rstrip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
-
-
-# --- post bodies: HTML for email, and the same as text -------------------------------------
-
-_BLOCKS = {
-    "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre",
-    "table", "thead", "tbody", "tfoot", "tr", "figure", "figcaption", "hr", "dl", "dt", "dd",
-    "caption",
-}  # fmt: skip
-
-
-def _absolute_link(href: str | None) -> bool:
-    if not href:
-        return False
-    parts = urlsplit(href)
-    return parts.scheme in _LINK_SCHEMES and (parts.scheme == "mailto" or bool(parts.netloc))
-
-
-def _fragment(html: str) -> lxml.html.HtmlElement:
-    import lxml.html
-
-    return lxml.html.fragment_fromstring(html or "", create_parent="div")
+# --- post bodies for mail clients ----------------------------------------------------------
 
 
 def email_body_html(body_html: str, base_url: str) -> str:
@@ -261,9 +185,9 @@ def email_body_html(body_html: str, base_url: str) -> str:
     width that fits the column, only absolute http(s)/mailto links, wide tables scrollable."""
     import lxml.html
 
-    root = _fragment(sanitize_html(body_html, base_url))
+    root = html_fragment(sanitize_html(body_html, base_url))
     for img in list(root.iter("img")):
-        if not _absolute_link(img.get("src")) or urlsplit(img.get("src", "")).scheme == "mailto":
+        if not absolute_link(img.get("src")) or urlsplit(img.get("src", "")).scheme == "mailto":
             img.drop_tree()
             continue
         if img.get("alt") is None:
@@ -277,7 +201,7 @@ def email_body_html(body_html: str, base_url: str) -> str:
                 img.attrib.pop("width", None)
         img.set("style", "max-width:100%;height:auto;border:0;")
     for link in root.iter("a"):
-        if link.get("href") is not None and not _absolute_link(link.get("href")):
+        if link.get("href") is not None and not absolute_link(link.get("href")):
             del link.attrib["href"]
     for table in list(root.iter("table")):
         parent = table.getparent()
@@ -289,95 +213,6 @@ def email_body_html(body_html: str, base_url: str) -> str:
         holder.append(table)
     html = lxml.html.tostring(root, encoding="unicode")
     return html.removeprefix("<div>").removesuffix("</div>")
-
-
-class _TextWriter:
-    """Plain text of an HTML fragment: paragraphs, lists, quotes; links listed as [n]."""
-
-    def __init__(self) -> None:
-        self.blocks: list[str] = []
-        self.links: list[str] = []
-        self._inline: list[str] = []
-        self._marker: str | None = None  # a list item's "- " or "2. ", for its first line
-
-    def _link_ref(self, href: str) -> int:
-        if href not in self.links:
-            self.links.append(href)
-        return self.links.index(href) + 1
-
-    def _flush(self, indent: str) -> None:
-        text = "".join(self._inline)
-        self._inline = []
-        lines = [" ".join(line.split()) for line in text.split("\n")]
-        text = "\n".join(line for line in lines if line)
-        if text:
-            self.blocks.append(wrap_text(text, indent=indent, first=self._marker))
-            self._marker = None
-
-    def _inline_element(self, el: Any) -> None:
-        tag = el.tag if isinstance(el.tag, str) else ""
-        if tag == "br":
-            self._inline.append("\n")
-        elif tag == "img":
-            alt = " ".join((el.get("alt") or "").split())
-            if alt:
-                self._inline.append(f"[{alt}]")
-        elif tag:
-            start = len(self._inline)
-            self._inline.append(el.text or "")
-            for child in el:
-                self._inline_element(child)
-                self._inline.append(child.tail or "")
-            href = el.get("href") if tag == "a" else None
-            if href and _absolute_link(href):
-                label = " ".join("".join(self._inline[start:]).split())
-                bare = href.removeprefix("mailto:")
-                if label in (href, bare, href.rstrip("/")):
-                    del self._inline[start:]
-                    self._inline.append(bare)
-                else:
-                    self._inline.append(f" [{self._link_ref(href)}]")
-
-    def walk(self, el: Any, indent: str = "") -> None:
-        """Write the content of ``el``: inline runs become wrapped paragraphs."""
-        self._inline.append(el.text or "")
-        number = int(el.get("start", "1") or 1) if el.tag == "ol" else 1
-        for child in el:
-            tag = child.tag if isinstance(child.tag, str) else ""
-            if tag not in _BLOCKS:
-                self._inline_element(child)
-            else:
-                self._flush(indent)
-                if tag == "hr":
-                    self.blocks.append(indent + "* * *")
-                elif tag == "pre":
-                    code = child.text_content().rstrip("\n")
-                    self.blocks.append("\n".join(indent + line for line in code.split("\n")))
-                elif tag == "li":
-                    marker = f"{number}. " if el.tag == "ol" else "- "
-                    number += 1
-                    self._marker = indent + marker
-                    self.walk(child, indent + " " * len(marker))
-                    self._marker = None
-                elif tag == "blockquote":
-                    self.walk(child, indent + "> ")
-                elif tag == "tr":
-                    cells = [" ".join(c.text_content().split()) for c in child]
-                    self.blocks.append(wrap_text(" | ".join(c for c in cells if c), indent=indent))
-                else:
-                    self.walk(child, indent)
-            self._inline.append(child.tail or "")
-        self._flush(indent)
-
-    def text(self) -> str:
-        return "\n\n".join(self.blocks)
-
-
-def html_to_mail_text(body_html: str) -> tuple[str, list[str]]:
-    """Wrapped plain text of a post body and the links it references as [1], [2]…"""
-    writer = _TextWriter()
-    writer.walk(_fragment(body_html))
-    return writer.text(), writer.links
 
 
 # --- views -----------------------------------------------------------------------------------
@@ -424,7 +259,7 @@ def post_views(
 
 def site_context(settings: Settings) -> dict[str, Any]:
     logo = settings.logo
-    if logo and not _absolute_link(logo):
+    if logo and not absolute_link(logo):
         logo = settings.absolute(logo)
     return {
         "title": settings.title,
@@ -511,7 +346,7 @@ def _size_as_sent(html: str) -> int:
 
 def _render_variant(settings: Settings, context: dict[str, Any]) -> tuple[str, str]:
     html = inline_css(render_template(settings, HTML_TEMPLATE, **context))
-    text = _tidy_text(render_template(settings, TEXT_TEMPLATE, **context))
+    text = tidy_text(render_template(settings, TEXT_TEMPLATE, **context))
     return html, text
 
 
