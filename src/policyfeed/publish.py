@@ -19,6 +19,7 @@ catches up at boot, with fresh content).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ from policyfeed.mail import (
 )
 from policyfeed.schedule import Period, check_lateness, current_period, period_from_key
 from policyfeed.store import subscribers as subscriber_store
+from policyfeed.store.readonly import read_only
 from policyfeed.store.subscribers import Chapter
 from policyfeed.subscribers import unsubscribe_secret
 
@@ -226,21 +228,22 @@ def publish(
     clock = clock or (lambda: now)
     lateness = settings.max_lateness_delta if max_lateness is None else max_lateness
     scheduled, key, explicit = _resolve_period(settings, now, period)
-    result = _publish(
-        db,
-        settings,
-        now=now,
-        key=key,
-        scheduled=scheduled,
-        explicit=explicit,
-        dry_run=dry_run,
-        lateness=lateness,
-        force=force,
-        resend_ambiguous=resend_ambiguous,
-        transport=transport,
-        progress=progress,
-        clock=clock,
-    )
+    with read_only(db) if dry_run else contextlib.nullcontext():
+        result = _publish(
+            db,
+            settings,
+            now=now,
+            key=key,
+            scheduled=scheduled,
+            explicit=explicit,
+            dry_run=dry_run,
+            lateness=lateness,
+            force=force,
+            resend_ambiguous=resend_ambiguous,
+            transport=transport,
+            progress=progress,
+            clock=clock,
+        )
     result.duration = timer() - started
     return result
 
