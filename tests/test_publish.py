@@ -301,17 +301,26 @@ def test_a_fresh_issue_for_the_current_period_is_never_too_late(
     assert (result.status, result.period) == ("sent", PERIOD)
 
 
-def test_resuming_an_issue_older_than_max_lateness_is_refused_unless_forced(
+def test_resuming_an_issue_that_began_longer_ago_than_max_lateness_is_refused_unless_forced(
     demo_db: sqlite_utils.Database, settings: Settings, now: datetime
 ) -> None:
     publish(demo_db, settings, now=now, transport=FlakyOutbox(settings.outbox_dir, 2))
     thursday = now + timedelta(days=3)
-    with pytest.raises(StalePeriodError, match="--force"):
+    with pytest.raises(StalePeriodError, match=r"issue 1 .* began going out 3 days ago.*--force"):
         publish(demo_db, settings, now=thursday)
     assert len(outbox_messages(settings)) == 2
     assert publish(demo_db, settings, now=thursday, max_lateness=timedelta(days=4)).status == (
         "resumed"
     )
+
+
+def test_a_crashed_run_picked_up_soon_after_goes_on_even_late_in_the_period(
+    demo_db: sqlite_utils.Database, settings: Settings, now: datetime
+) -> None:
+    thursday = now + timedelta(days=3)  # the period began on Monday; this issue on Thursday
+    publish(demo_db, settings, now=thursday, transport=FlakyOutbox(settings.outbox_dir, 2))
+    resumed = publish(demo_db, settings, now=thursday + timedelta(hours=1))
+    assert (resumed.status, resumed.period, resumed.sent) == ("resumed", PERIOD, 3)
 
 
 def test_force_mails_a_stale_period(

@@ -157,6 +157,11 @@ class DeliveryLedger:
     def started(self) -> bool:
         return store.has_deliveries(self.db, self.issue_id)
 
+    @property
+    def started_at(self) -> datetime | None:
+        """When the rows were frozen: the moment delivery of the issue began."""
+        return store.delivery_started_at(self.db, self.issue_id)
+
     def freeze(self, rows: Sequence[FrozenRow]) -> int:
         """Write the rows of this issue once, in one transaction; rows already there stay as
         they are. Returns the number added."""

@@ -248,13 +248,6 @@ def publish(
     return result
 
 
-def _check_late(
-    scheduled: Period | None, now: datetime, lateness: timedelta, *, force: bool
-) -> None:
-    if scheduled is not None:
-        check_lateness(scheduled, now, lateness, force=force)
-
-
 def _publish(
     db: Database,
     settings: Settings,
@@ -286,12 +279,20 @@ def _publish(
                 subject=issue.subject,
                 ledger=counts,
             )
-        _check_late(scheduled, now, lateness, force=force)
+        # Late is measured from when this issue's mailing began (or the issue was made): a
+        # crashed run picked up minutes later goes on; one picked up days later does not.
+        began = ledger.started_at or issue.created_at
+        check_lateness(
+            f"issue {issue.number} (period {key}) began going out", began, now, lateness,
+            force=force,
+        )  # fmt: skip
         resuming = ledger.started
         secret = "" if dry_run else unsubscribe_secret(settings)
     else:
-        if explicit:
-            _check_late(scheduled, now, lateness, force=force)
+        if explicit and scheduled is not None:
+            check_lateness(
+                f"period {key} was scheduled", scheduled.scheduled_at, now, lateness, force=force
+            )
         if dry_run:
             planned = plan_issue(db, settings, now=now, period=key)
             if planned is None:

@@ -101,17 +101,15 @@ def period_from_key(key: str, tz: ZoneInfo) -> Period | None:
 
 
 def check_lateness(
-    period: Period, now: datetime, max_lateness: timedelta, *, force: bool = False
+    what: str, since: datetime, now: datetime, max_lateness: timedelta, *, force: bool = False
 ) -> None:
-    """Refuse to mail a period scheduled more than ``max_lateness`` ago, unless ``force``.
-
-    A timer that fires at boot must not mail an old issue by surprise.
-    """
-    age = period.age(now)
+    """Refuse to mail ``what`` (due ``since``) more than ``max_lateness`` after it, unless
+    ``force``: a timer that fires at boot must not mail an old issue by surprise."""
+    age = now - since
     if force or age <= max_lateness:
         return
     raise StalePeriodError(
-        f"period {period.key} was scheduled {_human(age)} ago, more than the allowed lateness "
+        f"{what} {_human(age)} ago, more than the allowed lateness "
         f"({_human(max_lateness)}, digest.max_lateness or --max-lateness); "
         "use --force to mail it anyway"
     )

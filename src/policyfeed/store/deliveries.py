@@ -62,6 +62,14 @@ def has_deliveries(db: Database, issue_id: int) -> bool:
     )
 
 
+def delivery_started_at(db: Database, issue_id: int) -> datetime | None:
+    """When the rows of an issue were frozen, i.e. its delivery began (None: not yet)."""
+    row = db.execute(
+        "SELECT min(created_at) FROM deliveries WHERE issue_id = ?", [issue_id]
+    ).fetchone()
+    return from_db_time(row[0]) if row and row[0] else None
+
+
 def insert_deliveries(
     db: Database,
     issue_id: int,

@@ -1,0 +1,72 @@
+"""A publish run in its own process that the tests can stop where they choose.
+
+    python publish_helper.py DB CONFIG gate FOLDER    hold the lock, wait at the first hand-off
+                                                      until FOLDER/go exists (FOLDER/started
+                                                      says it is there)
+    python publish_helper.py DB CONFIG kill POINT N   SIGKILL itself at POINT:
+        site          the issue is made, the site being built, no ledger rows yet
+        before-send   hand-off N: its row is committed `sending`, the message not written
+        after-write   hand-off N: the message is in the outbox, its row still `sending`
+
+Run exactly like ``policyfeed publish`` otherwise (same lock, same settings, real clock).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import policyfeed.publish
+from policyfeed.config import load_settings
+from policyfeed.delivery import OutboxTransport
+from policyfeed.lock import exclusive_lock, lock_path_for
+from policyfeed.store import open_db
+
+GATE_SECONDS = 60  # a bound, so a broken test never hangs
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Stopping(OutboxTransport):
+    def __init__(self, root: Path, point: str, at: int, gate: Path | None) -> None:
+        super().__init__(root)
+        self.point, self.at, self.gate, self.calls = point, at, gate, 0
+
+    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+        self.calls += 1
+        if self.gate is not None and self.calls == 1:
+            (self.gate / "started").write_text(str(os.getpid()))
+            deadline = time.monotonic() + GATE_SECONDS
+            while not (self.gate / "go").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        if self.point == "before-send" and self.calls == self.at:
+            die()
+        super().send(message, sender=sender, recipient=recipient, message_id=message_id)
+        if self.point == "after-write" and self.calls == self.at:
+            die()
+
+
+def main(db_path: str, config: str, mode: str, *args: str) -> int:
+    settings = load_settings(Path(config))
+    gate = Path(args[0]) if mode == "gate" else None
+    point, at = (args[0], int(args[1]) if len(args) > 1 else 0) if mode == "kill" else ("", 0)
+    if point == "site":
+        policyfeed.publish._build_site = lambda *a: die()  # type: ignore[assignment]
+    transport = Stopping(settings.outbox_dir, point, at, gate)
+    with exclusive_lock(lock_path_for(Path(db_path))):
+        db = open_db(db_path)
+        result = policyfeed.publish.publish(
+            db, settings, now=datetime.now(UTC).replace(microsecond=0), transport=transport
+        )
+    print(result.status)
+    return result.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))

@@ -1,0 +1,169 @@
+"""``publish`` in real processes: two at once, and runs killed with SIGKILL mid-delivery.
+
+Whatever happens, every active subscriber ends with exactly one message in the outbox, and the
+ledger agrees with the outbox.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from email import policy
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HELPER = Path(__file__).resolve().parent / "publish_helper.py"
+TIMEOUT = 120  # seconds: a bound for each process, never a measurement
+
+
+@pytest.fixture
+def site(tmp_path: Path, demo_db_path: Path) -> Path:
+    shutil.copyfile(ROOT / "policyfeed.toml", tmp_path / "policyfeed.toml")
+    return tmp_path
+
+
+def environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYFEED_")}
+    env["PYTHONPATH"] = str(HELPER.parent)
+    return env
+
+
+def cli(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command line, as a scheduler runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "policyfeed", "--db", "posts.db", "--config", "policyfeed.toml",
+         "publish", *args],
+        cwd=site, env=environment(), capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+
+
+def helper(site: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(HELPER), "posts.db", "policyfeed.toml", *args],
+        cwd=site, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for(path: Path, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def active(site: Path) -> set[str]:
+    with sqlite3.connect(site / "posts.db") as conn:
+        return {r[0] for r in conn.execute("SELECT email FROM subscribers WHERE status = 'active'")}
+
+
+def outbox(site: Path) -> dict[str, str]:
+    """Message-ID (file name) → recipient of every message in the outbox."""
+    found = {}
+    for folder in ("new", "cur"):
+        for path in sorted((site / "outbox" / folder).glob("*")):
+            message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            found[path.name] = message["To"].addresses[0].addr_spec
+    return found
+
+
+def ledger(site: Path) -> dict[str, tuple[str, str]]:
+    """Message-ID → (recipient, status) of every delivery row."""
+    with sqlite3.connect(site / "posts.db") as conn:
+        rows = conn.execute(
+            "SELECT d.message_id, s.email, d.status FROM deliveries d "
+            "JOIN subscribers s ON s.id = d.subscriber_id"
+        ).fetchall()
+    return {message_id: (address, status) for message_id, address, status in rows}
+
+
+def issues(site: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(site / "posts.db") as conn:
+        return conn.execute("SELECT number, status FROM issues").fetchall()
+
+
+def assert_exactly_one_message_each_and_the_ledger_agrees(site: Path) -> None:
+    messages = outbox(site)
+    assert sorted(messages.values()) == sorted(active(site))  # one each, nobody twice
+    assert ledger(site) == {mid: (address, "sent") for mid, address in messages.items()}
+    assert issues(site) == [(1, "sent")]
+    assert list((site / "outbox" / "tmp").glob("*")) == [] or all(
+        p.name in messages for p in (site / "outbox" / "tmp").glob("*")
+    )
+
+
+def test_two_concurrent_runs_make_one_issue_and_the_other_run_exits_75(site: Path) -> None:
+    first = helper(site, "gate", str(site))
+    wait_for(site / "started", first)  # the first run holds the lock, in the middle of sending
+    second = cli(site, "--json")
+    assert second.returncode == 75, second.stderr
+    assert json.loads(second.stdout)["status"] == "busy"
+    assert "another run holds" in second.stderr
+    (site / "go").touch()
+    out, err = first.communicate(timeout=TIMEOUT)
+    assert first.returncode == 0, err
+    assert out.strip() == "sent"
+    assert_exactly_one_message_each_and_the_ledger_agrees(site)
+    third = cli(site, "--json")
+    assert (third.returncode, json.loads(third.stdout)["status"]) == (0, "already_sent")
+
+
+def test_wait_queues_behind_the_running_publish_instead_of_exiting_75(site: Path) -> None:
+    first = helper(site, "gate", str(site))
+    wait_for(site / "started", first)
+    second = subprocess.Popen(
+        [sys.executable, "-m", "policyfeed", "--db", "posts.db", "--config", "policyfeed.toml",
+         "publish", "--json", "--wait"],
+        cwd=site, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    (site / "go").touch()
+    first.communicate(timeout=TIMEOUT)
+    out, err = second.communicate(timeout=TIMEOUT)
+    assert second.returncode == 0, err  # it did not give up: it waited, then found nothing to do
+    assert json.loads(out)["status"] == "already_sent"
+    assert_exactly_one_message_each_and_the_ledger_agrees(site)
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        ("site",),
+        ("before-send", "1"),
+        ("after-write", "1"),
+        ("before-send", "3"),
+        ("after-write", "4"),
+        ("after-write", "5"),
+    ],
+    ids=lambda p: "-".join(p),
+)
+def test_a_run_killed_mid_delivery_then_run_again_loses_nothing_and_doubles_nothing(
+    site: Path, point: tuple[str, ...]
+) -> None:
+    killed = helper(site, "kill", *point)
+    killed.communicate(timeout=TIMEOUT)
+    assert killed.returncode == -signal.SIGKILL
+    again = cli(site, "--json")
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)  # exactly one JSON object on stdout
+    assert report["status"] in ("sent", "resumed")
+    assert "POLICYFEED_SECRET is not set" in again.stderr  # logs go to stderr
+    assert_exactly_one_message_each_and_the_ledger_agrees(site)
+    assert cli(site, "--json").returncode == 0
+
+
+def test_a_run_killed_twice_in_a_row_still_delivers_everything_once(site: Path) -> None:
+    for point in (("after-write", "2"), ("after-write", "2")):
+        killed = helper(site, "kill", *point)
+        killed.communicate(timeout=TIMEOUT)
+        assert killed.returncode == -signal.SIGKILL
+    assert cli(site).returncode == 0
+    assert_exactly_one_message_each_and_the_ledger_agrees(site)
