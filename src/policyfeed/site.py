@@ -1,0 +1,601 @@
+"""The static site: feeds, archive pages, OPML and HTML pages, built into the output folder.
+
+:func:`build_site` writes (``N`` is the archive page number, 1 = oldest)::
+
+    index.html                              the newest posts, the topics
+    feed.xml  atom.xml  feed.json           the newest ``feed_limit`` posts
+    archive/N/  feed.xml atom.xml feed.json index.html      RFC 5005 archive pages
+    topics/<slug>/  index.html feed.xml atom.xml feed.json  the newest posts of a topic
+    posts/<slug>/index.html                 a page per post (its permalink when it has no url)
+    feeds.opml                              every feed, for feed readers to import
+    issues/...                              the digest's web archive (policyfeed.archive)
+
+and ``.policyfeed/build-state.json``, which lets the next build render only what changed (see
+:mod:`policyfeed.sitestate`). Files are written only when their bytes change. Posts dated after
+``now`` are left out; nothing depends on the clock otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
+
+from sqlite_utils import Database
+
+from policyfeed import __version__
+from policyfeed.feeds import (
+    FEED_FILES,
+    ArchiveLinks,
+    Category,
+    FeedEntry,
+    FeedMeta,
+    OpmlFeed,
+    feed_updated,
+    render_feed_set,
+    render_opml,
+)
+from policyfeed.output import write_if_changed
+from policyfeed.posts import Post, Topic
+from policyfeed.sitestate import (
+    STATE_DIR,
+    BuildPlan,
+    load_state,
+    plan_build,
+    save_state,
+)
+from policyfeed.store.posts import get_posts_by_ids
+from policyfeed.store.site import (
+    all_topics,
+    journal_head,
+    newest_in_topic,
+    newest_visible,
+    read_snapshot,
+)
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from policyfeed.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Bump when the layout of the output changes, so that the next build is a full one.
+LAYOUT_VERSION = "1"
+SITE_TEMPLATES = (
+    "site/base.html",
+    "site/_post_list.html",
+    "site/index.html",
+    "site/topic.html",
+    "site/post.html",
+    "site/archive.html",
+)
+SUMMARY_CHARS = 300
+MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
+PAGE_FILES = (*(f.name for f in FEED_FILES), "index.html")
+
+
+@dataclass
+class BuildResult:
+    """What a build did. ``written`` and ``removed`` are files in ``out_dir``."""
+
+    out_dir: Path
+    full: bool = False
+    posts: int = 0
+    written: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    hub_notified: list[str] = field(default_factory=list)
+    hub_error: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.written or self.removed)
+
+    def feed_urls_changed(self, settings: Settings) -> list[str]:
+        """Public URLs of the subscription feeds (not archive pages) whose bytes changed."""
+        names = {f.name for f in FEED_FILES}
+        urls = []
+        for path in self.written:
+            rel = path.relative_to(self.out_dir).as_posix()
+            if path.name in names and not rel.startswith("archive/"):
+                urls.append(settings.absolute(rel))
+        return sorted(urls)
+
+
+# --- what pages show ------------------------------------------------------------------------
+
+
+def excerpt(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """The start of a text, cut at a word and marked with an ellipsis when shortened."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
+    return cut.rstrip(" ,;:.") + "…"
+
+
+def _absolute(settings: Settings, url: str) -> str:
+    return urljoin(settings.base_url, url) if url else ""
+
+
+def post_entry(post: Post, settings: Settings) -> FeedEntry:
+    """A post as a feed entry: its guid as id, its permalink, topics as categories."""
+    if post.published_at is None or post.updated_at is None:
+        raise ValueError(f"post {post.slug!r} has no publication date")
+    link = post.permalink(settings.base_url)
+    author = post.author or settings.author
+    return FeedEntry(
+        id=post.guid or link,
+        title=post.title,
+        link=link,
+        published=post.published_at,
+        updated=max(post.updated_at, post.published_at),
+        content_html=post.body_html,
+        summary=post.summary or excerpt(post.body_text),
+        authors=(author,) if author else (),
+        categories=tuple(Category(t.slug, t.name) for t in post.topics),
+    )
+
+
+def site_meta(
+    settings: Settings, folder: str = "", *, title: str = "", subtitle: str = ""
+) -> FeedMeta:
+    """The FeedMeta of the site's feed whose documents live in ``folder`` (relative, "" = root)."""
+    url = settings.absolute(folder)
+    return FeedMeta(
+        title=title or settings.title,
+        link=url,
+        self_base=url,
+        id=url,
+        subtitle=subtitle if title else settings.description,
+        language=settings.language,
+        icon=_absolute(settings, settings.icon),
+        logo=_absolute(settings, settings.logo),
+        author=settings.author,
+        author_email=settings.author_email,
+        hub=settings.websub_hub,
+        category_scheme=settings.absolute("topics/"),
+    )
+
+
+def topic_meta(settings: Settings, topic: Topic) -> FeedMeta:
+    return site_meta(
+        settings,
+        f"topics/{topic.slug}/",
+        title=f"{settings.title}: {topic.name}",
+        subtitle=f"Posts on {topic.name} from {settings.title}",
+    )
+
+
+def feed_links(settings: Settings, folder: str = "", title: str = "") -> list[dict[str, str]]:
+    """Autodiscovery links for the feeds in ``folder``: type, title, label and absolute url."""
+    name = title or settings.title
+    return [
+        {
+            "type": f.media_type,
+            "title": f"{name} ({f.label})",
+            "label": f.label,
+            "url": settings.absolute(folder + f.name),
+        }
+        for f in FEED_FILES
+    ]
+
+
+def _date(moment: datetime, settings: Settings) -> str:
+    local = moment.astimezone(settings.tz)
+    return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
+
+
+class _Pages:
+    """Renders the HTML pages of one build (one Jinja environment, one settings)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from policyfeed.render import template_environment
+
+        self.settings = settings
+        self.env: jinja2.Environment = template_environment(settings)
+        self.site = {
+            "title": settings.title,
+            "description": " ".join(settings.description.split()),
+            "url": settings.base_url,
+            "language": settings.language,
+        }
+
+    def render(self, name: str, *, depth: int, **context: Any) -> str:
+        import jinja2
+
+        from policyfeed.errors import ConfigError
+
+        try:
+            template = self.env.get_template(name)
+            return template.render(site=self.site, root="../" * depth, **context)
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError(
+                f"template {exc.name} not found (in templates_dir or the defaults)"
+            ) from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(
+                f"template {exc.name or name}, line {exc.lineno}: {exc.message}"
+            ) from None
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"template {name}: {exc.message}") from None
+
+    def post_view(self, post: Post, root: str, *, full: bool = False) -> dict[str, Any]:
+        from markupsafe import Markup
+
+        assert post.published_at is not None
+        own_page = self.settings.absolute(f"posts/{post.slug}/")
+        view: dict[str, Any] = {
+            "title": post.title,
+            "url": f"{root}posts/{post.slug}/",
+            "date": _date(post.published_at, self.settings),
+            "date_iso": post.published_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "author": post.author,
+            "summary": post.summary or excerpt(post.body_text),
+            "topics": [{"name": t.name, "url": f"{root}topics/{t.slug}/"} for t in post.topics],
+        }
+        if full:
+            view["body_html"] = Markup(post.body_html)  # sanitised when it was saved
+            view["permalink"] = post.permalink(self.settings.base_url)
+            view["original"] = post.url if post.url and post.url != own_page else ""
+        return view
+
+    def post_page(self, post: Post) -> str:
+        return self.render(
+            "site/post.html",
+            depth=2,
+            feeds=feed_links(self.settings),
+            post=self.post_view(post, "../../", full=True),
+        )
+
+    def index_page(self, posts: Sequence[Post], topics: Sequence[Topic], older: int) -> str:
+        return self.render(
+            "site/index.html",
+            depth=0,
+            feeds=feed_links(self.settings),
+            posts=[self.post_view(p, "") for p in posts],
+            topics=[{"name": t.name, "url": f"topics/{t.slug}/"} for t in topics],
+            older=f"archive/{older}/" if older else "",
+        )
+
+    def topic_page(self, topic: Topic, posts: Sequence[Post]) -> str:
+        folder = f"topics/{topic.slug}/"
+        return self.render(
+            "site/topic.html",
+            depth=2,
+            feeds=feed_links(self.settings, folder, f"{self.settings.title}: {topic.name}")
+            + feed_links(self.settings),
+            topic={"name": topic.name, "slug": topic.slug},
+            posts=[self.post_view(p, "../../") for p in posts],
+        )
+
+    def archive_page(self, number: int, posts: Sequence[Post], *, is_last: bool) -> str:
+        return self.render(
+            "site/archive.html",
+            depth=2,
+            feeds=feed_links(self.settings),
+            number=number,
+            posts=[self.post_view(p, "../../") for p in posts],
+            newer="../../" if is_last else f"../{number + 1}/",
+            older=f"../{number - 1}/" if number > 1 else "",
+        )
+
+
+# --- the build -----------------------------------------------------------------------------
+
+
+def context_fingerprint(settings: Settings) -> str:
+    """Everything besides the database that shapes the output: when it changes, build in full."""
+    from policyfeed.render import template_environment
+
+    env = template_environment(settings)
+    digest = hashlib.sha256()
+    for part in (
+        LAYOUT_VERSION,
+        __version__,
+        settings.title,
+        settings.description,
+        settings.base_url,
+        settings.language,
+        settings.timezone,
+        settings.author,
+        settings.author_email,
+        settings.icon,
+        settings.logo,
+        str(settings.feed_limit),
+        settings.websub_hub,
+    ):
+        digest.update(part.encode() + b"\0")
+    assert env.loader is not None
+    for name in SITE_TEMPLATES:
+        try:
+            source = env.loader.get_source(env, name)[0]
+        except Exception:  # a missing template fails later, with a clear message
+            source = ""
+        digest.update(name.encode() + b"\0" + source.encode() + b"\0")
+    if settings.templates_dir is not None and (settings.templates_dir / "site").is_dir():
+        for path in sorted((settings.templates_dir / "site").rglob("*")):
+            if path.is_file():
+                digest.update(path.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class _Builder:
+    """One run of :func:`build_site`: carries the plan, the renderer and what was written."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        out_dir: Path,
+        now: datetime,
+        plan: BuildPlan,
+        result: BuildResult,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.out_dir = out_dir
+        self.now = now
+        self.plan = plan
+        self.result = result
+        self.pages = _Pages(settings)
+        self.limit = settings.feed_limit
+        self._entries: dict[int, FeedEntry] = {}
+        self.rendered_slugs: set[str] = set()
+
+    # writing and removing
+    def write(self, rel: str, data: bytes | str) -> None:
+        path = self.out_dir / rel
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        if write_if_changed(path, raw):
+            self.result.written.append(path)
+
+    def write_feeds(
+        self,
+        folder: str,
+        meta: FeedMeta,
+        entries: Sequence[FeedEntry],
+        archive: ArchiveLinks | None,
+    ) -> None:
+        for file, data in render_feed_set(meta, entries, archive).items():
+            self.write(folder + file.name, data)
+
+    def remove(self, rel: str) -> None:
+        path = self.out_dir / rel
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self.result.removed.append(path)
+        parent = path.parent
+        while parent != self.out_dir:
+            try:
+                parent.rmdir()  # only when empty
+            except OSError:
+                break
+            parent = parent.parent
+
+    def remove_folder_pages(self, folder: str) -> None:
+        for name in PAGE_FILES:
+            self.remove(folder + name)
+
+    def entry(self, post: Post) -> FeedEntry:
+        assert post.id is not None
+        if post.id not in self._entries:
+            self._entries[post.id] = post_entry(post, self.settings)
+        return self._entries[post.id]
+
+    # the parts of the site
+    def post_pages(self, posts: Iterable[Post]) -> None:
+        for post in posts:
+            if post.id in self.plan.post_ids:
+                self.write(f"posts/{post.slug}/index.html", self.pages.post_page(post))
+                self.plan.post_ids.discard(post.id)
+                self.rendered_slugs.add(post.slug)
+
+    def archive_pages(self) -> None:
+        current = self.settings.base_url
+        for page in self.plan.pages:
+            posts = get_posts_by_ids(self.db, [key[1] for key in reversed(page.keys)])
+            folder = f"archive/{page.number}/"
+            links = ArchiveLinks(
+                current=current,
+                prev_archive=self.settings.absolute(f"archive/{page.number - 1}/")
+                if page.number > 1
+                else "",
+                next_archive=""
+                if page.is_last
+                else self.settings.absolute(f"archive/{page.number + 1}/"),
+                is_archive=True,
+            )
+            entries = [post_entry(p, self.settings) for p in posts]
+            self.write_feeds(folder, site_meta(self.settings, folder), entries, links)
+            self.write(
+                folder + "index.html",
+                self.pages.archive_page(page.number, posts, is_last=page.is_last),
+            )
+            self.post_pages(posts)
+        for number in self.plan.removed_pages:
+            self.remove_folder_pages(f"archive/{number}/")
+
+    def current(self, topics: Sequence[Topic]) -> list[Post]:
+        posts = newest_visible(self.db, now=self.now, limit=self.limit)
+        pages = self.plan.state.pages
+        archive = ArchiveLinks(
+            current=self.settings.base_url,
+            prev_archive=self.settings.absolute(f"archive/{len(pages)}/") if pages else "",
+        )
+        self.write_feeds("", site_meta(self.settings), [self.entry(p) for p in posts], archive)
+        older = len(pages) - (1 if pages and pages[-1].count == 0 else 0)
+        self.write("index.html", self.pages.index_page(posts, topics, older))
+        return posts
+
+    def topics(self, names: dict[str, Topic]) -> list[Topic]:
+        """Refresh the topics the plan names; returns every topic that has visible posts."""
+        state = self.plan.state
+        check = set(names) | set(state.topics) if self.plan.topics is None else self.plan.topics
+        for slug in sorted(check):
+            topic = names.get(slug)
+            posts = (
+                newest_in_topic(
+                    self.db, slug, now=self.now, limit=self.limit, visible_total=state.count
+                )
+                if topic is not None
+                else []
+            )
+            folder = f"topics/{slug}/"
+            if topic is None or not posts:
+                if slug in state.topics or self.plan.full:
+                    self.remove_folder_pages(folder)
+                state.topics.pop(slug, None)
+                continue
+            state.topics[slug] = [p.id for p in posts if p.id is not None]
+            self.write_feeds(
+                folder, topic_meta(self.settings, topic), [self.entry(p) for p in posts], None
+            )
+            self.write(folder + "index.html", self.pages.topic_page(topic, posts))
+            self.post_pages(posts)
+        return [
+            names[slug]
+            for slug in sorted(state.topics, key=lambda s: (names[s].name, s))
+            if slug in names
+        ]
+
+    def opml(self, topics: Sequence[Topic], posts: Sequence[Post]) -> None:
+        feeds = [
+            OpmlFeed(
+                self.settings.title,
+                self.settings.absolute("feed.xml"),
+                self.settings.base_url,
+                self.settings.description,
+            )
+        ]
+        if _issue_archive() is not None:
+            feeds.append(
+                OpmlFeed(
+                    f"{self.settings.title}: the digest",
+                    self.settings.absolute("issues/feed.xml"),
+                    self.settings.absolute("issues/"),
+                )
+            )
+        for topic in topics:
+            feeds.append(
+                OpmlFeed(
+                    f"{self.settings.title}: {topic.name}",
+                    self.settings.absolute(f"topics/{topic.slug}/feed.xml"),
+                    self.settings.absolute(f"topics/{topic.slug}/"),
+                    group="Topics",
+                )
+            )
+        updated = feed_updated([self.entry(p) for p in posts])
+        self.write(
+            "feeds.opml",
+            render_opml(
+                f"{self.settings.title}: feeds", feeds, updated=updated, owner=self.settings.author
+            ),
+        )
+
+    def remaining_post_pages(self) -> None:
+        ids = sorted(self.plan.post_ids)
+        for start in range(0, len(ids), 500):
+            self.post_pages(get_posts_by_ids(self.db, ids[start : start + 500]))
+
+    def prune(self, topics: Sequence[Topic]) -> None:
+        """Remove pages of posts that are gone; after a full build, also whatever an earlier
+        build left that the database no longer has."""
+        for slug in sorted(self.plan.gone_slugs - self.rendered_slugs):
+            self.remove(f"posts/{slug}/index.html")
+        if not self.plan.full:
+            return
+        known = {t.slug for t in topics}
+        for path in sorted((self.out_dir / "topics").glob("*/")):
+            if path.is_dir() and path.name not in known:
+                self.remove_folder_pages(f"topics/{path.name}/")
+        pages = len(self.plan.state.pages)
+        for path in sorted((self.out_dir / "archive").glob("*/")):
+            if path.is_dir() and (not path.name.isdigit() or not 1 <= int(path.name) <= pages):
+                self.remove_folder_pages(f"archive/{path.name}/")
+        visible = self.rendered_slugs  # a full build renders every visible post
+        for path in sorted((self.out_dir / "posts").glob("*/")):
+            if path.is_dir() and path.name not in visible:
+                self.remove(f"posts/{path.name}/index.html")
+
+
+def _issue_archive() -> Any:
+    try:
+        from policyfeed import archive
+    except ModuleNotFoundError as exc:  # the digest archive is optional
+        if exc.name != "policyfeed.archive":
+            raise
+        return None
+    return archive
+
+
+def build_site(
+    db: Database,
+    settings: Settings,
+    out_dir: Path,
+    now: datetime,
+    *,
+    full: bool = False,
+    notify_hub: bool = True,
+) -> BuildResult:
+    """Build the site into ``out_dir`` from the posts visible at ``now``; see the module doc.
+
+    Renders only what changed since the last build into ``out_dir`` (``full`` renders every
+    page, e.g. after editing the folder by hand). When ``settings.websub_hub`` is set and
+    ``notify_hub``, the hub is told about feeds that changed; a failure is reported in
+    ``hub_error`` and retried by the next build.
+    """
+    out_dir = Path(out_dir)
+    if now.tzinfo is None:
+        raise ValueError("now must carry a time zone")
+    result = BuildResult(out_dir=out_dir)
+    context = context_fingerprint(settings)
+    with read_snapshot(db):
+        head = journal_head(db)
+        state = None if full else load_state(db, out_dir, context, head)
+        plan = plan_build(db, state=state, now=now, limit=settings.feed_limit, context=context)
+        result.full = plan.full
+        result.posts = plan.state.count
+        if not plan.nothing_to_do:
+            _run(db, settings, out_dir, now, plan, result)
+        archive = _issue_archive()
+        if archive is not None:
+            result.written.extend(archive.write_issue_archive(db, settings, out_dir))
+    save_state(out_dir, plan.state)
+    if settings.websub_hub and notify_hub:
+        from policyfeed.websub import notify_changes
+
+        result.hub_notified, result.hub_error = notify_changes(
+            settings.websub_hub, out_dir / STATE_DIR, result.feed_urls_changed(settings)
+        )
+    return result
+
+
+def _run(
+    db: Database,
+    settings: Settings,
+    out_dir: Path,
+    now: datetime,
+    plan: BuildPlan,
+    result: BuildResult,
+) -> None:
+    builder = _Builder(db, settings, out_dir, now, plan, result)
+    names = {t.slug: t for t in all_topics(db)}
+    builder.archive_pages()
+    topics = builder.topics(names)
+    posts = builder.current(topics)
+    builder.post_pages(posts)
+    builder.remaining_post_pages()
+    builder.opml(topics, posts)
+    builder.prune(topics)
+    log.info("built %s: %d written, %d removed", out_dir, len(result.written), len(result.removed))

@@ -1,0 +1,326 @@
+"""What the last build left in the output folder, and what has changed since: the plan of a
+build that renders only what changed.
+
+Feed order is the key ``(published_at, id)``, oldest first. The newest ``limit`` visible posts
+form the current feeds; all older ones are cut, from the oldest, into RFC 5005 archive pages of
+``limit`` entries. A full page always links the next page, so the newest archive page is never
+full: when the archive is an exact multiple of ``limit``, that page is empty. A full page
+therefore never changes again, unless one of its own posts is edited, removed or backdated.
+
+The database keeps a journal of every change to a post (``post_journal``, with the slug, status
+and date the post had before). The state file records the journal position, the layout of the
+archive pages and the members of each current feed. A build then reads only the journal since
+that position, the posts it names, and the tail of the feed order from the first page those
+changes can touch, so a new post costs the same on a hundred posts or on a hundred thousand.
+Without a usable state (first build, other settings or templates, another database) the build
+is full; files whose bytes did not change are still left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from policyfeed.output import write_if_changed
+from policyfeed.store.site import (
+    Key,
+    journal_head,
+    journal_post_at,
+    journal_since,
+    post_states,
+    topic_slugs_of,
+    visibility_window,
+    visible_keys_from,
+)
+from policyfeed.store.site import changed_visibility as _changed_visibility
+
+STATE_VERSION = 1
+STATE_DIR = ".policyfeed"
+STATE_FILE = "build-state.json"
+
+
+@dataclass(frozen=True)
+class PageSignature:
+    """An archive page as laid out: its first and last key and how many entries it holds."""
+
+    first: Key | None
+    last: Key | None
+    count: int
+
+
+@dataclass
+class SiteState:
+    """What a finished build wrote, saved in the output folder for the next build."""
+
+    context: str
+    journal_seq: int
+    journal_post: int | None
+    window: tuple[str | None, str | None]
+    count: int
+    pages: list[PageSignature]
+    current: list[int]
+    topics: dict[str, list[int]] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        data = {
+            "version": STATE_VERSION,
+            "context": self.context,
+            "journal": [self.journal_seq, self.journal_post],
+            "window": list(self.window),
+            "count": self.count,
+            "pages": [
+                [list(p.first) if p.first else None, list(p.last) if p.last else None, p.count]
+                for p in self.pages
+            ],
+            "current": self.current,
+            "topics": {slug: self.topics[slug] for slug in sorted(self.topics)},
+        }
+        return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> SiteState | None:
+        """The saved state, or None when it is unreadable or from another version."""
+        try:
+            data: dict[str, Any] = json.loads(raw)
+            if data.get("version") != STATE_VERSION:
+                return None
+
+            def key(value: Any) -> Key | None:
+                return (str(value[0]), int(value[1])) if value else None
+
+            return cls(
+                context=str(data["context"]),
+                journal_seq=int(data["journal"][0]),
+                journal_post=data["journal"][1],
+                window=(data["window"][0], data["window"][1]),
+                count=int(data["count"]),
+                pages=[PageSignature(key(a), key(b), int(n)) for a, b, n in data["pages"]],
+                current=[int(i) for i in data["current"]],
+                topics={str(k): [int(i) for i in v] for k, v in data["topics"].items()},
+            )
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None
+
+
+def state_path(out_dir: Path) -> Path:
+    return out_dir / STATE_DIR / STATE_FILE
+
+
+def load_state(db: Database, out_dir: Path, context: str, head: int) -> SiteState | None:
+    """The last build's state if it can be trusted for an incremental build, else None."""
+    try:
+        state = SiteState.from_bytes(state_path(out_dir).read_bytes())
+    except OSError:
+        return None
+    if state is None or state.context != context or state.journal_seq > head:
+        return None
+    if state.journal_seq and journal_post_at(db, state.journal_seq) != state.journal_post:
+        return None  # another database, or one rebuilt since
+    return state
+
+
+def save_state(out_dir: Path, state: SiteState) -> bool:
+    return write_if_changed(state_path(out_dir), state.to_bytes())
+
+
+@dataclass(frozen=True)
+class ArchivePage:
+    """One archive page to render: its number (1 = oldest), its keys (oldest first), and
+    whether it is the newest page (which has no next-archive link)."""
+
+    number: int
+    keys: list[Key]
+    is_last: bool
+
+
+@dataclass
+class BuildPlan:
+    """What a build must render and remove; the new state once the topics are known."""
+
+    full: bool
+    post_ids: set[int]  # visible posts whose page must be rendered
+    gone_slugs: set[str]  # post pages to remove
+    main_changed: bool  # render the current feeds and the index page
+    pages: list[ArchivePage]  # archive pages to render
+    page_count: int
+    removed_pages: list[int]  # archive page numbers to remove
+    topics: set[str] | None  # topics to look at again (None: every topic)
+    current_keys: list[Key]  # the current feeds' posts, newest first
+    state: SiteState
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not (
+            self.full
+            or self.post_ids
+            or self.gone_slugs
+            or self.main_changed
+            or self.pages
+            or self.removed_pages
+            or self.topics
+        )
+
+
+def page_count(archived: int, limit: int) -> int:
+    """How many archive pages ``archived`` posts fill; an exact multiple adds an empty page."""
+    if archived <= 0:
+        return 0
+    return -(-archived // limit) + (1 if archived % limit == 0 else 0)
+
+
+def plan_build(
+    db: Database,
+    *,
+    state: SiteState | None,
+    now: datetime,
+    limit: int,
+    context: str,
+) -> BuildPlan:
+    """Compare the database with ``state`` (None: full build) and decide what to render."""
+    head = journal_head(db)
+    full = state is None
+    dirty: set[int] = set()
+    old_slugs: set[str] = set()
+    moved: list[Key] = []  # keys where posts entered, left or changed in feed order
+    if state is not None:
+        for row in journal_since(db, state.journal_seq, head):
+            dirty.add(row.post_id)
+            if row.old_slug:
+                old_slugs.add(row.old_slug)
+            if row.old_status == "published" and row.old_published_at:
+                moved.append((row.old_published_at, row.post_id))
+        dirty.update(_visibility_moved(db, state.window, now))
+    states = post_states(db, sorted(dirty))
+    for post in states.values():
+        if post.key is not None and (post.visible(now) or post.status == "published"):
+            moved.append(post.key)
+    visible_dirty = {pid for pid, post in states.items() if post.visible(now)}
+    gone_slugs = (old_slugs | {p.slug for p in states.values() if not p.visible(now)}) - {
+        states[pid].slug for pid in visible_dirty
+    }
+
+    old_pages = state.pages if state is not None else []
+    old_current = state.current if state is not None else []
+    if full:
+        first_kept, tail = 0, visible_keys_from(db, now=now, start=None)
+    elif moved:
+        first_kept, tail = _tail_from(db, old_pages, min(moved), now=now, limit=limit)
+    else:
+        first_kept, tail = len(old_pages), []
+    layout_changed = full or bool(moved)
+
+    if layout_changed:
+        count = first_kept * limit + len(tail)
+        archived = max(0, count - limit)
+        pages_total = page_count(archived, limit)
+        new_pages = list(old_pages[:first_kept])
+        page_keys: list[list[Key]] = []
+        for number in range(first_kept, pages_total):
+            lo, hi = number * limit - first_kept * limit, min((number + 1) * limit, archived)
+            keys = tail[lo : hi - first_kept * limit] if hi > number * limit else []
+            page_keys.append(keys)
+            new_pages.append(
+                PageSignature(keys[0] if keys else None, keys[-1] if keys else None, len(keys))
+            )
+        current_keys = list(reversed(tail[archived - first_kept * limit :]))
+    else:
+        assert state is not None
+        count, pages_total, new_pages, page_keys = state.count, len(old_pages), old_pages, []
+        current_keys = []
+
+    to_render: list[ArchivePage] = []
+    if layout_changed:
+        starts = [p.first for p in new_pages if p.first is not None]
+        oldest_current = current_keys[-1] if current_keys else None
+        hit = {
+            bisect_right(starts, key) - 1
+            for key in moved
+            if starts and starts[0] <= key and (oldest_current is None or key < oldest_current)
+        }
+        for offset, keys in enumerate(page_keys):
+            number = first_kept + offset
+            is_last = number == pages_total - 1
+            was_last = number == len(old_pages) - 1
+            old = old_pages[number] if number < len(old_pages) else None
+            if full or old != new_pages[number] or is_last != was_last or number in hit:
+                to_render.append(ArchivePage(number + 1, keys, is_last))
+
+    if full:
+        topics: set[str] | None = None
+    else:
+        assert state is not None
+        topics = topic_slugs_of(db, sorted(dirty)) if dirty else set()
+        topics |= {slug for slug, ids in state.topics.items() if dirty.intersection(ids)}
+
+    new_state = SiteState(
+        context=context,
+        journal_seq=head,
+        journal_post=journal_post_at(db, head) if head else None,
+        window=visibility_window(db, now=now),
+        count=count,
+        pages=new_pages,
+        current=[key[1] for key in current_keys] if layout_changed else list(old_current),
+        topics=dict(state.topics) if state is not None else {},
+    )
+    return BuildPlan(
+        full=full,
+        post_ids=set(key[1] for key in tail) if full else visible_dirty,
+        gone_slugs=gone_slugs,
+        main_changed=layout_changed,
+        pages=to_render,
+        page_count=pages_total,
+        removed_pages=list(range(pages_total + 1, len(old_pages) + 1)),
+        topics=topics,
+        current_keys=current_keys,
+        state=new_state,
+    )
+
+
+def _visibility_moved(
+    db: Database, window: tuple[str | None, str | None], now: datetime
+) -> list[int]:
+    """Posts whose visibility changed because ``now`` left the window of the last build."""
+    from policyfeed.store import to_db_time
+
+    stamp = to_db_time(now)
+    newest, upcoming = window
+    moved: list[int] = []
+    if upcoming is not None and stamp >= upcoming:
+        moved += _changed_visibility(db, after=_before(upcoming), until=stamp)
+    if newest is not None and stamp < newest:
+        moved += _changed_visibility(db, after=stamp, until=newest)
+    return moved
+
+
+def _before(stamp: str) -> str:
+    """A stored time just before ``stamp`` (stored times have whole seconds)."""
+    from datetime import timedelta
+
+    from policyfeed.store import from_db_time, to_db_time
+
+    return to_db_time(from_db_time(stamp) - timedelta(seconds=1))
+
+
+def _tail_from(
+    db: Database, old_pages: list[PageSignature], first_change: Key, *, now: datetime, limit: int
+) -> tuple[int, list[Key]]:
+    """Keys from the last page that starts before ``first_change`` to the newest.
+
+    Pages before that one hold only keys older than every change, so they keep their place.
+    Returns the number of pages kept and the keys from there on.
+    """
+    starts = [p.first for p in old_pages if p.first is not None]
+    kept = bisect_left(starts, first_change) - 1
+    if kept <= 0:
+        return 0, visible_keys_from(db, now=now, start=None)
+    tail = visible_keys_from(db, now=now, start=starts[kept])
+    count = kept * limit + len(tail)
+    if max(0, count - limit) < kept * limit:  # the archive shrank below the kept pages
+        return 0, visible_keys_from(db, now=now, start=None)
+    return kept, tail

@@ -1,0 +1,231 @@
+"""Queries for building the site: visible posts in feed order, the post journal, topics.
+
+A post is *visible* when it is published and dated at or before the build's ``now``. Feed order
+is the key ``(published_at, id)``: every query here walks the ``(status, published_at)`` index,
+whose entries are ordered by that key, so none of them sorts or reads more rows than it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from policyfeed.posts import Post, Topic
+from policyfeed.store import to_db_time
+from policyfeed.store.posts import get_posts_by_ids
+
+#: A post's place in feed order: (published_at as stored, id).
+Key = tuple[str, int]
+
+_VISIBLE = "status = 'published' AND published_at <= ?"
+
+
+@contextmanager
+def read_snapshot(db: Database) -> Iterator[None]:
+    """Hold one read transaction so that every query sees the same database state."""
+    if db.conn.in_transaction:
+        yield
+        return
+    db.conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        db.conn.execute("ROLLBACK")
+
+
+# --- the journal ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One change to a post (or its topics) and the values the post had before it."""
+
+    seq: int
+    post_id: int
+    old_slug: str | None
+    old_status: str | None
+    old_published_at: str | None
+
+
+def journal_head(db: Database) -> int:
+    """The sequence number of the latest change (0 when nothing was ever recorded)."""
+    row = db.execute("SELECT max(seq) FROM post_journal").fetchone()
+    return int(row[0] or 0)
+
+
+def journal_post_at(db: Database, seq: int) -> int | None:
+    """The post changed at ``seq``: tells whether a saved sequence number is from this database."""
+    row = db.execute("SELECT post_id FROM post_journal WHERE seq = ?", [seq]).fetchone()
+    return int(row[0]) if row else None
+
+
+def journal_since(db: Database, seq: int, head: int) -> list[JournalRow]:
+    """Changes after ``seq`` up to ``head``, oldest first."""
+    rows = db.execute(
+        "SELECT seq, post_id, old_slug, old_status, old_published_at FROM post_journal "
+        "WHERE seq > ? AND seq <= ? ORDER BY seq",
+        [seq, head],
+    ).fetchall()
+    return [JournalRow(*row) for row in rows]
+
+
+# --- visible posts --------------------------------------------------------------------------
+
+
+def visible_keys_from(db: Database, *, now: datetime, start: Key | None) -> list[Key]:
+    """Keys of visible posts from ``start`` (inclusive) to the newest, in feed order."""
+    if start is None:
+        rows = db.execute(
+            f"SELECT published_at, id FROM posts WHERE {_VISIBLE} ORDER BY published_at, id",
+            [to_db_time(now)],
+        ).fetchall()
+    else:
+        rows = db.execute(
+            f"SELECT published_at, id FROM posts WHERE {_VISIBLE} AND published_at >= ? "
+            "ORDER BY published_at, id",
+            [to_db_time(now), start[0]],
+        ).fetchall()
+    keys = [(published, int(post_id)) for published, post_id in rows]
+    return keys if start is None else [key for key in keys if key >= start]
+
+
+NEWEST_VISIBLE_SQL = (
+    f"SELECT id FROM posts WHERE {_VISIBLE} ORDER BY published_at DESC, id DESC LIMIT ?"
+)
+
+
+def newest_visible(db: Database, *, now: datetime, limit: int) -> list[Post]:
+    """The newest ``limit`` visible posts, newest first; reads only those rows."""
+    ids = [int(r[0]) for r in db.execute(NEWEST_VISIBLE_SQL, [to_db_time(now), int(limit)])]
+    return get_posts_by_ids(db, ids)
+
+
+def changed_visibility(db: Database, *, after: str, until: str) -> list[int]:
+    """Published posts dated in (``after``, ``until``]: those whose visibility moved with now."""
+    rows = db.execute(
+        "SELECT id FROM posts WHERE status = 'published' AND published_at > ? "
+        "AND published_at <= ?",
+        [after, until],
+    ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def visibility_window(db: Database, *, now: datetime) -> tuple[str | None, str | None]:
+    """(newest visible date, next scheduled date): the visible set is the same for any ``now``
+    from the first (inclusive) to the second (exclusive)."""
+    stamp = to_db_time(now)
+    newest = db.execute(
+        "SELECT max(published_at) FROM posts WHERE status = 'published' AND published_at <= ?",
+        [stamp],
+    ).fetchone()[0]
+    upcoming = db.execute(
+        "SELECT min(published_at) FROM posts WHERE status = 'published' AND published_at > ?",
+        [stamp],
+    ).fetchone()[0]
+    return newest, upcoming
+
+
+@dataclass(frozen=True)
+class PostState:
+    """What decides whether and where a post shows: its slug, status and date."""
+
+    id: int
+    slug: str
+    status: str
+    published_at: str | None
+
+    def visible(self, now: datetime) -> bool:
+        return (
+            self.status == "published"
+            and self.published_at is not None
+            and self.published_at <= to_db_time(now)
+        )
+
+    @property
+    def key(self) -> Key | None:
+        return (self.published_at, self.id) if self.published_at else None
+
+
+def post_states(db: Database, ids: Sequence[int]) -> dict[int, PostState]:
+    """The current slug, status and date of each of ``ids`` that still exists."""
+    found: dict[int, PostState] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        rows = db.execute(
+            f"SELECT id, slug, status, published_at FROM posts "
+            f"WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall()
+        for row in rows:
+            found[int(row[0])] = PostState(int(row[0]), row[1], row[2], row[3])
+    return found
+
+
+# --- topics ---------------------------------------------------------------------------------
+
+
+def all_topics(db: Database) -> list[Topic]:
+    """Every topic, by name."""
+    rows = db.execute("SELECT slug, name FROM topics ORDER BY name, slug").fetchall()
+    return [Topic(slug, name) for slug, name in rows]
+
+
+def topic_slugs_of(db: Database, post_ids: Sequence[int]) -> set[str]:
+    """The topics the given posts belong to now."""
+    slugs: set[str] = set()
+    for start in range(0, len(post_ids), 500):
+        chunk = list(post_ids[start : start + 500])
+        rows = db.execute(
+            "SELECT DISTINCT t.slug FROM post_topics pt JOIN topics t ON t.id = pt.topic_id "
+            f"WHERE pt.post_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall()
+        slugs.update(row[0] for row in rows)
+    return slugs
+
+
+def newest_in_topic(
+    db: Database, slug: str, *, now: datetime, limit: int, visible_total: int
+) -> list[Post]:
+    """The newest ``limit`` visible posts of a topic, newest first.
+
+    Two plans, chosen by the topic's size: a large topic walks the date index and stops after
+    ``limit`` matches (about limit × total / size rows); a small one reads its own posts through
+    the topic index and sorts them (size rows). Either way the work stays near sqrt(limit × total)
+    rows instead of a scan of the topic or of every post.
+    """
+    row = db.execute("SELECT id FROM topics WHERE slug = ?", [slug]).fetchone()
+    if row is None:
+        return []
+    topic_id = int(row[0])
+    size = int(
+        db.execute("SELECT count(*) FROM post_topics WHERE topic_id = ?", [topic_id]).fetchone()[0]
+    )
+    stamp = to_db_time(now)
+    if size * size < limit * max(visible_total, 1):
+        sql = (
+            "SELECT p.id FROM post_topics pt CROSS JOIN posts p ON p.id = pt.post_id "
+            "WHERE pt.topic_id = ? AND p.status = 'published' AND p.published_at <= ? "
+            f"ORDER BY p.published_at DESC, p.id DESC LIMIT {int(limit)}"
+        )
+        params: list[object] = [topic_id, stamp]
+    else:
+        sql = (
+            "SELECT p.id FROM posts p WHERE p.status = 'published' AND p.published_at <= ? "
+            "AND EXISTS (SELECT 1 FROM post_topics pt WHERE pt.post_id = p.id "
+            "AND pt.topic_id = ?) "
+            f"ORDER BY p.published_at DESC, p.id DESC LIMIT {int(limit)}"
+        )
+        params = [stamp, topic_id]
+    ids = [int(r[0]) for r in db.execute(sql, params).fetchall()]
+    return get_posts_by_ids(db, ids)
+
+
+def count_visible(db: Database, *, now: datetime) -> int:
+    """How many posts are visible (an index-only count)."""
+    row = db.execute(f"SELECT count(*) FROM posts WHERE {_VISIBLE}", [to_db_time(now)])
+    return int(row.fetchone()[0])
