@@ -1,0 +1,340 @@
+"""``policyfeed publish`` delivering through a real SMTP relay (aiosmtpd on 127.0.0.1).
+
+What counts is what arrives at the relay: every active subscriber exactly one message, whatever
+the relay does in between (drops the connection, answers 421, refuses one address).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from click.testing import CliRunner, Result
+from werkzeug.test import Client
+
+import policyfeed.smtp
+from policyfeed.cli import App, cli
+from policyfeed.config import Settings
+from policyfeed.store import open_db
+from policyfeed.subscribers import add_subscriber
+from policyfeed.tokens import make_token
+from policyfeed.unsubscribe import make_unsubscribe_app
+from smtp_server import SmtpSink, TlsFiles, make_tls
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "a secret only the tests know"
+MEMBERS = [f"member{n}@example.org" for n in range(1, 7)]
+REQUIRED_HEADERS = (
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "MIME-Version",
+)
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock_and_quick_backoff(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
+    # The demo's schedule gives the period of `now`; the relay's retries need not wait seconds.
+    monkeypatch.setattr(App, "now", lambda self: now)
+    monkeypatch.setattr(policyfeed.smtp, "BACKOFF_SECONDS", 0.01)
+
+
+@pytest.fixture
+def db_path(demo_db_path: Path, now: datetime) -> Path:
+    db = open_db(demo_db_path)
+    for address in MEMBERS:
+        add_subscriber(db, address, now=now, name=address.split("@")[0].title())
+    add_subscriber(db, "left@example.org", now=now)
+    with db.conn:
+        db.conn.execute(
+            "UPDATE subscribers SET status = 'unsubscribed' WHERE email = ?", ("left@example.org",)
+        )
+    db.conn.close()
+    return demo_db_path
+
+
+def active_subscribers(db_path: Path) -> set[str]:
+    with sqlite3.connect(db_path) as conn:
+        return {r[0] for r in conn.execute("SELECT email FROM subscribers WHERE status = 'active'")}
+
+
+def ledger(db_path: Path) -> dict[str, tuple[str, str]]:
+    """address -> (status, last error) of every delivery row."""
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute(
+            "SELECT s.email, d.status, d.last_error FROM deliveries d "
+            "JOIN subscribers s ON s.id = d.subscriber_id"
+        ).fetchall()
+    return {address: (status, error) for address, status, error in rows}
+
+
+def publish(
+    db_path: Path, relay: SmtpSink, tmp_path: Path, **env: str
+) -> tuple[Result, dict[str, Any]]:
+    environ = {
+        **relay.environ(),
+        "POLICYFEED_SECRET": SECRET,
+        "POLICYFEED_OUTPUT_DIR": str(tmp_path / "public"),
+        "POLICYFEED_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "POLICYFEED_SMTP_RETRIES": "1",
+        **env,
+    }
+    result = CliRunner().invoke(
+        cli,
+        ["--db", str(db_path), "--config", str(ROOT / "policyfeed.toml"), "publish", "--json"],
+        env=environ,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    return result, (json.loads(lines[-1]) if lines else {})
+
+
+def arrived(relay: SmtpSink) -> Counter[str]:
+    return relay.recipients()
+
+
+@pytest.fixture
+def relay() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+def test_every_active_subscriber_gets_exactly_one_message_with_the_required_headers(
+    db_path: Path, relay: SmtpSink, tmp_path: Path
+) -> None:
+    result, report = publish(db_path, relay, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert report["status"] == "sent"
+    expected = active_subscribers(db_path)
+    assert set(MEMBERS) <= expected
+    assert arrived(relay) == Counter({address: 1 for address in expected})
+    assert "left@example.org" not in arrived(relay)
+    message_ids = set()
+    for received in relay.messages:
+        assert all(len(line) < 998 for line in received.data.split(b"\r\n"))
+        message = email.message_from_bytes(received.data, policy=email.policy.default)
+        assert not message.defects
+        for header in REQUIRED_HEADERS:
+            assert message[header], f"{header} missing"
+        assert message["To"].addresses[0].addr_spec == received.rcpt_tos[0]
+        assert received.mail_from == "policy-digest@example.org"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        links = [link.strip(" <>") for link in str(message["List-Unsubscribe"]).split(",")]
+        assert links[0].startswith("https://policy.example.org/unsubscribe?t=")
+        assert links[1].startswith("mailto:")
+        assert message.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+        message_ids.add(message["Message-ID"])
+    assert len(message_ids) == len(relay.messages)
+    assert set(ledger(db_path).values()) == {("sent", "")}
+
+
+def test_a_second_run_sends_nothing_more(db_path: Path, relay: SmtpSink, tmp_path: Path) -> None:
+    first, _ = publish(db_path, relay, tmp_path)
+    second, report = publish(db_path, relay, tmp_path)
+    assert (first.exit_code, second.exit_code) == (0, 0)
+    assert report["status"] == "already_sent"
+    assert set(arrived(relay).values()) == {1}
+
+
+@pytest.mark.parametrize("mode", ["drop", "421"])
+def test_a_relay_that_goes_down_mid_run_exits_75_and_the_next_run_completes(
+    db_path: Path, tmp_path: Path, mode: str
+) -> None:
+    with SmtpSink(down_after=2, down_mode=mode) as relay:
+        first, report = publish(db_path, relay, tmp_path)
+        assert first.exit_code == 75, first.output
+        assert report["status"] == "partial"
+        assert sum(arrived(relay).values()) == 2
+        assert relay.down_answers >= 2  # the transport retried before giving up
+        relay.recover()
+        second, report = publish(db_path, relay, tmp_path)
+    assert second.exit_code == 0, second.output
+    assert report["status"] == "resumed"
+    assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
+    assert {status for status, _ in ledger(db_path).values()} == {"sent"}
+
+
+def test_a_relay_that_closes_each_session_is_ridden_out_in_one_run(
+    db_path: Path, tmp_path: Path
+) -> None:
+    with SmtpSink(close_every=2) as relay:
+        result, report = publish(db_path, relay, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert report["status"] == "sent"
+    assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
+    assert len({m.connection for m in relay.messages}) > 1
+
+
+def test_a_550_for_one_recipient_fails_that_row_with_the_reason_and_the_others_get_theirs(
+    db_path: Path, tmp_path: Path
+) -> None:
+    answer = "550 5.1.1 <member3@example.org>: Recipient address rejected: User unknown"
+    with SmtpSink(refuse={"member3@example.org": answer}) as relay:
+        result, report = publish(db_path, relay, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert report["failed"] == 1
+    rows = ledger(db_path)
+    assert rows["member3@example.org"] == ("failed", answer)
+    others = active_subscribers(db_path) - {"member3@example.org"}
+    assert arrived(relay) == Counter({address: 1 for address in others})
+    assert all(rows[address] == ("sent", "") for address in others)
+
+
+def test_sending_over_smtp_refuses_to_start_without_a_secret(
+    db_path: Path, relay: SmtpSink, tmp_path: Path
+) -> None:
+    result, _ = publish(db_path, relay, tmp_path, POLICYFEED_SECRET="")
+    assert result.exit_code == 1
+    assert "POLICYFEED_SECRET" in result.output
+    assert relay.messages == []
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM deliveries").fetchone() == (0,)
+
+
+def test_the_rate_limit_holds_on_a_short_run(
+    db_path: Path, relay: SmtpSink, tmp_path: Path
+) -> None:
+    result, _ = publish(db_path, relay, tmp_path, POLICYFEED_SMTP_RATE_LIMIT="25")
+    assert result.exit_code == 0, result.output
+    arrivals = sorted(m.at for m in relay.messages)
+    assert len(arrivals) >= 6
+    # 25 a second: at least 40 ms apart as the relay sees them (from the second message on;
+    # the first also paid for connecting), with 20 ms of slack for the relay's scheduling.
+    assert arrivals[-1] - arrivals[1] >= (len(arrivals) - 2) * 0.04 - 0.02
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+def test_starttls_and_auth_work_end_to_end(
+    db_path: Path, tmp_path: Path, tls: TlsFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The operator's trust store, as OpenSSL reads it: here, the test's own CA.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_file))
+    with SmtpSink(security="starttls", tls=tls, auth=("digest", "relay-password")) as relay:
+        result, report = publish(db_path, relay, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert report["status"] == "sent"
+    assert all(m.tls and m.login == "digest" for m in relay.messages)
+    assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
+
+
+def test_a_wrong_relay_password_exits_75_and_sends_nothing(
+    db_path: Path, tmp_path: Path, tls: TlsFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_file))
+    with SmtpSink(security="starttls", tls=tls, auth=("digest", "relay-password")) as relay:
+        result, report = publish(db_path, relay, tmp_path, POLICYFEED_SMTP_PASSWORD="wrong")
+    assert result.exit_code == 75
+    assert "refused the login" in report["message"]
+    assert relay.messages == []
+    assert {status for status, _ in ledger(db_path).values()} == {"pending"}
+
+
+def one_click(settings: Settings, db_path: Path, url: str) -> int:
+    """POST the RFC 8058 one-click request to the unsubscribe endpoint, as a mail provider does."""
+    import dataclasses
+
+    parts = urlsplit(url)
+    app = make_unsubscribe_app(dataclasses.replace(settings, secret=SECRET), db_path)
+    response = Client(app).post(
+        f"{parts.path}?{parts.query}",
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    return response.status_code
+
+
+def unsubscribe_link(received: bytes) -> str:
+    message = email.message_from_bytes(received, policy=email.policy.default)
+    return str(message["List-Unsubscribe"]).split(",")[0].strip(" <>")
+
+
+def test_the_one_click_link_in_a_message_unsubscribes_and_later_issues_skip_them(
+    db_path: Path,
+    relay: SmtpSink,
+    tmp_path: Path,
+    settings: Settings,
+    now: datetime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publish(db_path, relay, tmp_path)
+    first = next(m for m in relay.messages if m.rcpt_tos == ("member1@example.org",))
+    assert one_click(settings, db_path, unsubscribe_link(first.data)) == 200
+    assert "member1@example.org" not in active_subscribers(db_path)
+
+    # A week later, a new post and the next issue: member1 is not among its recipients.
+    config = str(ROOT / "policyfeed.toml")
+    new_post = ["--title", "After the summer", "--body", "<p>News.</p>", "--publish"]
+    new_post += ["--date", "2012-08-02T10:00:00"]
+    added = CliRunner().invoke(
+        cli,
+        ["--db", str(db_path), "--config", config, "posts", "add", *new_post],
+    )
+    assert added.exit_code == 0, added.output
+    monkeypatch.setattr(App, "now", lambda self: now + timedelta(days=7))
+    delivered = len(relay.messages)
+    result, report = publish(db_path, relay, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert report["status"] == "sent" and report["issue"] == 2
+    second_issue = Counter(r for m in relay.messages[delivered:] for r in m.rcpt_tos)
+    assert "member1@example.org" not in second_issue
+    # (The demo's chapter members may get nothing: the new post has none of their topics.)
+    assert {a: second_issue[a] for a in MEMBERS[1:]} == {a: 1 for a in MEMBERS[1:]}
+    assert set(second_issue.values()) == {1}
+
+
+def test_a_subscriber_who_leaves_while_an_issue_is_pending_is_skipped_on_the_next_run(
+    db_path: Path, tmp_path: Path, settings: Settings
+) -> None:
+    with SmtpSink(down_after=1, down_mode="421") as relay:
+        first, _ = publish(db_path, relay, tmp_path)
+        assert first.exit_code == 75
+        waiting = [a for a, (status, _) in ledger(db_path).items() if status == "pending"]
+        leaving = sorted(waiting)[0]
+        with sqlite3.connect(db_path) as conn:
+            (subscriber_id,) = conn.execute(
+                "SELECT id FROM subscribers WHERE email = ?", (leaving,)
+            ).fetchone()
+        token = make_token(SECRET, subscriber_id, settings.list_identifier)
+        assert one_click(settings, db_path, f"/unsubscribe?t={token}") == 200
+        relay.recover()
+        second, report = publish(db_path, relay, tmp_path)
+    assert second.exit_code == 0, second.output
+    assert report["skipped"] == 1
+    assert ledger(db_path)[leaving][0] == "skipped"
+    assert leaving not in arrived(relay)
+    assert set(arrived(relay).values()) == {1}
+
+
+def test_a_lost_answer_is_never_resent_without_the_operators_word(
+    db_path: Path, tmp_path: Path
+) -> None:
+    with SmtpSink(lose_answers=1) as relay:
+        first, report = publish(db_path, relay, tmp_path)
+        assert first.exit_code == 75, first.output
+        assert "--resend-ambiguous" in report["message"]
+        unsure = [a for a, (status, _) in ledger(db_path).items() if status == "sending"]
+        assert len(unsure) == 1
+        second, report = publish(db_path, relay, tmp_path)
+    # Everyone else got theirs; the unsure row waits for a decision (exit 1), not re-sent.
+    assert second.exit_code == 1, second.output
+    assert report["status"] == "ambiguous"
+    assert ledger(db_path)[unsure[0]][0] == "sending"
+    assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
