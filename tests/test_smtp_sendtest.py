@@ -6,6 +6,7 @@ import email
 import email.policy
 import sqlite3
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from policyfeed.cli import cli
+from policyfeed.config import Settings
 from policyfeed.issues import create_issue
 from policyfeed.store import open_db
 from policyfeed.subscribers import add_chapter, add_subscriber
@@ -24,7 +26,7 @@ EDITOR = "editor@example.org"
 
 
 @pytest.fixture
-def db_with_issue(demo_db_path: Path, settings, now) -> Path:  # type: ignore[no-untyped-def]
+def db_with_issue(demo_db_path: Path, settings: Settings, now: datetime) -> Path:
     db = open_db(demo_db_path)
     with db.conn:
         db.conn.execute("INSERT INTO topics (slug, name) VALUES ('dns', 'DNS')")
