@@ -68,13 +68,19 @@ class OutboxTransport:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._read: set[str] | None = None  # names in cur/, listed once per run
+
+    def _already_read(self, name: str) -> bool:
+        if self._read is None:
+            for folder in ("tmp", "new", "cur"):
+                (self.root / folder).mkdir(parents=True, exist_ok=True)
+            self._read = {entry.split(":", 1)[0] for entry in os.listdir(self.root / "cur")}
+        return name in self._read
 
     def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
         name = outbox_name(message_id)
         try:
-            for folder in ("tmp", "new", "cur"):
-                (self.root / folder).mkdir(parents=True, exist_ok=True)
-            if any((self.root / "cur").glob(f"{name}:*")) or (self.root / "cur" / name).exists():
+            if self._already_read(name):
                 return  # a mail client has already read it: never a second copy
             final = self.root / "new" / name
             with contextlib.suppress(FileNotFoundError):
