@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,15 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(cli, ["--db", "posts.db", "--config", "policyfeed.toml", *args])
 
 
+def files_in(site: Path) -> dict[str, bytes]:
+    """Every file but the database and SQLite's side files (their bytes are SQLite's business)."""
+    return {
+        str(p): p.read_bytes()
+        for p in site.rglob("*")
+        if p.is_file() and not p.name.startswith("posts.db")
+    }
+
+
 def outbox(site: Path) -> list[str]:
     return sorted(p.name for p in (site / "outbox" / "new").glob("*"))
 
@@ -37,12 +46,39 @@ def outbox(site: Path) -> list[str]:
 def test_publish_prints_a_one_line_summary_and_exits_0(site: Path) -> None:
     result = run("publish")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == [result.stdout.strip()] and result.stdout.startswith(
+    [line] = result.stdout.splitlines()
+    assert line.startswith(
         "sent: issue 1, period 2012-07-30T08:00: 5 posts, 5 recipients: 5 sent, 0 failed, "
         "0 skipped in "
     )
+    assert line.endswith(" s; site in public/, messages to outbox/")
     assert len(outbox(site)) == 5
     assert (site / "public" / "index.html").exists()
+
+
+def test_nothing_new_exits_0_and_writes_nothing(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("publish")
+    files = files_in(site)
+    monkeypatch.setattr(App, "now", lambda self: datetime(2012, 8, 6, 9, 0, tzinfo=UTC))
+    result = run("publish")
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "nothing_new: no issue, period 2012-08-06T08:00: no post is waiting; "
+        "nothing written, nothing sent\n"
+    )
+    assert files_in(site) == files
+
+
+def test_a_missing_database_is_an_error_and_none_is_created(site: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["--db", "typo.db", "--config", "policyfeed.toml", "publish", "--json"]
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["status"] == "error"
+    assert "typo.db: no such database" in result.stderr
+    assert not (site / "typo.db").exists() and not (site / "typo.db.lock").exists()
 
 
 def test_json_is_exactly_one_object_on_stdout_and_logs_go_to_stderr(site: Path) -> None:

@@ -99,6 +99,10 @@ def publish_command(
         )
 
     try:
+        if not app.db_path.is_file():  # a scheduler with a wrong path must not make a new one
+            from policyfeed.errors import NotFoundError
+
+            raise NotFoundError(f"{app.db_path}: no such database (`policyfeed init` makes one)")
         if dry_run:  # reads only: no lock file either
             result = run()
         else:
@@ -121,6 +125,24 @@ def publish_command(
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False))
     else:
-        click.echo(result.summary())
+        click.echo(result.summary() + _where(app, result))
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
+
+
+def _where(app: App, result: object) -> str:
+    """Where a run that delivered put things (the outbox only when no relay is set)."""
+    from pathlib import Path
+
+    if getattr(result, "status", "") not in ("sent", "resumed", "partial"):
+        return ""
+
+    def shown(path: Path) -> str:
+        try:
+            return f"{path.relative_to(Path.cwd())}/"
+        except ValueError:
+            return f"{path}/"
+
+    settings = app.settings
+    mail = f"the relay {settings.smtp_host}" if settings.smtp_host else shown(settings.outbox_dir)
+    return f"; site in {shown(settings.output_dir)}, messages to {mail}"
