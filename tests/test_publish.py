@@ -59,7 +59,7 @@ def outbox_messages(settings: Settings) -> dict[str, email.message.EmailMessage]
         message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
         address = message["To"].addresses[0].addr_spec
         assert address not in found, f"two messages for {address}"
-        found[address] = message  # type: ignore[assignment]
+        found[address] = message
     return found
 
 
@@ -447,3 +447,26 @@ def test_the_site_and_the_issue_page_exist_before_the_first_message_goes_out(
     result = publish(demo_db, settings, now=now, transport=Watching(settings.outbox_dir))
     assert result.site_files > 0
     assert seen == [True] * 5
+
+
+def test_a_chapter_left_with_no_posts_while_its_issue_was_going_out_is_skipped_not_misdelivered(
+    demo_db: sqlite_utils.Database, settings: Settings, now: datetime
+) -> None:
+    publish(demo_db, settings, now=now, transport=FlakyOutbox(settings.outbox_dir, 0))
+    with demo_db.conn:  # the Swiss chapter now follows a topic none of the issue's posts has
+        demo_db.execute("INSERT INTO topics (slug, name) VALUES ('dns', 'DNS')")
+        demo_db.execute(
+            "DELETE FROM chapter_topics WHERE chapter_id = "
+            "(SELECT id FROM chapters WHERE slug = 'switzerland')"
+        )
+        demo_db.execute(
+            "INSERT INTO chapter_topics SELECT c.id, t.id FROM chapters c, topics t "
+            "WHERE c.slug = 'switzerland' AND t.slug = 'dns'"
+        )
+    resumed = publish(demo_db, settings, now=now + timedelta(hours=1))
+    assert (resumed.status, resumed.sent, resumed.skipped) == ("resumed", 3, 2)
+    assert ledger(demo_db)["ana.silva@example.org"] == "skipped"
+    assert set(outbox_messages(settings)) == DEMO_ACTIVE - {
+        "ana.silva@example.org",
+        "zoe.muller@example.org",
+    }

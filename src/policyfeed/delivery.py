@@ -186,6 +186,10 @@ class DeliveryLedger:
         """Rows per status."""
         return store.status_counts(self.db, self.issue_id)
 
+    def skip(self, row: Delivery, reason: str) -> None:
+        """Settle a row without a hand-off."""
+        self._mark(row, "skipped", reason)
+
     def _mark(self, row: Delivery, status: str, error: str = "") -> None:
         with self.db.conn:
             store.mark_result(self.db, row.id, status, now=self.clock(), error=error)

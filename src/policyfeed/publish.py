@@ -10,10 +10,11 @@ run lock (:mod:`policyfeed.lock`) around it.
   waiting, nothing at all happens (``nothing_new``).
 - Some messages could not be handed over for now: ``partial`` (exit 75, re-run later).
 
-Lateness: a run never mails an *old* issue by surprise. Resuming an issue, or publishing an
-explicit ``--period``, whose scheduled time is more than ``max_lateness`` ago is refused unless
-``force``. A new issue for the schedule's current period is not late: it carries the posts that
-are waiting now, whatever day the run happens on (a machine that was off at the scheduled time
+Lateness: a run never mails an *old* issue by surprise. Resuming an issue whose mailing began
+(or which was made) more than ``max_lateness`` ago, or publishing an explicit ``--period``
+scheduled longer ago than that, is refused unless ``force``; a run killed a minute ago is picked
+up as usual. A new issue for the schedule's current period is not late: it carries the posts
+waiting now, whatever day the run happens on (a machine that was off at the scheduled time
 catches up at boot, with fresh content).
 """
 
@@ -176,7 +177,8 @@ def _plan_rows(
 
 def _render(
     issue: Issue, variant: _Variant, settings: Settings, *, now: datetime
-) -> tuple[MessageTemplate, int, tuple[str, ...]]:
+) -> tuple[MessageTemplate, tuple[str, ...]]:
+    """Render and inline one variant, once, and build its message template."""
     from policyfeed.render import UNSUBSCRIBE_URL_TOKEN, render_issue
 
     digest = render_issue(issue, variant.posts, settings, chapter=variant.chapter)
@@ -188,7 +190,7 @@ def _render(
         now=now,
         placeholders={"unsubscribe_url": UNSUBSCRIBE_URL_TOKEN},
     )
-    return template, digest.size_bytes, digest.warnings
+    return template, digest.warnings
 
 
 def _resolve_period(
@@ -329,22 +331,28 @@ def _publish(
     for chapter_id in sorted(needed, key=lambda c: (c is not None, c or 0)):
         variant = variants.get(chapter_id) or variants[None]
         if variant.posts:
-            templates[chapter_id], _, notes = _render(issue, variant, settings, now=now)
+            templates[chapter_id], notes = _render(issue, variant, settings, now=now)
             warnings.extend(notes)
     for warning in warnings:
         log.warning("%s", warning)
 
     site_files = _build_site(db, settings, now)
 
+    skipped_early = 0
     if planned_rows is not None:
         ledger.freeze(planned_rows)
+    else:  # a chapter's topics changed since delivery began and now leave it nothing
+        for row in ledger.rows():
+            if not row.settled and row.chapter_id not in templates:
+                ledger.skip(row, "no posts for the chapter any more")
+                skipped_early += 1
     if issue.status != "sending":
         issue = mark_issue_status(db, issue, "sending", clock())
 
     personaliser = Personaliser(settings, secret)
 
     def compose(row: Delivery, subscriber: Subscriber) -> bytes:
-        template = templates.get(row.chapter_id) or templates[None]
+        template = templates[row.chapter_id]
         recipient = Recipient(row.subscriber_id, subscriber.email, subscriber.name, row.message_id)
         return personaliser.message(template, recipient)
 
@@ -382,7 +390,7 @@ def _publish(
         recipients=report.total,
         sent=report.sent,
         failed=report.failed,
-        skipped=report.skipped,
+        skipped=report.skipped + skipped_early,
         pending=report.ledger.get("pending", 0),
         ambiguous=report.ledger.get("sending", 0),
         subject=issue.subject,
@@ -394,12 +402,11 @@ def _publish(
 
 
 def _build_site(db: Database, settings: Settings, now: datetime) -> int:
-    """Feeds, pages and the issue archive, so the web version exists before the mail arrives."""
+    """Feeds, pages and the issue archive, so the web version exists before the mail arrives.
+    Returns the number of files written."""
     from policyfeed.site import build_site
 
-    built = build_site(db, settings, settings.output_dir, now)
-    written = getattr(built, "written", None)
-    return len(written) if isinstance(written, list | tuple) else int(written or 0)
+    return len(build_site(db, settings, settings.output_dir, now).written)
 
 
 def _dry_run(
@@ -424,7 +431,7 @@ def _dry_run(
         variant = variants.get(chapter_id) or variants[None]
         if not variant.posts:
             continue
-        template, _, notes = _render(issue, variant, settings, now=now)
+        template, notes = _render(issue, variant, settings, now=now)
         warnings.extend(notes)
         sample = Personaliser(settings, settings.secret or "dry-run").message(
             template, Recipient(0, "recipient@example.org", "", f"dry-run@{settings.domain}")
