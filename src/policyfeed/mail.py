@@ -40,7 +40,6 @@ QP_LINE = 76
 # Fields a body placeholder may stand for, and the per-recipient header fields.
 BODY_FIELDS = ("unsubscribe_url", "email", "name")
 _HEADER, _TEXT, _HTML = "header", "text", "html"
-_ATEXT_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")
 # Printable ASCII but "=", plus space and tab: quoted-printable keeps them as they are.
 _QP_SAFE_BYTES = bytes(range(33, 127)).replace(b"=", b"") + b" \t"
 _QP_SAFE = frozenset(_QP_SAFE_BYTES)
