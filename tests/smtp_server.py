@@ -130,7 +130,8 @@ class _Handler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        answer = self.sink._script.refuse.get(address.lower())
+        with self.sink._lock:
+            answer = self.sink._script.refuse.get(address.lower())
         if answer:
             return answer
         envelope.rcpt_tos.append(address)
@@ -262,6 +263,11 @@ class SmtpSink:
         """The relay is back: every later MAIL is served normally."""
         with self._lock:
             self._script.recovered = True
+
+    def stop_refusing(self) -> None:
+        """Every recipient is accepted from now on."""
+        with self._lock:
+            self._script.refuse.clear()
 
     def settings_overrides(self) -> dict[str, Any]:
         """Settings fields that point policyfeed at this relay."""

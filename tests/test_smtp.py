@@ -13,7 +13,7 @@ import pytest
 from policyfeed.config import Settings
 from policyfeed.errors import ConfigError
 from policyfeed.smtp import RateLimiter, SmtpTransport, backoff_delay
-from policyfeed.transport import SendDeferred, SendRefused, SendUncertain
+from policyfeed.transport import RecipientDeferred, SendDeferred, SendRefused, SendUncertain
 from smtp_server import SmtpSink, TlsFiles, make_tls
 
 SENDER = "newsletter@policy.example.org"
@@ -171,8 +171,9 @@ def test_a_relay_that_stays_down_is_retried_with_backoff_then_deferred(mode: str
         sleeps = Sleeps()
         transport = transport_for(relay, sleep=sleeps, smtp_retries=3)
         send(transport, 1)
-        with pytest.raises(SendDeferred, match="gave up after 3 retries"):
+        with pytest.raises(SendDeferred, match="gave up after 3 retries") as caught:
             send(transport, 2)
+        assert not isinstance(caught.value, RecipientDeferred)  # the relay's problem: stop
         transport.close()
     assert sleeps == [0.5, 1.0, 2.0]
     assert relay.recipients() == {"reader1@example.org": 1}
@@ -215,11 +216,11 @@ def test_a_lost_answer_after_the_data_is_uncertain_and_never_retried() -> None:
     assert transport.connections == 2
 
 
-def test_a_4xx_answer_for_a_recipient_is_retried_on_the_same_connection() -> None:
+def test_a_4xx_for_one_recipient_is_retried_then_deferred_for_that_recipient_only() -> None:
     with SmtpSink(refuse={"slow@example.org": "451 4.7.1 Greylisted, try again"}) as relay:
         sleeps = Sleeps()
         transport = transport_for(relay, sleep=sleeps, smtp_retries=2)
-        with pytest.raises(SendDeferred, match=r"451 4\.7\.1 Greylisted"):
+        with pytest.raises(RecipientDeferred, match=r"451 4\.7\.1 Greylisted"):
             send(transport, 1, to="slow@example.org")
         send(transport, 2)
         transport.close()

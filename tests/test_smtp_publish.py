@@ -338,3 +338,23 @@ def test_a_lost_answer_is_never_resent_without_the_operators_word(
     assert report["status"] == "ambiguous"
     assert ledger(db_path)[unsure[0]][0] == "sending"
     assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
+
+
+def test_a_4xx_for_one_recipient_keeps_that_row_waiting_and_the_others_get_theirs(
+    db_path: Path, tmp_path: Path
+) -> None:
+    answer = "452 4.2.2 <member3@example.org>: Mailbox full"
+    with SmtpSink(refuse={"member3@example.org": answer}) as relay:
+        first, report = publish(db_path, relay, tmp_path)
+        assert first.exit_code == 75, first.output
+        assert report["status"] == "partial"
+        others = active_subscribers(db_path) - {"member3@example.org"}
+        assert arrived(relay) == Counter({address: 1 for address in others})
+        status, error = ledger(db_path)["member3@example.org"]
+        assert status == "pending"
+        assert answer in error
+        relay.stop_refusing()
+        second, report = publish(db_path, relay, tmp_path)
+    assert second.exit_code == 0, second.output
+    assert report["status"] == "resumed"
+    assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})

@@ -29,7 +29,13 @@ from policyfeed.store import deliveries as store
 from policyfeed.store import subscribers as subscriber_store
 from policyfeed.store.deliveries import Delivery
 from policyfeed.store.subscribers import Subscriber
-from policyfeed.transport import SendDeferred, SendRefused, SendUncertain, Transport
+from policyfeed.transport import (
+    RecipientDeferred,
+    SendDeferred,
+    SendRefused,
+    SendUncertain,
+    Transport,
+)
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -138,6 +144,8 @@ class DeliveryReport:
     ambiguous: int = 0
     #: Why delivery stopped early (a temporary failure), if it did.
     deferred: str = ""
+    #: Rows left pending by a temporary failure of their recipient alone (the others went on).
+    waiting: int = 0
     failures: list[tuple[int, str]] = field(default_factory=list)
     ledger: dict[str, int] = field(default_factory=dict)
 
@@ -223,6 +231,11 @@ class DeliveryLedger:
             if report.deferred:
                 log.warning("delivery stopped, the rest stays pending: %s", report.deferred)
                 break
+        if report.waiting and not report.deferred:
+            report.deferred = (
+                f"{report.waiting} recipient(s) answered with a temporary failure; "
+                "they wait for the next run"
+            )
         report.ledger = self.counts()
         return report
 
@@ -254,6 +267,9 @@ class DeliveryLedger:
             self._mark(row, "failed", str(exc))
             report.failed += 1
             report.failures.append((row.subscriber_id, str(exc)))
+        except RecipientDeferred as exc:  # this address only: the others go on
+            self._mark(row, "pending", str(exc))
+            report.waiting += 1
         except SendDeferred as exc:
             self._mark(row, "pending", str(exc))
             report.deferred = str(exc) or "temporary failure"

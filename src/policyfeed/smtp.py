@@ -7,7 +7,8 @@ The relay's answers decide what happens to a ledger row:
   answer, so that row is marked failed and delivery goes on with the others;
 - 4xx, a dropped connection or a timeout: retried with exponential backoff up to
   ``settings.smtp_retries`` times, then :class:`SendDeferred`, so the row stays pending for the
-  next run (exit 75);
+  next run (exit 75); a 4xx for the recipient alone (mailbox full, greylisting) is
+  :class:`RecipientDeferred`: that row waits, the others go on;
 - the answer to the message's data lost (a timeout, a dropped connection): the relay may have
   it, so it is not handed over again: :class:`SendUncertain`, and the row stays ``sending``;
 - anything that is not about one recipient (the relay refuses the login or the sender, or the
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from policyfeed.errors import ConfigError
-from policyfeed.transport import SendDeferred, SendRefused, SendUncertain
+from policyfeed.transport import RecipientDeferred, SendDeferred, SendRefused, SendUncertain
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -84,9 +85,10 @@ def _answer(code: int, message: bytes | str) -> str:
 class _Temporary(Exception):
     """Internal: a failure worth retrying (``stale``: a reused connection the relay had closed)."""
 
-    def __init__(self, reason: str, *, stale: bool = False) -> None:
+    def __init__(self, reason: str, *, stale: bool = False, recipient: bool = False) -> None:
         super().__init__(reason)
         self.stale = stale
+        self.recipient = recipient  # about this recipient only (4xx to RCPT)
 
 
 class SmtpTransport:
@@ -234,7 +236,8 @@ class SmtpTransport:
                     continue
                 retry += 1
                 if retry > self.retries:
-                    raise SendDeferred(
+                    deferred = RecipientDeferred if exc.recipient else SendDeferred
+                    raise deferred(
                         f"{exc} (gave up after {self.retries} "
                         f"{'retry' if self.retries == 1 else 'retries'})"
                     ) from None
@@ -313,7 +316,9 @@ class SmtpTransport:
                 # Refused for every row alike: not a reason to fail this subscriber.
                 raise SendDeferred(f"relay refused the sender {sender}: {answer}")
             raise SendRefused(answer)
-        raise _Temporary(f"relay answered {answer} (at {phase})")
+        raise _Temporary(
+            f"relay answered {answer} (at {phase})", recipient=phase == "RCPT" and code != 421
+        )
 
 
 def _data_payload(message: bytes) -> bytes:

@@ -10,6 +10,11 @@ class SendDeferred(Exception):
     run. The message may be retried."""
 
 
+class RecipientDeferred(SendDeferred):
+    """A temporary failure for this recipient only (a 4xx answer to RCPT: mailbox full,
+    greylisting): the row stays pending for a later run, and delivery goes on with the others."""
+
+
 class SendRefused(Exception):
     """A permanent failure for this recipient (5xx): the row is marked failed with this reason."""
 
