@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,6 +53,13 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 #: ``updated`` of a feed without entries: a fixed date, never the build time.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNTITLED = "(untitled)"
+# Control characters XML allows but readers choke on (DEL and the C1 range; feedparser, for one,
+# reads U+0080-U+009F as Windows-1252). XML-forbidden ones go through posts.strip_forbidden.
+_CONTROLS = re.compile("[\x7f-\x9f]")
+
+
+def _clean(text: str) -> str:
+    return _CONTROLS.sub("", strip_forbidden(text))
 
 
 def _absolute_url(value: str, what: str) -> str:
@@ -62,8 +70,8 @@ def _absolute_url(value: str, what: str) -> str:
 
 
 def _plain(text: str) -> str:
-    """One line of plain text: forbidden characters removed, white space folded."""
-    return " ".join(strip_forbidden(text).split())
+    """One line of plain text: control characters removed, white space folded."""
+    return " ".join(_clean(text).split())
 
 
 def _aware(moment: datetime, what: str) -> datetime:
@@ -138,7 +146,7 @@ class FeedEntry:
     categories: tuple[Category, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        entry_id = strip_forbidden(self.id).strip()
+        entry_id = _clean(self.id).strip()
         if not entry_id:
             raise ValueError("a feed entry needs an id")
         object.__setattr__(self, "id", entry_id)
@@ -147,7 +155,7 @@ class FeedEntry:
         object.__setattr__(self, "summary", _plain(self.summary))
         object.__setattr__(self, "published", _aware(self.published, "published"))
         object.__setattr__(self, "updated", _aware(self.updated, "updated"))
-        content = sanitize_html(self.content_html, self.link) if self.content_html else ""
+        content = sanitize_html(_clean(self.content_html), self.link) if self.content_html else ""
         if not content:
             content = f"<p>{html.escape(self.summary or self.title, quote=False)}</p>"
         object.__setattr__(self, "content_html", content)
