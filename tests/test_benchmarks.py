@@ -102,6 +102,11 @@ def test_paired_runs_alternate_which_side_goes_first() -> None:
     assert (ours, theirs) == ([2.0] * 3, [1.0] * 3)
 
 
+def test_a_spent_time_budget_stops_paired_runs_after_the_minimum() -> None:
+    ours, theirs = run.paired(lambda: 1.0, lambda: 1.0, 5, budget=0, min_runs=2)
+    assert len(ours) == len(theirs) == 2
+
+
 @pytest.mark.parametrize(
     ("figure", "verdict"),
     [
