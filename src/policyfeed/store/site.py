@@ -7,6 +7,7 @@ whose entries are ordered by that key, so none of them sorts or reads more rows 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -202,11 +203,16 @@ def newest_in_topic(
     if row is None:
         return []
     topic_id = int(row[0])
+    # Only whether the topic is smaller than the threshold matters: count no further than it.
+    threshold = math.isqrt(limit * max(visible_total, 1)) + 1
     size = int(
-        db.execute("SELECT count(*) FROM post_topics WHERE topic_id = ?", [topic_id]).fetchone()[0]
+        db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM post_topics WHERE topic_id = ? LIMIT ?)",
+            [topic_id, threshold],
+        ).fetchone()[0]
     )
     stamp = to_db_time(now)
-    if size * size < limit * max(visible_total, 1):
+    if size < threshold:
         sql = (
             "SELECT p.id FROM post_topics pt CROSS JOIN posts p ON p.id = pt.post_id "
             "WHERE pt.topic_id = ? AND p.status = 'published' AND p.published_at <= ? "
