@@ -27,6 +27,7 @@ from sqlite_utils import Database
 from policyfeed.output import write_if_changed
 from policyfeed.store import deliveries as store
 from policyfeed.store import subscribers as subscriber_store
+from policyfeed.store import transaction
 from policyfeed.store.deliveries import Delivery
 from policyfeed.store.subscribers import Subscriber
 from policyfeed.transport import (
@@ -179,7 +180,7 @@ class DeliveryLedger:
     def freeze(self, rows: Sequence[FrozenRow]) -> int:
         """Write the rows of this issue once, in one transaction; rows already there stay as
         they are. Returns the number added."""
-        with self.db.conn:
+        with transaction(self.db):
             return store.insert_deliveries(
                 self.db,
                 self.issue_id,
@@ -199,7 +200,7 @@ class DeliveryLedger:
         self._mark(row, "skipped", reason)
 
     def _mark(self, row: Delivery, status: str, error: str = "") -> None:
-        with self.db.conn:
+        with transaction(self.db):
             store.mark_result(self.db, row.id, status, now=self.clock(), error=error)
 
     def deliver(
@@ -256,7 +257,7 @@ class DeliveryLedger:
             report.skipped += 1
             return
         message = compose(row, subscriber)
-        with self.db.conn:
+        with transaction(self.db):
             if not store.mark_sending(self.db, row.id, now=self.clock()):
                 return
         try:

@@ -20,6 +20,7 @@ from policyfeed.errors import ConfigError, ConflictError, InputError
 from policyfeed.posts import check_slug, slugify, strip_forbidden
 from policyfeed.store import deliveries as delivery_store
 from policyfeed.store import subscribers as store
+from policyfeed.store import transaction
 from policyfeed.store.subscribers import Chapter, Subscriber
 from policyfeed.tokens import make_token
 
@@ -126,14 +127,14 @@ def add_chapter(
     chapter, topic_ids = _checked_chapter(
         db, slug=slug, name=name, intro=intro, topics=topics, source=f"chapter {slug}"
     )
-    with db.conn:
+    with transaction(db):
         store.insert_chapter(db, chapter, topic_ids)
     return store.get_chapter(db, slug)
 
 
 def load_chapters(db: Database, records: Sequence[Any], *, source: str) -> int:
     """Create chapters from records (slug, name, intro, topics), e.g. a JSON file; all or none."""
-    with db.conn:
+    with transaction(db):
         for number, record in enumerate(records, 1):
             where = f"record {number}"
             if not isinstance(record, dict):
@@ -186,7 +187,7 @@ def add_subscriber(
     except ValueError as exc:
         raise InputError(str(exc), source="subscriber") from None
     chapter_id = _chapter_id(db, chapter)
-    with db.conn:
+    with transaction(db):
         existing = store.find_subscriber(db, address)
         if existing is None:
             store.insert_subscriber(
@@ -306,7 +307,7 @@ def import_subscribers(db: Database, path: Path, *, now: datetime) -> ImportResu
                 where=f"line {row.line}",
             )
     result = ImportResult(len(rows), 0, 0, 0, 0)
-    with db.conn:
+    with transaction(db):
         for row in rows:
             chapter_id = chapters[row.chapter] if row.chapter else None
             existing = store.find_subscriber(db, row.email)
@@ -338,14 +339,14 @@ def import_subscribers(db: Database, path: Path, *, now: datetime) -> ImportResu
 def unsubscribe(db: Database, email: str, *, now: datetime) -> bool:
     """Unsubscribe by address; False when they already were. Later sends skip them."""
     subscriber = store.get_subscriber(db, email.strip())
-    with db.conn:
+    with transaction(db):
         return store.unsubscribe(db, subscriber.id or 0, now=now)
 
 
 def remove_subscriber(db: Database, email: str) -> Subscriber:
     """Delete a subscriber and their delivery history (a request to be forgotten)."""
     subscriber = store.get_subscriber(db, email.strip())
-    with db.conn:
+    with transaction(db):
         store.delete_subscriber(db, subscriber.id or 0)
     return subscriber
 

@@ -135,7 +135,16 @@ def echo_json(value: Any) -> None:
 
 
 # Each module registers its commands on ``cli`` when imported.
-COMMAND_MODULES = ("site", "posts", "build", "serve", "issues", "sendtest", "subscribers", "publish")
+COMMAND_MODULES = (
+    "site",
+    "posts",
+    "build",
+    "serve",
+    "issues",
+    "sendtest",
+    "subscribers",
+    "publish",
+)
 for _name in COMMAND_MODULES:
     try:
         __import__(f"policyfeed.cli.{_name}")

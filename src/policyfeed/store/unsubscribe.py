@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from policyfeed.store import to_db_time
+from policyfeed.store import to_db_time, transaction
 
 
 def unsubscribe_subscriber(db: Database, subscriber_id: int, now: datetime) -> bool:
@@ -16,7 +16,7 @@ def unsubscribe_subscriber(db: Database, subscriber_id: int, now: datetime) -> b
     bounced addresses later never brings back someone who left.
     """
     stamp = to_db_time(now)
-    with db.conn:
+    with transaction(db):
         cursor = db.conn.execute(
             "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, updated_at = ? "
             "WHERE id = ? AND status != 'unsubscribed'",
