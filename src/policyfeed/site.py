@@ -59,8 +59,6 @@ from policyfeed.store.site import (
 )
 
 if TYPE_CHECKING:
-    import jinja2
-
     from policyfeed.config import Settings
 
 log = logging.getLogger(__name__)
@@ -195,13 +193,11 @@ def _date(moment: datetime, settings: Settings) -> str:
 
 
 class _Pages:
-    """Renders the HTML pages of one build (one Jinja environment, one settings)."""
+    """Renders the HTML pages of one build; templates load as render.template_environment says
+    (the site's templates_dir first, then the defaults)."""
 
     def __init__(self, settings: Settings) -> None:
-        from policyfeed.render import template_environment
-
         self.settings = settings
-        self.env: jinja2.Environment = template_environment(settings)
         self.site = {
             "title": settings.title,
             "description": " ".join(settings.description.split()),
@@ -210,23 +206,9 @@ class _Pages:
         }
 
     def render(self, name: str, *, depth: int, **context: Any) -> str:
-        import jinja2
+        from policyfeed.render import render_template
 
-        from policyfeed.errors import ConfigError
-
-        try:
-            template = self.env.get_template(name)
-            return template.render(site=self.site, root="../" * depth, **context)
-        except jinja2.TemplateNotFound as exc:
-            raise ConfigError(
-                f"template {exc.name} not found (in templates_dir or the defaults)"
-            ) from None
-        except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError(
-                f"template {exc.name or name}, line {exc.lineno}: {exc.message}"
-            ) from None
-        except jinja2.UndefinedError as exc:
-            raise ConfigError(f"template {name}: {exc.message}") from None
+        return render_template(self.settings, name, site=self.site, root="../" * depth, **context)
 
     def post_view(self, post: Post, root: str, *, full: bool = False) -> dict[str, Any]:
         from markupsafe import Markup
@@ -568,10 +550,10 @@ def build_site(
         result.posts = plan.state.count
         if not plan.nothing_to_do:
             _run(db, settings, out_dir, now, plan, result)
-        archive = _issue_archive()
-        if archive is not None:
-            result.written.extend(archive.write_issue_archive(db, settings, out_dir))
     save_state(out_dir, plan.state)
+    archive = _issue_archive()
+    if archive is not None:
+        result.written.extend(archive.write_issue_archive(db, settings, out_dir))
     if settings.websub_hub and notify_hub:
         from policyfeed.websub import notify_changes
 
