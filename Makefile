@@ -4,7 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench docs demo-db clean format
+# The demo's unsubscribe links are signed with a random key made on first use and kept in a
+# git-ignored file (never in the database); an operator's own POLICYFEED_SECRET wins.
+SECRET_FILE := .policyfeed-secret
+WITH_SECRET  = POLICYFEED_SECRET="$${POLICYFEED_SECRET:-$$(cat $(SECRET_FILE))}"
+
+.PHONY: run serve test lint bench docs demo-db clean format
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,9 +17,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(SECRET_FILE):
+	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(32))" > $@
+
 ## run: create .venv if missing, install, publish the demo site from posts.db
-run: $(STAMP)
-	$(BIN)/policyfeed --db posts.db --config policyfeed.toml publish
+run: $(STAMP) $(SECRET_FILE)
+	$(WITH_SECRET) $(BIN)/policyfeed --db posts.db --config policyfeed.toml publish
+	@echo "Site and feeds: public/   Digests: outbox/new/   Preview them: make serve"
+
+## serve: the site, feeds and unsubscribe endpoint on http://127.0.0.1:8000/
+serve: $(STAMP) $(SECRET_FILE)
+	$(WITH_SECRET) $(BIN)/policyfeed --db posts.db --config policyfeed.toml serve
 
 ## test: the whole test suite
 test: $(STAMP)
