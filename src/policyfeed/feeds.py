@@ -389,7 +389,8 @@ def json_feed_object(
 
 # Like Go's encoding/json: the text never holds a raw <, > or &, so no browser or sniffer that
 # takes the file for HTML finds markup in it. JSON parsers read the same strings.
-_JSON_HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+def _html_safe_json(text: str) -> str:
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def render_json(
@@ -397,7 +398,7 @@ def render_json(
 ) -> bytes:
     """A JSON Feed 1.1 document, UTF-8, indented, with a final newline."""
     text = json.dumps(json_feed_object(meta, entries, archive), ensure_ascii=False, indent=2)
-    return (text.translate(_JSON_HTML_SAFE) + "\n").encode("utf-8")
+    return (_html_safe_json(text) + "\n").encode("utf-8")
 
 
 RENDERERS = {RSS_FILE: render_rss, ATOM_FILE: render_atom, JSON_FILE: render_json}

@@ -146,12 +146,10 @@ class BuildPlan:
     full: bool
     post_ids: set[int]  # visible posts whose page must be rendered
     gone_slugs: set[str]  # post pages to remove
-    main_changed: bool  # render the current feeds and the index page
+    layout_changed: bool  # posts entered, left or moved in feed order
     pages: list[ArchivePage]  # archive pages to render
-    page_count: int
     removed_pages: list[int]  # archive page numbers to remove
     topics: set[str] | None  # topics to look at again (None: every topic)
-    current_keys: list[Key]  # the current feeds' posts, newest first
     state: SiteState
 
     @property
@@ -160,7 +158,7 @@ class BuildPlan:
             self.full
             or self.post_ids
             or self.gone_slugs
-            or self.main_changed
+            or self.layout_changed
             or self.pages
             or self.removed_pages
             or self.topics
@@ -195,12 +193,17 @@ def plan_build(
                 old_slugs.add(row.old_slug)
             if row.old_status == "published" and row.old_published_at:
                 moved.append((row.old_published_at, row.post_id))
-        dirty.update(_visibility_moved(db, state.window, now))
+        # Posts the clock showed or hid: their place in feed order changes with no journal row.
+        clocked = _visibility_moved(db, state.window, now)
+        dirty.update(clocked)
+    else:
+        clocked = []
     states = post_states(db, sorted(dirty))
-    for post in states.values():
-        if post.key is not None and (post.visible(now) or post.status == "published"):
-            moved.append(post.key)
     visible_dirty = {pid for pid, post in states.items() if post.visible(now)}
+    for pid in visible_dirty.union(clocked):
+        key = states[pid].key if pid in states else None
+        if key is not None:
+            moved.append(key)
     gone_slugs = (old_slugs | {p.slug for p in states.values() if not p.visible(now)}) - {
         states[pid].slug for pid in visible_dirty
     }
@@ -272,12 +275,10 @@ def plan_build(
         full=full,
         post_ids=set(key[1] for key in tail) if full else visible_dirty,
         gone_slugs=gone_slugs,
-        main_changed=layout_changed,
+        layout_changed=layout_changed,
         pages=to_render,
-        page_count=pages_total,
         removed_pages=list(range(pages_total + 1, len(old_pages) + 1)),
         topics=topics,
-        current_keys=current_keys,
         state=new_state,
     )
 
