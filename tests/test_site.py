@@ -16,7 +16,7 @@ from policyfeed.cli import cli
 from policyfeed.config import Settings
 from policyfeed.site import build_site
 from policyfeed.store import posts as post_store
-from site_support import NOW, check_feed_folder, mtimes, parse_feed, save, tree
+from site_support import NOW, check_feed_folder, day, mtimes, parse_feed, save, tree
 
 DEMO_TOPICS = {
     "ietf": 1,
@@ -269,3 +269,46 @@ def test_cli_build_writes_the_site_and_says_what_it_did(demo_db_path: Path, tmp_
     assert second.exit_code == 0
     assert second.output == f"Built {tmp_path / 'site'}: 5 posts, 0 files written, 0 removed\n"
     assert "Example:" in runner.invoke(cli, ["build", "--help"]).output
+
+
+def test_new_settings_templates_or_a_lost_state_mean_a_full_build_that_matches_a_fresh_one(
+    demo_db: sqlite_utils.Database, settings: Settings, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    out = tmp_path / "out"
+    build(demo_db, settings, out)
+    renamed = dataclasses.replace(settings, title="Internet Policy")
+    result = build(demo_db, renamed, out)
+    assert result.full  # type: ignore[attr-defined]
+    assert "<title>Internet Policy</title>" in (out / "feed.xml").read_text()
+    build(demo_db, renamed, tmp_path / "fresh")
+    assert tree(tmp_path / "fresh") == tree(out)
+
+    overrides = tmp_path / "templates" / "site"
+    overrides.mkdir(parents=True)
+    (overrides / "post.html").write_text(
+        '{% extends "site/base.html" %}{% block content %}<h1 class="mine">{{ post.title }}</h1>'
+        "{% endblock %}"
+    )
+    themed = dataclasses.replace(renamed, templates_dir=tmp_path / "templates")
+    assert build(demo_db, themed, out).full  # type: ignore[attr-defined]
+    page = (out / "posts" / "public-policy-guests-at-ietf-84-vancouver" / "index.html").read_text()
+    assert '<h1 class="mine">' in page
+
+    (out / ".policyfeed" / "build-state.json").write_text("{not json")
+    assert build(demo_db, themed, out).full  # type: ignore[attr-defined]
+
+
+def test_another_database_built_into_the_same_folder_replaces_the_site(
+    demo_db: sqlite_utils.Database, db: sqlite_utils.Database, settings: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    build(demo_db, settings, out)
+    save(db, settings, "only-post", date=day(20), topics=["Elsewhere"])
+    result = build(db, settings, out)
+    assert result.full  # type: ignore[attr-defined]
+    assert sorted(p.parent.name for p in (out / "posts").glob("*/index.html")) == ["only-post"]
+    assert sorted(p.name for p in (out / "topics").iterdir()) == ["elsewhere"]
+    build(db, settings, tmp_path / "fresh")
+    assert tree(tmp_path / "fresh") == tree(out)
