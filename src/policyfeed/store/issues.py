@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -168,4 +169,85 @@ def chapter_by_slug(db: Database, slug: str) -> ChapterVariant | None:
         name=row[2],
         intro=row[3],
         topic_slugs=tuple(t[0] for t in topics),
+    )
+
+
+# --- the web archive: what changed since the last build ------------------------------------
+
+
+@dataclass(frozen=True)
+class IssueChange:
+    """One change to an issue or its selection, with the number the issue had before it
+    (None: the issue did not exist yet)."""
+
+    seq: int
+    issue_id: int
+    old_number: int | None
+
+
+def issue_journal_head(db: Database) -> int:
+    """The sequence number of the latest issue change (0 when nothing was ever recorded)."""
+    row = db.execute("SELECT max(seq) FROM issue_journal").fetchone()
+    return int(row[0] or 0)
+
+
+def issue_journal_at(db: Database, seq: int) -> int | None:
+    """The issue changed at ``seq``: tells whether a saved position is from this database."""
+    row = db.execute("SELECT issue_id FROM issue_journal WHERE seq = ?", [seq]).fetchone()
+    return int(row[0]) if row else None
+
+
+def issue_changes_since(db: Database, seq: int, head: int) -> list[IssueChange]:
+    """Issue changes after ``seq`` up to ``head``, oldest first."""
+    rows = db.execute(
+        "SELECT seq, issue_id, old_number FROM issue_journal WHERE seq > ? AND seq <= ? "
+        "ORDER BY seq",
+        [seq, head],
+    ).fetchall()
+    return [IssueChange(int(s), int(i), None if n is None else int(n)) for s, i, n in rows]
+
+
+def issue_ids_of_posts(db: Database, post_ids: Sequence[int]) -> set[int]:
+    """The issues holding any of ``post_ids`` (through the UNIQUE index on post_id)."""
+    found: set[int] = set()
+    for start in range(0, len(post_ids), 500):
+        chunk = list(post_ids[start : start + 500])
+        rows = db.execute(
+            "SELECT DISTINCT issue_id FROM issue_posts "
+            f"WHERE post_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall()
+        found.update(int(row[0]) for row in rows)
+    return found
+
+
+def issues_by_ids(db: Database, ids: Sequence[int]) -> dict[int, Issue]:
+    """The issues among ``ids`` that still exist, by id."""
+    found: dict[int, Issue] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        rows = db.execute(
+            f"SELECT {ISSUE_COLUMNS} FROM issues WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall()
+        for row in rows:
+            found[int(row[0])] = _issue_from_row(row)
+    return found
+
+
+def newest_issues(db: Database, limit: int) -> list[Issue]:
+    """The ``limit`` newest issues (highest numbers first); walks the index on number."""
+    rows = db.execute(
+        f"SELECT {ISSUE_COLUMNS} FROM issues ORDER BY number DESC LIMIT ?", [int(limit)]
+    ).fetchall()
+    return [_issue_from_row(r) for r in rows]
+
+
+def neighbour_numbers(db: Database, number: int) -> tuple[int | None, int | None]:
+    """The numbers of the existing issues just before and just after ``number``."""
+    older = db.execute("SELECT max(number) FROM issues WHERE number < ?", [number]).fetchone()
+    newer = db.execute("SELECT min(number) FROM issues WHERE number > ?", [number]).fetchone()
+    return (
+        None if older[0] is None else int(older[0]),
+        None if newer[0] is None else int(newer[0]),
     )

@@ -203,3 +203,64 @@ def m006_post_journal(db: Database) -> None:
         END
         """
     )
+
+
+@MIGRATIONS()
+def m007_issue_journal(db: Database) -> None:
+    # Every change to an issue or its selection, so that `build` can re-render only the web
+    # versions of issues that changed (see policyfeed.archive); post changes are already in
+    # post_journal. ``old_number`` is the number the issue had before the change: NULL when it
+    # did not exist yet. Append-only.
+    db.execute(
+        """
+        CREATE TABLE issue_journal (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            issue_id INTEGER NOT NULL,
+            old_number INTEGER
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER issue_journal_insert AFTER INSERT ON issues BEGIN
+            INSERT INTO issue_journal (issue_id) VALUES (new.id);
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER issue_journal_update AFTER UPDATE ON issues BEGIN
+            INSERT INTO issue_journal (issue_id, old_number) VALUES (old.id, old.number);
+            INSERT INTO issue_journal (issue_id)
+                SELECT new.id WHERE new.id IS NOT old.id;
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER issue_journal_delete AFTER DELETE ON issues BEGIN
+            INSERT INTO issue_journal (issue_id, old_number) VALUES (old.id, old.number);
+        END
+        """
+    )
+    for event, row in (("INSERT", "new"), ("DELETE", "old")):
+        db.execute(
+            f"""
+            CREATE TRIGGER issue_journal_posts_{event.lower()} AFTER {event} ON issue_posts BEGIN
+                INSERT INTO issue_journal (issue_id, old_number)
+                VALUES ({row}.issue_id,
+                        (SELECT number FROM issues WHERE id = {row}.issue_id));
+            END
+            """
+        )
+    db.execute(
+        """
+        CREATE TRIGGER issue_journal_posts_update AFTER UPDATE ON issue_posts BEGIN
+            INSERT INTO issue_journal (issue_id, old_number)
+            VALUES (old.issue_id, (SELECT number FROM issues WHERE id = old.issue_id));
+            INSERT INTO issue_journal (issue_id, old_number)
+                SELECT new.issue_id, (SELECT number FROM issues WHERE id = new.issue_id)
+                WHERE new.issue_id IS NOT old.issue_id;
+        END
+        """
+    )
