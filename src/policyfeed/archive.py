@@ -4,21 +4,44 @@ The email's "view in browser" link points at ``issues/<number>/``. Every issue t
 archived (the page must be there before the email goes out). Posts unpublished since the issue
 was made are left out of its web version. Pages depend only on the database: the same database
 gives the same bytes, and unchanged files are not rewritten.
+
+Builds are incremental (the state they keep is :mod:`policyfeed.archivestate`): a build reads
+only the journal rows since the last one (``post_journal``, ``issue_journal``) and re-renders:
+
+- the page of every issue that is new, changed, or holds a post that changed;
+- the pages next to an issue number that appeared or went (their "previous/next" links), and
+  removes the page of an issue that is gone;
+- the index (issue rows and the saved counts, no posts), when any issue changed;
+- the feeds of the newest ``feed_limit`` issues, when one of those changed or they are others.
+
+So a build with nothing new reads two journal heads and no posts, however long the archive.
+Without a usable state (first build, other settings or templates, another database) the build
+is full; a full build also removes pages of issues that no longer exist.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from policyfeed.archivestate import (
+    ArchiveState,
+    archive_fingerprint,
+    journal_positions,
+    load_archive_state,
+    save_archive_state,
+)
 from policyfeed.issues import Issue, issue_posts, list_issues
 from policyfeed.output import write_text_if_changed
 from policyfeed.posts import Post
 from policyfeed.render import (
+    SUMMARY_CHARS,
     PostView,
     issue_context,
     post_views,
@@ -26,6 +49,8 @@ from policyfeed.render import (
     shorten,
     site_context,
 )
+from policyfeed.store import issues as store
+from policyfeed.store.site import journal_since, read_snapshot
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -48,12 +73,50 @@ class ArchivedIssue:
         return max([self.issue.created_at, *changes])
 
 
-def archived_issues(db: Database) -> list[ArchivedIssue]:
-    """Every issue, newest first, with its still-published posts in the issue's order."""
-    return [
-        ArchivedIssue(issue, [p for p in issue_posts(db, issue) if p.status == "published"])
-        for issue in list_issues(db)
-    ]
+def shown_posts(db: Database, issue: Issue) -> list[Post]:
+    """The posts an issue's web version shows: its still-published ones, in the issue's order."""
+    return [p for p in issue_posts(db, issue) if p.status == "published"]
+
+
+class LazyPostView:
+    """A post as the archive templates show it: the fields of :class:`render.PostView`.
+
+    The cleaned body is the costly part and the feeds of issues show only titles, links and
+    summaries, so the full view is made only when a template asks for another field.
+    """
+
+    def __init__(self, post: Post, settings: Settings) -> None:
+        self._post = post
+        self._settings = settings
+        self._full: PostView | None = None
+
+    @property
+    def title(self) -> str:
+        return self._post.title
+
+    @property
+    def url(self) -> str:
+        return self._post.permalink(self._settings.base_url)
+
+    @property
+    def summary(self) -> str:
+        # As render.post_views makes it (a test holds the two together).
+        post = self._post
+        return " ".join(post.summary.split()) or shorten(post.body_text, SUMMARY_CHARS)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._full is None:
+            self._full = post_views([self._post], self._settings, with_text=False)[0]
+        return getattr(self._full, name)
+
+
+def lazy_views(posts: Iterable[Post], settings: Settings) -> list[LazyPostView]:
+    return [LazyPostView(post, settings) for post in posts]
+
+
+# --- pages and feeds ------------------------------------------------------------------------
 
 
 def feed_links(settings: Settings) -> list[dict[str, str]]:
@@ -78,7 +141,7 @@ def _page_context(settings: Settings) -> dict[str, Any]:
 def issue_page(
     settings: Settings,
     item: ArchivedIssue,
-    posts: list[PostView],
+    posts: list[PostView] | list[LazyPostView],
     previous: int | None,
     next_: int | None,
 ) -> str:
@@ -94,15 +157,17 @@ def issue_page(
     )
 
 
-def index_page(settings: Settings, items: list[ArchivedIssue]) -> str:
-    """The list of all issues, newest first."""
-    issues = [
-        {**issue_context(item.issue, settings), "post_count": len(item.posts)} for item in items
+def index_page(settings: Settings, issues: list[Issue], counts: Mapping[int, int]) -> str:
+    """The list of all issues, newest first; ``counts`` gives the posts shown, by issue id."""
+    rows = [
+        {**issue_context(issue, settings), "post_count": counts[issue.id or 0]} for issue in issues
     ]
-    return render_template(settings, "archive/index.html", **_page_context(settings), issues=issues)
+    return render_template(settings, "archive/index.html", **_page_context(settings), issues=rows)
 
 
-def issue_feed_entry(settings: Settings, item: ArchivedIssue, posts: list[PostView]) -> FeedEntry:
+def issue_feed_entry(
+    settings: Settings, item: ArchivedIssue, posts: list[PostView] | list[LazyPostView]
+) -> FeedEntry:
     """An issue as a feed entry; its id is a ``tag:`` URI that never changes."""
     from policyfeed.feeds import FeedEntry
 
@@ -149,23 +214,167 @@ def write_issue_feeds(settings: Settings, entries: list[FeedEntry], out_dir: Pat
     return write_feed_set(out_dir, ISSUES_DIR, meta, entries)
 
 
-def write_issue_archive(db: Database, settings: Settings, out_dir: Path) -> list[Path]:
-    """Write ``issues/<number>/index.html`` for every issue, ``issues/index.html`` and the feeds
-    of the newest ``feed_limit`` issues under ``out_dir``. Returns the files that changed."""
-    items = archived_issues(db)  # newest first
-    changed: list[Path] = []
-    entries: list[FeedEntry] = []
-    for at, item in enumerate(items):
-        posts = post_views(item.posts, settings, with_text=False)
-        newer = items[at - 1].issue.number if at > 0 else None
-        older = items[at + 1].issue.number if at + 1 < len(items) else None
-        path = out_dir / ISSUES_DIR / str(item.issue.number) / "index.html"
-        if write_text_if_changed(path, issue_page(settings, item, posts, older, newer)):
-            changed.append(path)
-        if at < settings.feed_limit:
-            entries.append(issue_feed_entry(settings, item, posts))
-    index = out_dir / ISSUES_DIR / "index.html"
-    if write_text_if_changed(index, index_page(settings, items)):
-        changed.append(index)
-    changed.extend(write_issue_feeds(settings, entries, out_dir))
-    return changed
+# --- the build ------------------------------------------------------------------------------
+
+
+@dataclass
+class ArchiveResult:
+    """What an archive build did. ``written`` and ``removed`` are files in ``out_dir``."""
+
+    full: bool = False
+    written: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+
+
+class _Archive:
+    """One archive build: renders pages and feeds, and keeps what the next build needs."""
+
+    def __init__(self, db: Database, settings: Settings, out_dir: Path, state: ArchiveState):
+        self.db = db
+        self.settings = settings
+        self.out_dir = out_dir
+        self.state = state
+        self.result = ArchiveResult()
+        self.feed_ids: set[int] = set()
+        self._shown: dict[int, tuple[ArchivedIssue, list[LazyPostView]]] = {}
+
+    def write(self, path: Path, text: str) -> None:
+        if write_text_if_changed(path, text):
+            self.result.written.append(path)
+
+    def shown(self, issue: Issue) -> tuple[ArchivedIssue, list[LazyPostView]]:
+        """An issue with the posts it shows; those of issues in the feeds are kept for them."""
+        assert issue.id is not None
+        if issue.id in self._shown:
+            return self._shown[issue.id]
+        posts = shown_posts(self.db, issue)
+        found = (ArchivedIssue(issue, posts), lazy_views(posts, self.settings))
+        if issue.id in self.feed_ids:
+            self._shown[issue.id] = found
+        return found
+
+    def page(self, issue: Issue, older: int | None, newer: int | None) -> None:
+        assert issue.id is not None
+        item, views = self.shown(issue)
+        self.state.counts[issue.id] = len(item.posts)
+        path = self.out_dir / ISSUES_DIR / str(issue.number) / "index.html"
+        self.write(path, issue_page(self.settings, item, views, older, newer))
+
+    def remove_page(self, number: int | str) -> None:
+        path = self.out_dir / ISSUES_DIR / str(number) / "index.html"
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self.result.removed.append(path)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # only when empty
+
+    def index(self, issues: list[Issue]) -> None:
+        counts = self.state.counts
+        for issue in issues:  # a count the state lacks (it should not): count again
+            if issue.id is not None and issue.id not in counts:
+                counts[issue.id] = len(self.shown(issue)[0].posts)
+        live = {issue.id for issue in issues}
+        self.state.counts = {k: v for k, v in counts.items() if k in live}
+        self.write(
+            self.out_dir / ISSUES_DIR / "index.html",
+            index_page(self.settings, issues, self.state.counts),
+        )
+
+    def feeds(self, newest: list[Issue]) -> None:
+        entries = []
+        for issue in newest:
+            item, views = self.shown(issue)
+            entries.append(issue_feed_entry(self.settings, item, views))
+        self.result.written.extend(write_issue_feeds(self.settings, entries, self.out_dir))
+        self.state.feed = [issue.id for issue in newest if issue.id is not None]
+
+    def full(self) -> None:
+        """Every page, the index and the feeds; then remove pages of issues that are gone."""
+        self.result.full = True
+        issues = list_issues(self.db)  # newest first
+        newest = issues[: self.settings.feed_limit]
+        self.feed_ids = {issue.id for issue in newest if issue.id is not None}
+        self.state.counts = {}
+        for at, issue in enumerate(issues):
+            newer = issues[at - 1].number if at > 0 else None
+            older = issues[at + 1].number if at + 1 < len(issues) else None
+            self.page(issue, older, newer)
+        self.index(issues)
+        self.feeds(newest)
+        numbers = {str(issue.number) for issue in issues}
+        for folder in sorted((self.out_dir / ISSUES_DIR).glob("*/")):
+            if folder.is_dir() and folder.name.isdigit() and folder.name not in numbers:
+                self.remove_page(folder.name)
+
+    def incremental(self, since: ArchiveState) -> None:
+        """Only what the journals name since ``since``; see the module doc."""
+        db = self.db
+        (posts_head, _), (issues_head, _) = self.state.posts, self.state.issues
+        changed_posts = {row.post_id for row in journal_since(db, since.posts[0], posts_head)}
+        changes = store.issue_changes_since(db, since.issues[0], issues_head)
+        dirty = store.issue_ids_of_posts(db, sorted(changed_posts))
+        dirty.update(change.issue_id for change in changes)
+        if not dirty:
+            return
+        current = store.issues_by_ids(db, sorted(dirty))
+        # Numbers where an issue appeared or went: the pages beside them link elsewhere now.
+        moved: set[int] = set()
+        for change in changes:
+            issue = current.get(change.issue_id)
+            number = issue.number if issue is not None else None
+            if change.old_number != number:
+                moved.update(n for n in (change.old_number, number) if n is not None)
+        to_render = {issue.number: issue for issue in current.values()}
+        numbers_now = set(to_render)
+        for number in sorted(moved):
+            for neighbour in store.neighbour_numbers(db, number):
+                if neighbour is not None and neighbour not in to_render:
+                    found = store.issue_by_number(db, neighbour)
+                    if found is not None:
+                        to_render[neighbour] = found
+            if number not in numbers_now and store.issue_by_number(db, number) is None:
+                self.remove_page(number)
+
+        newest = store.newest_issues(db, self.settings.feed_limit)
+        self.feed_ids = {issue.id for issue in newest if issue.id is not None}
+        for number in sorted(to_render, reverse=True):
+            self.page(to_render[number], *store.neighbour_numbers(db, number))
+        self.index(list_issues(db))
+        if [i.id for i in newest] != since.feed or self.feed_ids & dirty:
+            self.feeds(newest)
+
+
+def build_issue_archive(
+    db: Database, settings: Settings, out_dir: Path, *, full: bool = False
+) -> ArchiveResult:
+    """Bring ``issues/`` under ``out_dir`` up to date with the database: every issue's page
+    (``issues/<number>/index.html``), ``issues/index.html`` and the feeds of the newest
+    ``feed_limit`` issues. Renders only what changed since the last build (``full``: all)."""
+    out_dir = Path(out_dir)
+    context = archive_fingerprint(settings)
+    with read_snapshot(db):
+        positions = journal_positions(db)
+        since = None if full else load_archive_state(db, out_dir, context, positions)
+        state = ArchiveState(
+            context=context,
+            posts=positions[0],
+            issues=positions[1],
+            counts=dict(since.counts) if since is not None else {},
+            feed=list(since.feed) if since is not None else [],
+        )
+        archive = _Archive(db, settings, out_dir, state)
+        if since is None:
+            archive.full()
+        else:
+            archive.incremental(since)
+    save_archive_state(out_dir, state)
+    return archive.result
+
+
+def write_issue_archive(
+    db: Database, settings: Settings, out_dir: Path, *, full: bool = False
+) -> list[Path]:
+    """:func:`build_issue_archive`, returning the files it wrote."""
+    return build_issue_archive(db, settings, out_dir, full=full).written

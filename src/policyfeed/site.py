@@ -553,7 +553,9 @@ def build_site(
     save_state(out_dir, plan.state)
     archive = _issue_archive()
     if archive is not None:
-        result.written.extend(archive.write_issue_archive(db, settings, out_dir))
+        issues = archive.build_issue_archive(db, settings, out_dir, full=full)
+        result.written.extend(issues.written)
+        result.removed.extend(issues.removed)
     if settings.websub_hub and notify_hub:
         from policyfeed.websub import notify_changes
 

@@ -1,0 +1,164 @@
+"""What the last build of the digest's web archive left, and whether the next build can trust it.
+
+The state file (``.policyfeed/archive-state.json`` in the output folder) records where the post
+and issue journals stood (``post_journal``, ``issue_journal``), how many posts each issue's web
+version showed (for the index, which then needs no posts), and which issues the feeds of issues
+hold. It is trusted only for the same settings and templates and the same database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlite_utils import Database
+
+from policyfeed import __version__
+from policyfeed.output import write_if_changed
+from policyfeed.sitestate import STATE_DIR
+from policyfeed.store import issues as store
+from policyfeed.store.site import journal_head, journal_post_at
+
+if TYPE_CHECKING:
+    from policyfeed.config import Settings
+
+STATE_FILE = "archive-state.json"
+STATE_VERSION = 1
+#: Bump when the layout of the archive changes, so that the next build is a full one.
+LAYOUT_VERSION = "1"
+ARCHIVE_TEMPLATES = (
+    "archive/base.html",
+    "archive/issue.html",
+    "archive/index.html",
+    "archive/entry.html",
+)
+#: A journal position: (sequence number, the post or issue changed there).
+Position = tuple[int, int | None]
+
+
+@dataclass
+class ArchiveState:
+    """What a finished archive build wrote, saved in the output folder for the next build.
+
+    ``posts`` and ``issues`` are journal positions: (sequence number, the post or issue changed
+    there), which tells whether the saved state is from this database.
+    """
+
+    context: str
+    posts: Position
+    issues: Position
+    counts: dict[int, int] = field(default_factory=dict)  # posts shown, by issue id
+    feed: list[int] = field(default_factory=list)  # ids of the issues in the feeds, newest first
+
+    def to_bytes(self) -> bytes:
+        data = {
+            "version": STATE_VERSION,
+            "context": self.context,
+            "posts": list(self.posts),
+            "issues": list(self.issues),
+            "counts": {str(k): self.counts[k] for k in sorted(self.counts)},
+            "feed": self.feed,
+        }
+        return (json.dumps(data, separators=(",", ":")) + "\n").encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ArchiveState | None:
+        """The saved state, or None when it is unreadable or from another version."""
+        try:
+            data: dict[str, Any] = json.loads(raw)
+            if data.get("version") != STATE_VERSION:
+                return None
+
+            def position(value: Any) -> Position:
+                return int(value[0]), None if value[1] is None else int(value[1])
+
+            return cls(
+                context=str(data["context"]),
+                posts=position(data["posts"]),
+                issues=position(data["issues"]),
+                counts={int(k): int(v) for k, v in data["counts"].items()},
+                feed=[int(i) for i in data["feed"]],
+            )
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return None
+
+
+def state_path(out_dir: Path) -> Path:
+    return out_dir / STATE_DIR / STATE_FILE
+
+
+def archive_fingerprint(settings: Settings) -> str:
+    """Everything besides the database that shapes the archive: when it changes, build in full."""
+    from policyfeed.render import template_environment
+
+    env = template_environment(settings)
+    digest = hashlib.sha256()
+    for part in (
+        LAYOUT_VERSION,
+        __version__,
+        settings.title,
+        settings.description,
+        settings.base_url,
+        settings.language,
+        settings.timezone,
+        settings.author,
+        settings.author_email,
+        settings.icon,
+        settings.logo,
+        settings.postal_address,
+        str(settings.feed_limit),
+        settings.websub_hub,
+    ):
+        digest.update(part.encode() + b"\0")
+    assert env.loader is not None
+    for name in ARCHIVE_TEMPLATES:
+        try:
+            source = env.loader.get_source(env, name)[0]
+        except Exception:  # a missing template fails later, with a clear message
+            source = ""
+        digest.update(name.encode() + b"\0" + source.encode() + b"\0")
+    # An override may include any template of its folder.
+    if settings.templates_dir is not None and settings.templates_dir.is_dir():
+        for path in sorted(settings.templates_dir.rglob("*")):
+            if path.is_file():
+                digest.update(path.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def journal_positions(db: Database) -> tuple[Position, Position]:
+    posts = journal_head(db)
+    issues = store.issue_journal_head(db)
+    return (
+        (posts, journal_post_at(db, posts) if posts else None),
+        (issues, store.issue_journal_at(db, issues) if issues else None),
+    )
+
+
+def load_archive_state(
+    db: Database,
+    out_dir: Path,
+    context: str,
+    positions: tuple[Position, Position],
+) -> ArchiveState | None:
+    """The last build's state if it can be trusted for an incremental build, else None."""
+    try:
+        state = ArchiveState.from_bytes(state_path(out_dir).read_bytes())
+    except OSError:
+        return None
+    if state is None or state.context != context:
+        return None
+    (posts_head, _), (issues_head, _) = positions
+    if state.posts[0] > posts_head or state.issues[0] > issues_head:
+        return None
+    if state.posts[0] and journal_post_at(db, state.posts[0]) != state.posts[1]:
+        return None  # another database, or one rebuilt since
+    if state.issues[0] and store.issue_journal_at(db, state.issues[0]) != state.issues[1]:
+        return None
+    return state
+
+
+def save_archive_state(out_dir: Path, state: ArchiveState) -> bool:
+    return write_if_changed(state_path(out_dir), state.to_bytes())
