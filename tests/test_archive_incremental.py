@@ -292,6 +292,10 @@ def test_a_warm_build_loads_the_posts_of_changed_issues_only(small, tmp_path: Pa
         create_issue(db, settings, period="week-5", now=NOW)
         build_issue_archive(db, settings, out)
         assert sorted(loaded) == [5, 6]  # the new one and the one before it, also in the feeds
+        loaded.clear()
+        mark_issue_status(db, get_issue(db, 6), "sent", NOW)
+        build_issue_archive(db, settings, out)
+        assert loaded == []  # no page shows the status
 
 
 def test_a_warm_build_does_the_same_database_work_on_ten_times_the_issues(

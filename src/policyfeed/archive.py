@@ -8,7 +8,8 @@ gives the same bytes, and unchanged files are not rewritten.
 Builds are incremental (the state they keep is :mod:`policyfeed.archivestate`): a build reads
 only the journal rows since the last one (``post_journal``, ``issue_journal``) and re-renders:
 
-- the page of every issue that is new, changed, or holds a post that changed;
+- the page of every issue that is new, changed, or holds a post that changed (a change of
+  status alone shows nowhere);
 - the pages next to an issue number that appeared or went (their "previous/next" links), and
   removes the page of an issue that is gone;
 - the index (issue rows and the saved counts, no posts), when any issue changed;
@@ -313,7 +314,12 @@ class _Archive:
         db = self.db
         (posts_head, _), (issues_head, _) = self.state.posts, self.state.issues
         changed_posts = {row.post_id for row in journal_since(db, since.posts[0], posts_head)}
-        changes = store.issue_changes_since(db, since.issues[0], issues_head)
+        # No archive page shows an issue's status or its times: a delivery step changes nothing.
+        changes = [
+            change
+            for change in store.issue_changes_since(db, since.issues[0], issues_head)
+            if not change.status_only
+        ]
         dirty = store.issue_ids_of_posts(db, sorted(changed_posts))
         dirty.update(change.issue_id for change in changes)
         if not dirty:

@@ -178,11 +178,12 @@ def chapter_by_slug(db: Database, slug: str) -> ChapterVariant | None:
 @dataclass(frozen=True)
 class IssueChange:
     """One change to an issue or its selection, with the number the issue had before it
-    (None: the issue did not exist yet)."""
+    (None: the issue did not exist yet); ``status_only``: only its status and times changed."""
 
     seq: int
     issue_id: int
     old_number: int | None
+    status_only: bool = False
 
 
 def issue_journal_head(db: Database) -> int:
@@ -200,11 +201,14 @@ def issue_journal_at(db: Database, seq: int) -> int | None:
 def issue_changes_since(db: Database, seq: int, head: int) -> list[IssueChange]:
     """Issue changes after ``seq`` up to ``head``, oldest first."""
     rows = db.execute(
-        "SELECT seq, issue_id, old_number FROM issue_journal WHERE seq > ? AND seq <= ? "
-        "ORDER BY seq",
+        "SELECT seq, issue_id, old_number, status_only FROM issue_journal "
+        "WHERE seq > ? AND seq <= ? ORDER BY seq",
         [seq, head],
     ).fetchall()
-    return [IssueChange(int(s), int(i), None if n is None else int(n)) for s, i, n in rows]
+    return [
+        IssueChange(int(s), int(i), None if n is None else int(n), bool(only))
+        for s, i, n, only in rows
+    ]
 
 
 def issue_ids_of_posts(db: Database, post_ids: Sequence[int]) -> set[int]:

@@ -210,13 +210,15 @@ def m007_issue_journal(db: Database) -> None:
     # Every change to an issue or its selection, so that `build` can re-render only the web
     # versions of issues that changed (see policyfeed.archive); post changes are already in
     # post_journal. ``old_number`` is the number the issue had before the change: NULL when it
-    # did not exist yet. Append-only.
+    # did not exist yet. ``status_only`` is 1 for an update that left every other column as it
+    # was (status, updated_at and sent_at move at each delivery step). Append-only.
     db.execute(
         """
         CREATE TABLE issue_journal (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             issue_id INTEGER NOT NULL,
-            old_number INTEGER
+            old_number INTEGER,
+            status_only INTEGER NOT NULL DEFAULT 0
         )
         """
     )
@@ -230,7 +232,11 @@ def m007_issue_journal(db: Database) -> None:
     db.execute(
         """
         CREATE TRIGGER issue_journal_update AFTER UPDATE ON issues BEGIN
-            INSERT INTO issue_journal (issue_id, old_number) VALUES (old.id, old.number);
+            INSERT INTO issue_journal (issue_id, old_number, status_only)
+            VALUES (old.id, old.number,
+                    new.id IS old.id AND new.number IS old.number AND new.period IS old.period
+                    AND new.subject IS old.subject AND new.note IS old.note
+                    AND new.created_at IS old.created_at);
             INSERT INTO issue_journal (issue_id)
                 SELECT new.id WHERE new.id IS NOT old.id;
         END
