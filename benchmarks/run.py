@@ -280,13 +280,15 @@ class Workspace:
         self.root = root
         self.sizes = sizes
         self.now = now
-        self._sites: dict[tuple[int, int], Site] = {}
+        self._sites: dict[tuple[int, int, str], Site] = {}
+        self.first_build = ""
 
-    def site(self, posts: int, subscribers: int) -> Site:
-        key = (posts, subscribers)
+    def site(self, posts: int, subscribers: int, tag: str = "") -> Site:
+        """The site of that size; figures that change their site ask for their own ``tag``."""
+        key = (posts, subscribers, tag)
         if key not in self._sites:
             log(f"generating a site: {posts:,} posts, {subscribers:,} subscribers")
-            folder = self.root / f"site-{posts}-{subscribers}"
+            folder = self.root / f"site-{posts}-{subscribers}{'-' + tag if tag else ''}"
             self._sites[key] = make_site(folder, posts=posts, subscribers=subscribers, now=self.now)
         return self._sites[key]
 
@@ -421,11 +423,26 @@ def figure_import(ws: Workspace) -> Figure:
 
 
 # --- figure: build -----------------------------------------------------------------------------
+def _first_build(ws: Workspace) -> tuple[Site, Site, str]:
+    """Both sites built once (archive pages written for the first time: not judged)."""
+    big_site, small_site = ws.big, ws.small
+    if not (big_site.folder / "public").exists():
+        first_big = timed(lambda: big_site.run("build"))
+        first_small = timed(lambda: small_site.run("build"))
+        files = sum(1 for p in (big_site.folder / "public").rglob("*") if p.is_file())
+        ws.first_build = (
+            f"the first build took {_amount(first_big, 's')} ({files:,} files) on "
+            f"{ws.sizes.big_posts:,} posts and {_amount(first_small, 's')} on "
+            f"{ws.sizes.small_posts:,}"
+        )
+    return big_site, small_site, ws.first_build
+
+
 def figure_build(ws: Workspace) -> Figure:
     big, small = ws.sizes.big_posts, ws.sizes.small_posts
     figure = Figure(
         "build",
-        f"`policyfeed build` on {big:,} posts, warm",
+        f"`policyfeed build` on {big:,} posts, nothing changed",
         f"the same on {small:,} posts",
         "s",
         limit=1.5,
@@ -433,21 +450,50 @@ def figure_build(ws: Workspace) -> Figure:
     if not has_command("build"):
         figure.unavailable = "`policyfeed build` does not exist yet"
         return figure
-    big_site, small_site = ws.big, ws.small
-    # Archive pages are written once and never change: the first build (not judged) writes
-    # them, the timed builds are the rebuilds a publish run does every week.
-    first_big = timed(lambda: big_site.run("build"))
-    first_small = timed(lambda: small_site.run("build"))
-    files = sum(1 for p in (big_site.folder / "public").rglob("*") if p.is_file())
-    figure.note = (
-        f"rebuilds after a first build, so archive pages written for the first time are "
-        f"excluded; the first build took {_amount(first_big, 's')} ({files:,} files) on "
-        f"{big:,} posts and {_amount(first_small, 's')} on {small:,}"
-    )
+    big_site, small_site, first = _first_build(ws)
+    figure.note = f"rebuilds after a first build (archive pages written once excluded); {first}"
     return figure.settle(
         *paired(
             lambda: timed(lambda: big_site.run("build")),
             lambda: timed(lambda: small_site.run("build")),
+            ws.sizes.build_runs,
+            budget=BUILD_BUDGET,
+        )
+    )
+
+
+def _build_after_new_post(site: Site, serial: int) -> float:
+    """Publish one more post (not timed), then time the build that puts it on the site."""
+    record = generate.post_records(1, now=datetime.now(UTC), seed=serial)[0]
+    site.run(
+        "posts", "add", "--title", f"{record['title']} {serial}", "--body", record["body"],
+        "--summary", record["summary"], "--topic", record["topics"][0], "--publish",
+    )  # fmt: skip
+    return timed(lambda: site.run("build"))
+
+
+def figure_build_new_post(ws: Workspace) -> Figure:
+    big, small = ws.sizes.big_posts, ws.sizes.small_posts
+    figure = Figure(
+        "build-new-post",
+        f"`policyfeed build` on {big:,} posts after one new post",
+        f"the same on {small:,} posts",
+        "s",
+        limit=1.5,
+    )
+    if not has_command("build") or not has_command("posts", "add"):
+        figure.unavailable = "`policyfeed build` does not exist yet"
+        return figure
+    big_site, small_site, _ = _first_build(ws)
+    serials = iter(range(1_000_000, 2_000_000))
+    figure.note = (
+        "each run publishes a post (not timed) and times the build that adds it: its page, "
+        "the feeds, the index and its topic's pages"
+    )
+    return figure.settle(
+        *paired(
+            lambda: _build_after_new_post(big_site, next(serials)),
+            lambda: _build_after_new_post(small_site, next(serials)),
             ws.sizes.build_runs,
             budget=BUILD_BUDGET,
         )
@@ -511,7 +557,7 @@ def figure_personalise(ws: Workspace) -> Figure:
     except ImportError as exc:
         figure.unavailable = f"the digest code is not there yet ({exc})"
         return figure
-    site = ws.small
+    site = ws.site(ws.sizes.small_posts, ws.sizes.small_subscribers, tag="mail")
     settings = load_settings(site.config, environ={"POLICYFEED_SECRET": SECRET}, cwd=site.folder)
     db = open_db(site.db)
     try:
@@ -661,8 +707,8 @@ def figure_memory(ws: Workspace) -> Figure:
     if not has_command("publish") or not has_module("policyfeed.site"):
         figure.unavailable = "`policyfeed publish` (with the site build it runs) is not there yet"
         return figure
-    many = ws.site(sizes.small_posts, sizes.big_subscribers)
-    few = ws.small
+    many = ws.site(sizes.small_posts, sizes.big_subscribers, tag="memory")
+    few = ws.site(sizes.small_posts, sizes.small_subscribers, tag="memory")
     folder = ws.root / "publish-run"
     figure.note = (
         f"a real run into the outbox on {sizes.small_posts:,} posts (issue made, site built, "
@@ -739,6 +785,7 @@ FIGURES: dict[str, Callable[[Workspace], Figure]] = {
     "help": figure_help,
     "build": figure_build,
     "publish": figure_publish,
+    "build-new-post": figure_build_new_post,  # after publish: it adds posts to both sites
     "import": figure_import,
     "personalise": figure_personalise,
     "smtp": figure_smtp,
