@@ -2,7 +2,7 @@
 
 Posts carry 1-5 KB HTML bodies in the form the importer stores them (already sanitised, so the
 same records can be imported or bulk-inserted), 1-3 of a few dozen topics, and dates spread over
-years, with a handful of new posts in the last week (what the next issue would carry).
+years; past posts went out in weekly issues, and a handful of new posts wait for the next.
 
 The same seed and ``now`` always give the same data.
 
@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from policyfeed.posts import make_guid
+from policyfeed.posts import make_guid, slugify
 from policyfeed.store import open_db, to_db_time, transaction
 
 BASE_URL = "https://policy.example.org/"
 DOMAIN = "policy.example.org"
 SEED = 20120725
-RECENT_POSTS = 8  # posts in the week before ``now``: the next issue's content
+RECENT_POSTS = 8  # posts since the last issue went out: the next issue's content
 YEARS = 12
 SCHEDULE = "0 8 * * MON"  # the digest goes out on Mondays at 08:00, site time
 TIMEZONE = "Europe/Zurich"
@@ -340,7 +340,7 @@ def generate_database(
     db = open_db(path)
     with transaction(db):  # one transaction: about twice as fast
         db["topics"].insert_all(
-            ({"id": i, "slug": slug_of(name), "name": name} for i, name in enumerate(TOPICS, 1)),
+            ({"id": i, "slug": slugify(name), "name": name} for i, name in enumerate(TOPICS, 1)),
         )
         db["posts"].insert_all(_post_rows(records, now), batch_size=500)
         db["post_topics"].insert_all(
@@ -452,12 +452,6 @@ def _issue_history(
     ]
     db["deliveries"].insert_all(delivery_rows, batch_size=5000)
     return len(issue_rows)
-
-
-def slug_of(name: str) -> str:
-    from policyfeed.posts import slugify
-
-    return slugify(name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,8 +56,8 @@ class Sizes:
     small_posts: int = 100
     big_subscribers: int = 10_000
     small_subscribers: int = 10
-    # An import of 100,000 posts takes minutes per run; the cost per post is flat, so the full
-    # run imports 20,000 (three times) to stay within its time. --import-posts changes it.
+    # An import of 100,000 posts takes minutes per run; its cost per post is about flat, so the
+    # full run imports 20,000 (three times) to stay within its time. --import-posts changes it.
     import_posts: int = 20_000
     personalise_messages: int = 10_000
     smtp_messages: int = 2_000
