@@ -177,6 +177,13 @@ def test_a_wrong_file_is_an_error_naming_the_file_and_key(
         ({"POLICYFEED_SMTP_SECURITY": "ssl"}, "smtp.security must be one of starttls, tls, none"),
         ({"POLICYFEED_SMTP_RATE_LIMIT": "-1"}, "smtp.rate_limit must be 0 (no limit)"),
         ({"POLICYFEED_MAX_LATENESS": "two days"}, "not a duration: 'two days'"),
+        ({"POLICYFEED_MAIL_FROM_NAME": "Digest\r\nBcc: x@evil.example"}, "digest.mail_from_name"),
+        ({"POLICYFEED_TITLE": "Policy\nBcc: x@evil.example"}, "site.title must be one line"),
+        ({"POLICYFEED_MAIL_FROM": "a@example.org\r\nBcc: x@evil.example"}, "digest.mail_from"),
+        ({"POLICYFEED_MAIL_FROM": "digest@exämple.org"}, "digest.mail_from must be a plain"),
+        ({"POLICYFEED_EDITOR_EMAIL": "Ed <ed@example.org>"}, "site.editor_email must be a plain"),
+        ({"POLICYFEED_REPLY_TO": "r@example.org\nBcc: x@evil.example"}, "digest.reply_to"),
+        ({"POLICYFEED_LIST_ID": "digest example>\nX: y"}, "digest.list_id must be a dotted"),
     ],
 )
 def test_bad_values_are_errors_naming_the_setting(

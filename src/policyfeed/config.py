@@ -290,6 +290,39 @@ def validate(settings: Settings) -> None:
     if settings.smtp_rate_limit < 0:
         raise ConfigError("smtp.rate_limit must be 0 (no limit) or a positive number per second")
     parse_duration(settings.max_lateness)
+    _validate_mail_headers(settings)
+
+
+# Values that end up in mail headers: a line break in one would start a header of its own.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LINE_BREAKING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is folded like a space
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+_LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
+
+
+def _validate_mail_headers(settings: Settings) -> None:
+    for name in ("title", "mail_from_name"):
+        if _LINE_BREAKING.search(getattr(settings, name)):
+            raise ConfigError(f"{toml_key(name)} must be one line without control characters")
+    for name in ("mail_from", "editor_email", "author_email"):
+        value = getattr(settings, name)
+        if value and not _PLAIN_ADDRESS.fullmatch(value):
+            raise ConfigError(
+                f"{toml_key(name)} must be a plain ASCII address like name@example.org, "
+                f"not {value!r}"
+            )
+    for name in ("reply_to", "unsubscribe_url"):
+        value = getattr(settings, name)
+        if value and (not value.isascii() or _CONTROL.search(value)):
+            raise ConfigError(
+                f"{toml_key(name)} must be ASCII on one line without control characters, "
+                f"not {value!r}"
+            )
+    if settings.list_id and not _LIST_ID.fullmatch(settings.list_id):
+        raise ConfigError(
+            "digest.list_id must be a dotted name like digest.example.org, "
+            f"not {settings.list_id!r}"
+        )
 
 
 def check_config_text(text: str, path: Path) -> None:
