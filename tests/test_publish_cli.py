@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -114,6 +115,25 @@ def test_a_second_run_while_one_holds_the_lock_exits_75_at_once(site: Path) -> N
     assert json.loads(result.stdout)["status"] == "busy"
     assert "another run holds" in result.stderr
     assert not (site / "outbox").exists()
+
+
+def test_a_database_busy_past_its_timeout_exits_75_not_a_traceback(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What SQLite says when another writer (an editor, an unsubscribe) holds the database for
+    # longer than busy_timeout: a temporary failure, safe to run again.
+    def locked(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr("policyfeed.issues.create_issue", locked)
+    result = run("publish", "--json")
+    assert result.exit_code == 75, result.output
+    report = json.loads(result.stdout)
+    assert (report["status"], report["exit_code"]) == ("busy", 75)
+    assert "database is locked" in result.stderr and "Traceback" not in result.stderr
+    plain = run("publish")
+    assert plain.exit_code == 75
+    assert plain.stderr.startswith("Error: the database is busy (database is locked)")
 
 
 def test_dry_run_reports_variants_and_writes_nothing(site: Path) -> None:

@@ -67,6 +67,19 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
+def busy_database(exc: BaseException) -> PolicyfeedError | None:
+    """SQLite's "database is locked" (another writer held it past busy_timeout) as the
+    temporary failure it is (exit 75), or None for any other error."""
+    import sqlite3
+
+    from policyfeed.errors import BusyError
+
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return BusyError(f"the database is busy ({text}); try again later")
+    return None
+
+
 class PolicyfeedGroup(click.Group):
     """Turns library errors into ``Error: …`` and the right exit code."""
 
@@ -75,6 +88,11 @@ class PolicyfeedGroup(click.Group):
             return super().invoke(ctx)
         except PolicyfeedError as exc:
             raise CliError(str(exc), exc.exit_code) from exc
+        except Exception as exc:
+            busy = busy_database(exc)
+            if busy is None:
+                raise
+            raise CliError(str(busy), busy.exit_code) from exc
 
 
 @click.group(cls=PolicyfeedGroup)

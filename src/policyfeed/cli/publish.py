@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from policyfeed.cli import App, CliError, cli, pass_app
+from policyfeed.cli import App, CliError, busy_database, cli, pass_app
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
@@ -78,9 +78,7 @@ def publish_command(
     import json
     from datetime import timedelta
 
-    from policyfeed.cli.progress import sending_progress
     from policyfeed.errors import PolicyfeedError
-    from policyfeed.lock import exclusive_lock, lock_path_for
     from policyfeed.publish import publish
 
     lateness = max_lateness if isinstance(max_lateness, timedelta) else None
@@ -99,18 +97,13 @@ def publish_command(
         )
 
     try:
-        if not app.db_path.is_file():  # a scheduler with a wrong path must not make a new one
-            from policyfeed.errors import NotFoundError
-
-            raise NotFoundError(f"{app.db_path}: no such database (`policyfeed init` makes one)")
-        if dry_run:  # reads only: no lock file either
-            result = run()
-        else:
-            with (
-                exclusive_lock(lock_path_for(app.db_path), wait=wait),
-                sending_progress(enabled=not as_json) as progress,  # a bar on a terminal only
-            ):
-                result = run(progress)
+        try:
+            result = _run_locked(app, run, dry_run=dry_run, wait=wait, as_json=as_json)
+        except Exception as exc:
+            busy = busy_database(exc)
+            if busy is None:
+                raise
+            raise busy from exc
     except PolicyfeedError as exc:
         if as_json:
             status = "busy" if exc.__class__.__name__ == "BusyError" else "error"
@@ -128,6 +121,24 @@ def publish_command(
         click.echo(result.summary() + _where(app, result))
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
+
+
+def _run_locked(app: App, run: Any, *, dry_run: bool, wait: bool, as_json: bool) -> object:
+    """The run under the lock (a dry run reads only: no lock file either)."""
+    from policyfeed.cli.progress import sending_progress
+    from policyfeed.lock import exclusive_lock, lock_path_for
+
+    if not app.db_path.is_file():  # a scheduler with a wrong path must not make a new one
+        from policyfeed.errors import NotFoundError
+
+        raise NotFoundError(f"{app.db_path}: no such database (`policyfeed init` makes one)")
+    if dry_run:
+        return run()
+    with (
+        exclusive_lock(lock_path_for(app.db_path), wait=wait),
+        sending_progress(enabled=not as_json) as progress,  # a bar on a terminal only
+    ):
+        return run(progress)
 
 
 def _where(app: App, result: object) -> str:
