@@ -270,3 +270,18 @@ def m007_issue_journal(db: Database) -> None:
         END
         """
     )
+
+
+@MIGRATIONS()
+def m008_retired_subscriber_ids(db: Database) -> None:
+    # subscribers.id is a plain INTEGER PRIMARY KEY, so SQLite would give the id of the newest
+    # removed subscriber to the next one; the unsubscribe links in mail already sent name that
+    # id. Removed ids are kept here and new subscribers are numbered after them.
+    db.execute("CREATE TABLE retired_subscriber_ids (id INTEGER PRIMARY KEY)")
+    db.execute(
+        """
+        CREATE TRIGGER subscribers_retire_id AFTER DELETE ON subscribers BEGIN
+            INSERT OR IGNORE INTO retired_subscriber_ids (id) VALUES (old.id);
+        END
+        """
+    )

@@ -198,9 +198,12 @@ def insert_subscriber(
     db: Database, *, email: str, name: str, chapter_id: int | None, now: datetime
 ) -> int:
     stamp = to_db_time(now)
+    # Numbered after every id ever used, removed ones too (old unsubscribe links name them);
+    # NULL (an empty database) lets SQLite choose.
     cursor = db.execute(
-        "INSERT INTO subscribers (email, name, chapter_id, status, created_at, updated_at) "
-        "VALUES (?, ?, ?, 'active', ?, ?)",
+        "INSERT INTO subscribers (id, email, name, chapter_id, status, created_at, updated_at) "
+        "VALUES ((SELECT max(id) + 1 FROM (SELECT max(id) AS id FROM subscribers "
+        "UNION ALL SELECT max(id) FROM retired_subscriber_ids)), ?, ?, ?, 'active', ?, ?)",
         [email, name, chapter_id, stamp, stamp],
     )
     return int(cursor.lastrowid or 0)
