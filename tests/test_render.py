@@ -360,6 +360,8 @@ def test_a_chapter_variant_shows_its_name_and_intro(settings) -> None:
     assert "as a member of Geneva chapter" in doc.cssselect("td.footer")[0].text_content()
     assert "News for Geneva." in digest.text
     assert digest.subject == "Public Policy #1: Post a-post"
+    # The title (shown by some clients and in the browser) is this variant's subject too.
+    assert doc.findtext(".//title") == digest.subject
 
 
 def test_the_stored_subject_is_used_for_the_whole_issue(settings) -> None:

@@ -372,7 +372,7 @@ def render_issue(
     summaries_only = False
     context = {
         "site": site_context(settings),
-        "issue": issue_context(issue, settings),
+        "issue": {**issue_context(issue, settings), "subject": subject},
         "chapter": _chapter_context(chapter),
         "posts": post_views(posts, settings),
         "summaries_only": False,
