@@ -123,6 +123,8 @@ def sanitize_html(html: str, base_url: str) -> str:
             value = value.strip()
             if not value:
                 return None
+            if value.startswith(("https://", "http://")):
+                return value  # already absolute (urljoin would return it unchanged)
             absolute = urljoin(base_url, value)
             scheme = urlsplit(absolute).scheme
             if scheme not in ("http", "https", "mailto"):

@@ -181,16 +181,20 @@ def list_topics(db: Database) -> list[tuple[Topic, int]]:
 def _topic_ids(db: Database, topics: Sequence[Topic]) -> list[int]:
     ids = []
     for topic in topics:
-        db.execute(
-            "INSERT INTO topics (slug, name) VALUES (?, ?) ON CONFLICT(slug) DO NOTHING",
-            [topic.slug, topic.name],
-        )
-        ids.append(db.execute("SELECT id FROM topics WHERE slug = ?", [topic.slug]).fetchone()[0])
+        row = db.execute("SELECT id FROM topics WHERE slug = ?", [topic.slug]).fetchone()
+        if row is None:
+            cursor = db.execute(
+                "INSERT INTO topics (slug, name) VALUES (?, ?)", [topic.slug, topic.name]
+            )
+            ids.append(int(cursor.lastrowid or 0))
+        else:
+            ids.append(int(row[0]))
     return ids
 
 
-def _set_topics(db: Database, post_id: int, topics: Sequence[Topic]) -> None:
-    db.execute("DELETE FROM post_topics WHERE post_id = ?", [post_id])
+def _set_topics(db: Database, post_id: int, topics: Sequence[Topic], *, new: bool) -> None:
+    if not new:
+        db.execute("DELETE FROM post_topics WHERE post_id = ?", [post_id])
     for topic_id in _topic_ids(db, topics):
         db.execute(
             "INSERT OR IGNORE INTO post_topics (post_id, topic_id) VALUES (?, ?)",
@@ -259,7 +263,16 @@ def _save_post(
         "published_at": to_db_time(published) if published else None,
         "updated_at": to_db_time(draft.updated_at or published or now),
     }
-    if post_id is None or current is None:
+    # The permanent id is given in the same write as the row (an UPDATE afterwards would index
+    # the whole post for full-text search a second time).
+    guid_known = bool(draft.guid or (current and current[0]))
+    if not guid_known and status == "published" and published is not None:
+        candidate = make_guid(domain, published, draft.slug)
+        if not db.execute("SELECT 1 FROM posts WHERE guid = ?", [candidate]).fetchone():
+            values["guid"] = candidate
+            guid_known = True
+    new = post_id is None or current is None
+    if new:
         values["created_at"] = to_db_time(now)
         if draft.guid:
             values["guid"] = draft.guid
@@ -276,8 +289,9 @@ def _save_post(
             values["updated_at"] = current[1] if unchanged else to_db_time(now)
         sets = ", ".join(f"{col} = ?" for col in values)
         db.execute(f"UPDATE posts SET {sets} WHERE id = ?", [*values.values(), post_id])
-    _set_topics(db, post_id, draft.topics)
-    _assign_guid(db, post_id, domain)
+    _set_topics(db, post_id, draft.topics, new=new)
+    if not guid_known:  # taken by another post: _assign_guid makes it unique with the id
+        _assign_guid(db, post_id, domain)
     return post_id
 
 
