@@ -271,8 +271,8 @@ def _save_post(
         if not db.execute("SELECT 1 FROM posts WHERE guid = ?", [candidate]).fetchone():
             values["guid"] = candidate
             guid_known = True
-    new = post_id is None or current is None
-    if new:
+    new = current is None
+    if post_id is None or current is None:
         values["created_at"] = to_db_time(now)
         if draft.guid:
             values["guid"] = draft.guid
