@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -256,18 +258,64 @@ READERS = {
 }
 
 
+# Validating and cleaning is most of an import's cost; above this many records it runs on every
+# core (each record is independent; errors are still reported in input order).
+PARALLEL_MIN_RECORDS = 2000
+
+_Item = tuple[str, str, dict[str, Any]]  # source, where, record
+
+
+def _validate_chunk(args: tuple[list[_Item], str, tzinfo, bool]) -> list[PostDraft | str]:
+    """Drafts for a run of records; stops at the first bad one, whose error it returns."""
+    items, base_url, tz, check_keys = args
+    results: list[PostDraft | str] = []
+    for source, where, record in items:
+        try:
+            if check_keys:
+                _check_keys(record, source, where)
+            results.append(
+                draft_from_record(record, base_url=base_url, tz=tz, source=source, where=where)
+            )
+        except InputError as exc:
+            results.append(str(exc))
+            break
+    return results
+
+
+def _validated(
+    items: list[_Item], base_url: str, tz: tzinfo, check_keys: bool
+) -> Iterator[PostDraft | str]:
+    workers = min(os.cpu_count() or 1, 4)
+    forkable = "fork" in multiprocessing.get_all_start_methods()
+    if len(items) < PARALLEL_MIN_RECORDS or workers < 2 or not forkable:
+        yield from _validate_chunk((items, base_url, tz, check_keys))
+        return
+    size = -(-len(items) // (workers * 4))
+    jobs = [(items[i : i + size], base_url, tz, check_keys) for i in range(0, len(items), size)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for results in pool.imap(_validate_chunk, jobs):
+            yield from results
+
+
 def read_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> list[PostDraft]:
     """Parse and validate the whole input; raise on the first bad record."""
     if not path.exists():
         raise InputError("no such file or folder", source=str(path))
+    items: list[_Item] = []
+    unreadable: InputError | None = None
+    try:
+        for where, record in READERS[fmt](path):
+            items.append((str(record.pop("__source", path)), where, record))
+    except InputError as exc:  # reported after any bad record that comes before it
+        unreadable = exc
     drafts: list[PostDraft] = []
     seen: dict[str, str] = {}
     seen_guids: dict[str, str] = {}
-    for where, record in READERS[fmt](path):
-        source = str(record.pop("__source", path))
-        if fmt != "feed":
-            _check_keys(record, source, where)
-        draft = draft_from_record(record, base_url=base_url, tz=tz, source=source, where=where)
+    for (source, where, _), draft in zip(
+        items, _validated(items, base_url, tz, fmt != "feed"), strict=False
+    ):
+        if isinstance(draft, str):
+            raise InputError(draft)
         if draft.slug in seen:
             raise InputError(
                 f"duplicate slug {draft.slug!r} (also at {seen[draft.slug]})",
@@ -284,6 +332,8 @@ def read_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> list[Post
                 )
             seen_guids[draft.guid] = where
         drafts.append(draft)
+    if unreadable is not None:
+        raise unreadable
     return drafts
 
 
