@@ -403,6 +403,16 @@ def assert_harmless(fragment: str) -> None:
             assert not element.get(name, "").lower().startswith("javascript:"), fragment
 
 
+def as_feedparser_reads(text: str) -> str:
+    """feedparser "repairs" text that reads as UTF-8 mis-decoded as Latin-1 (mixin.py, pop()):
+    a title such as "Â¡" comes back as "¡". The feed holds the right bytes; this is the reader's
+    heuristic, applied here so the round trip is still compared exactly."""
+    try:
+        return text.encode("iso-8859-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
 @hsettings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -429,6 +439,6 @@ def test_any_title_and_body_saved_as_the_app_does_gives_feeds_that_parse(
     )
     assert check_xml_feed(rss, 1) == check_xml_feed(atom, 1) == check_json_feed(items, 1)
     assert json.loads(items)["items"][0]["title"] == one.title
-    assert parse_feed(atom).entries[0].title == one.title
+    assert parse_feed(atom).entries[0].title == as_feedparser_reads(one.title)
     for fragment in html_fields(rss, atom, items):
         assert_harmless(fragment)
