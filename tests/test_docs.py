@@ -71,3 +71,18 @@ def test_every_command_is_in_the_readme(path: tuple[str, ...]) -> None:
         )
         assert listed or f"{group} {name}" in README, f"README does not name {' '.join(path)}"
     assert command.name == path[-1]
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    from policyfeed.config import SECTIONS
+
+    rows = {
+        line.split("|")[1].strip(" `[]"): line
+        for line in README.splitlines()
+        if line.startswith("| `[")
+    }
+    assert set(rows) == set(SECTIONS)
+    for section, names in SECTIONS.items():
+        for name in names:
+            key = name.removeprefix("smtp_") if section == "smtp" else name
+            assert f"`{key}`" in rows[section], f"README does not list [{section}] {key}"
