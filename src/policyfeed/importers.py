@@ -299,6 +299,15 @@ def _validated(
 
 def read_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> list[PostDraft]:
     """Parse and validate the whole input; raise on the first bad record."""
+    return list(iter_drafts(path, fmt, base_url=base_url, tz=tz))
+
+
+def iter_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> Iterator[PostDraft]:
+    """Validated drafts in input order, as they are ready; raises at the first bad record.
+
+    The whole input is read (and must parse) before the last draft is given; a caller that
+    saves drafts as they come must do so in a transaction it rolls back on error.
+    """
     if not path.exists():
         raise InputError("no such file or folder", source=str(path))
     items: list[_Item] = []
@@ -308,7 +317,6 @@ def read_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> list[Post
             items.append((str(record.pop("__source", path)), where, record))
     except InputError as exc:  # reported after any bad record that comes before it
         unreadable = exc
-    drafts: list[PostDraft] = []
     seen: dict[str, str] = {}
     seen_guids: dict[str, str] = {}
     for (source, where, _), draft in zip(
@@ -331,10 +339,9 @@ def read_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> list[Post
                     where=where,
                 )
             seen_guids[draft.guid] = where
-        drafts.append(draft)
+        yield draft
     if unreadable is not None:
         raise unreadable
-    return drafts
 
 
 def import_posts(
@@ -349,9 +356,11 @@ def import_posts(
 ) -> ImportResult:
     """Import every post in ``path`` or none of them."""
     fmt = fmt or detect_format(path)
-    drafts = read_drafts(path, fmt, base_url=base_url, tz=tz)
+    drafts = iter_drafts(path, fmt, base_url=base_url, tz=tz)
     result = ImportResult()
-    with transaction(db):  # all or nothing
+    # All or nothing. Drafts are saved while later ones are still being validated (on the
+    # other cores); a bad record anywhere rolls back everything saved before it.
+    with transaction(db):
         for draft in drafts:
             post_id = post_store.find_post_id(db, slug=draft.slug, guid=draft.guid)
             try:
