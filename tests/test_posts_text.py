@@ -19,7 +19,7 @@ PIECES = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(st.one_of(PIECES, st.text(max_size=8)), max_size=30))
 def test_clean_html_to_text_matches_html_to_text_on_sanitised_html(parts: list[str]) -> None:
     clean = sanitize_html("".join(parts), BASE)

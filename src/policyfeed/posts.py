@@ -31,6 +31,8 @@ ALLOWED_TAGS = {
     "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "small", "span", "strong",
     "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
 }  # fmt: skip
+# Elements whose text stands on lines of its own in the plain-text reading of a body.
+TEXT_BLOCKS = ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr")
 ALLOWED_ATTRIBUTES = {
     "*": {"lang", "dir", "title"},
     "a": {"href"},
@@ -161,7 +163,9 @@ def html_to_text(html: str) -> str:
     fragment = lxml.html.fragment_fromstring(html, create_parent="div")
     for br in fragment.iter("br"):
         br.tail = "\n" + (br.tail or "")
-    for block in fragment.iter("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr"):
+    for block in fragment.iter(*TEXT_BLOCKS):
+        # A block starts and ends a line, wherever the parser decided it closes.
+        block.text = "\n" + (block.text or "")
         block.tail = "\n" + (block.tail or "")
     text = fragment.text_content()
     lines = (" ".join(line.split()) for line in text.splitlines())
@@ -170,13 +174,13 @@ def html_to_text(html: str) -> str:
 
 # Sanitised HTML is well-formed and double-quotes every attribute value, and its text escapes
 # "<", so two regular expressions read it exactly (four times faster than parsing it again).
-_CLEAN_BLOCK_END = re.compile(r"<br>|</(?:p|li|h[1-6]|blockquote|tr)>")
+_CLEAN_BLOCK_END = re.compile(r'<br>|</?(?:p|li|h[1-6]|blockquote|tr)(?:\s(?:[^>"]|"[^"]*")*)?>')
 _CLEAN_TAG = re.compile(r'<(?:[^>"]|"[^"]*")*>')
 
 
 def clean_html_to_text(html: str) -> str:
     """:func:`html_to_text` for HTML that came out of :func:`sanitize_html`."""
-    marked = _CLEAN_BLOCK_END.sub(lambda m: m.group(0) + "\n", html)
+    marked = _CLEAN_BLOCK_END.sub(lambda m: "\n" + m.group(0) + "\n", html)
     text = _html.unescape(_CLEAN_TAG.sub("", marked))
     lines = (" ".join(line.split()) for line in text.splitlines())
     return "\n".join(line for line in lines if line)
