@@ -8,7 +8,6 @@ hold. It is trusted only for the same settings and templates and the same databa
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
-from policyfeed import __version__
 from policyfeed.output import write_if_changed
 from policyfeed.sitestate import STATE_DIR
 from policyfeed.store import issues as store
@@ -92,40 +90,9 @@ def state_path(out_dir: Path) -> Path:
 
 def archive_fingerprint(settings: Settings) -> str:
     """Everything besides the database that shapes the archive: when it changes, build in full."""
-    from policyfeed.render import template_environment
+    from policyfeed.render import output_fingerprint
 
-    env = template_environment(settings)
-    digest = hashlib.sha256()
-    for part in (
-        LAYOUT_VERSION,
-        __version__,
-        settings.title,
-        settings.description,
-        settings.base_url,
-        settings.language,
-        settings.timezone,
-        settings.author,
-        settings.author_email,
-        settings.icon,
-        settings.logo,
-        settings.postal_address,
-        str(settings.feed_limit),
-        settings.websub_hub,
-    ):
-        digest.update(part.encode() + b"\0")
-    assert env.loader is not None
-    for name in ARCHIVE_TEMPLATES:
-        try:
-            source = env.loader.get_source(env, name)[0]
-        except Exception:  # a missing template fails later, with a clear message
-            source = ""
-        digest.update(name.encode() + b"\0" + source.encode() + b"\0")
-    # An override may include any template of its folder.
-    if settings.templates_dir is not None and settings.templates_dir.is_dir():
-        for path in sorted(settings.templates_dir.rglob("*")):
-            if path.is_file():
-                digest.update(path.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return output_fingerprint(settings, layout=LAYOUT_VERSION, templates=ARCHIVE_TEMPLATES)
 
 
 def journal_positions(db: Database) -> tuple[Position, Position]:

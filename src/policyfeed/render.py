@@ -154,6 +154,52 @@ def _environment(templates_dir: Path | None) -> jinja2.Environment:
     return env
 
 
+def output_fingerprint(
+    settings: Settings, *, layout: str, templates: Sequence[str], override_folder: str = ""
+) -> str:
+    """A hash of everything besides the database that shapes built pages: the settings they
+    show, the source of ``templates`` as loaded, and every override file under
+    ``templates_dir/override_folder``. Incremental builds compare it and build in full when it
+    changes."""
+    import jinja2
+
+    from policyfeed import __version__
+
+    env = template_environment(settings)
+    digest = hashlib.sha256()
+    for part in (
+        layout,
+        __version__,
+        settings.title,
+        settings.description,
+        settings.base_url,
+        settings.language,
+        settings.timezone,
+        settings.author,
+        settings.author_email,
+        settings.icon,
+        settings.logo,
+        settings.postal_address,
+        str(settings.feed_limit),
+        settings.websub_hub,
+    ):
+        digest.update(part.encode() + b"\0")
+    assert env.loader is not None
+    for name in templates:
+        try:
+            source = env.loader.get_source(env, name)[0]
+        except jinja2.TemplateNotFound:  # a missing template fails later, with a clear message
+            source = ""
+        digest.update(name.encode() + b"\0" + source.encode() + b"\0")
+    if settings.templates_dir is not None:
+        folder = settings.templates_dir / override_folder
+        if folder.is_dir():  # an override may include any template of its folder
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    digest.update(path.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def template_environment(settings: Settings) -> jinja2.Environment:
     """The Jinja environment for a site: its templates folder first, then the defaults."""
     return _environment(settings.templates_dir)

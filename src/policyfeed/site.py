@@ -17,7 +17,6 @@ and ``.policyfeed/build-state.json``, which lets the next build render only what
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,6 @@ from urllib.parse import urljoin
 
 from sqlite_utils import Database
 
-from policyfeed import __version__
 from policyfeed.feeds import (
     FEED_FILES,
     ArchiveLinks,
@@ -276,38 +274,11 @@ class _Pages:
 
 def context_fingerprint(settings: Settings) -> str:
     """Everything besides the database that shapes the output: when it changes, build in full."""
-    from policyfeed.render import template_environment
+    from policyfeed.render import output_fingerprint
 
-    env = template_environment(settings)
-    digest = hashlib.sha256()
-    for part in (
-        LAYOUT_VERSION,
-        __version__,
-        settings.title,
-        settings.description,
-        settings.base_url,
-        settings.language,
-        settings.timezone,
-        settings.author,
-        settings.author_email,
-        settings.icon,
-        settings.logo,
-        str(settings.feed_limit),
-        settings.websub_hub,
-    ):
-        digest.update(part.encode() + b"\0")
-    assert env.loader is not None
-    for name in SITE_TEMPLATES:
-        try:
-            source = env.loader.get_source(env, name)[0]
-        except Exception:  # a missing template fails later, with a clear message
-            source = ""
-        digest.update(name.encode() + b"\0" + source.encode() + b"\0")
-    if settings.templates_dir is not None and (settings.templates_dir / "site").is_dir():
-        for path in sorted((settings.templates_dir / "site").rglob("*")):
-            if path.is_file():
-                digest.update(path.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return output_fingerprint(
+        settings, layout=LAYOUT_VERSION, templates=SITE_TEMPLATES, override_folder="site"
+    )
 
 
 class _Builder:
