@@ -1,7 +1,8 @@
 """Importers: JSON / JSON Lines, CSV, a folder of Markdown files with front matter, RSS / Atom.
 
-Every importer first turns the whole input into validated drafts (an error names the file and the
-record or line), then all drafts are saved in one transaction: an import is all-or-nothing.
+Every importer reads the whole input into records, which are validated into drafts (an error
+names the file and the record or line) and saved in one transaction as they come: an import is
+all-or-nothing.
 Re-importing the same input updates the posts it created (matched by guid, then slug).
 """
 
@@ -26,7 +27,6 @@ from policyfeed.posts import PostDraft, draft_from_record, html_to_text, slugify
 from policyfeed.store import posts as post_store
 from policyfeed.store import transaction
 
-FORMATS = ("json", "jsonl", "csv", "markdown", "feed")
 RECORD_KEYS = {
     "title", "slug", "summary", "body", "body_html", "body_markdown", "format", "author", "url",
     "topics", "tags", "status", "published_at", "date", "updated_at", "updated", "guid", "id",
@@ -295,11 +295,6 @@ def _validated(
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         for results in pool.imap(_validate_chunk, jobs):
             yield from results
-
-
-def read_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> list[PostDraft]:
-    """Parse and validate the whole input; raise on the first bad record."""
-    return list(iter_drafts(path, fmt, base_url=base_url, tz=tz))
 
 
 def iter_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> Iterator[PostDraft]:
