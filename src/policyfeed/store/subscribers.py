@@ -146,12 +146,6 @@ def subscriber_by_id(db: Database, subscriber_id: int) -> Subscriber | None:
     return _subscriber_from_row(row) if row else None
 
 
-def subscriber_status(db: Database, subscriber_id: int) -> str | None:
-    """The current status, or None when the subscriber was removed."""
-    row = db.execute("SELECT status FROM subscribers WHERE id = ?", [subscriber_id]).fetchone()
-    return str(row[0]) if row else None
-
-
 def list_subscribers(
     db: Database, *, status: str | None = None, chapter: str | None = None
 ) -> list[Subscriber]:

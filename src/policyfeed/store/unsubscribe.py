@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from policyfeed.store import to_db_time, transaction
+from policyfeed.store import subscribers, transaction
 
 
 def unsubscribe_subscriber(db: Database, subscriber_id: int, now: datetime) -> bool:
@@ -15,14 +15,8 @@ def unsubscribe_subscriber(db: Database, subscriber_id: int, now: datetime) -> b
     A bounced address that asks to leave is recorded as unsubscribed too, so that reviving
     bounced addresses later never brings back someone who left.
     """
-    stamp = to_db_time(now)
     with transaction(db):
-        cursor = db.conn.execute(
-            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, updated_at = ? "
-            "WHERE id = ? AND status != 'unsubscribed'",
-            (stamp, stamp, subscriber_id),
-        )
-    return cursor.rowcount > 0
+        return subscribers.unsubscribe(db, subscriber_id, now=now)
 
 
 def subscriber_status(db: Database, subscriber_id: int) -> str | None:
