@@ -40,6 +40,7 @@ from policyfeed.feeds import (
 )
 from policyfeed.output import write_if_changed
 from policyfeed.posts import Post, Topic
+from policyfeed.render import format_date
 from policyfeed.sitestate import (
     STATE_DIR,
     BuildPlan,
@@ -72,10 +73,6 @@ SITE_TEMPLATES = (
     "site/archive.html",
 )
 SUMMARY_CHARS = 300
-MONTHS = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
-)  # fmt: skip
 PAGE_FILES = (*(f.name for f in FEED_FILES), "index.html")
 
 
@@ -185,11 +182,6 @@ def feed_links(settings: Settings, folder: str = "", title: str = "") -> list[di
     ]
 
 
-def _date(moment: datetime, settings: Settings) -> str:
-    local = moment.astimezone(settings.tz)
-    return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
-
-
 class _Pages:
     """Renders the HTML pages of one build; templates load as render.template_environment says
     (the site's templates_dir first, then the defaults)."""
@@ -216,7 +208,7 @@ class _Pages:
         view: dict[str, Any] = {
             "title": post.title,
             "url": f"{root}posts/{post.slug}/",
-            "date": _date(post.published_at, self.settings),
+            "date": format_date(post.published_at, self.settings.tz),
             "date_iso": post.published_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "author": post.author,
             "summary": post.summary or excerpt(post.body_text),
