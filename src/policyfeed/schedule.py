@@ -29,9 +29,6 @@ class Period:
     key: str
     scheduled_at: datetime
 
-    def age(self, now: datetime) -> timedelta:
-        return now - self.scheduled_at
-
 
 def check_schedule(expression: str) -> str:
     """The expression if it is a five-field cron expression croniter understands."""

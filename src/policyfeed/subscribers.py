@@ -22,7 +22,6 @@ from policyfeed.store import deliveries as delivery_store
 from policyfeed.store import subscribers as store
 from policyfeed.store import transaction
 from policyfeed.store.subscribers import Chapter, Subscriber
-from policyfeed.tokens import make_token
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -396,7 +395,3 @@ def unsubscribe_url(settings: Settings, token: str) -> str:
     """The one-click unsubscribe URL carrying a subscriber's token."""
     endpoint = settings.unsubscribe_endpoint
     return f"{endpoint}{'&' if '?' in endpoint else '?'}t={quote(token, safe='.-_~')}"
-
-
-def subscriber_token(secret: str, settings: Settings, subscriber_id: int) -> str:
-    return make_token(secret, subscriber_id, settings.list_identifier)

@@ -99,11 +99,6 @@ def deliveries_for_issue(db: Database, issue_id: int) -> list[Delivery]:
     return [_from_row(r) for r in rows]
 
 
-def get_delivery(db: Database, delivery_id: int) -> Delivery | None:
-    row = db.execute(f"SELECT {_COLUMNS} FROM deliveries WHERE id = ?", [delivery_id]).fetchone()
-    return _from_row(row) if row else None
-
-
 def status_counts(db: Database, issue_id: int) -> dict[str, int]:
     counts = dict.fromkeys(STATUSES, 0)
     rows = db.execute(

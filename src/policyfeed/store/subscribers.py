@@ -12,8 +12,6 @@ from sqlite_utils import Database
 from policyfeed.errors import ConflictError, NotFoundError
 from policyfeed.store import from_db_time, to_db_time
 
-SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced")
-
 
 @dataclass
 class Chapter:
@@ -76,10 +74,6 @@ def chapter_ids(db: Database) -> dict[str, int]:
 
 def topic_ids_by_slug(db: Database) -> dict[str, int]:
     return {slug: int(i) for i, slug in db.execute("SELECT id, slug FROM topics").fetchall()}
-
-
-def topic_names_by_slug(db: Database) -> dict[str, str]:
-    return dict(db.execute("SELECT slug, name FROM topics").fetchall())
 
 
 def insert_chapter(db: Database, chapter: Chapter, topic_ids: Sequence[int]) -> int:
@@ -172,20 +166,6 @@ def active_subscriber_ids(db: Database) -> list[tuple[int, int | None]]:
         "SELECT id, chapter_id FROM subscribers WHERE status = 'active' ORDER BY id"
     ).fetchall()
     return [(int(i), int(c) if c is not None else None) for i, c in rows]
-
-
-def recipients_by_id(db: Database, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
-    """(email, name) of the given subscribers, by id."""
-    result: dict[int, tuple[str, str]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = list(ids[start : start + 500])
-        rows = db.execute(
-            f"SELECT id, email, name FROM subscribers WHERE id IN ({','.join('?' * len(chunk))})",
-            chunk,
-        ).fetchall()
-        for subscriber_id, email, name in rows:
-            result[int(subscriber_id)] = (email, name)
-    return result
 
 
 def insert_subscriber(
