@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -145,7 +145,6 @@ class PublishResult:
 class _Variant:
     chapter: Chapter | None
     posts: list[Post]
-    recipients: int = 0
 
 
 def _variants(db: Database, posts: Sequence[Post]) -> dict[int | None, _Variant]:
@@ -191,6 +190,26 @@ def _render(
         placeholders={"unsubscribe_url": UNSUBSCRIBE_URL_TOKEN},
     )
     return template, digest.warnings
+
+
+def _render_variants(
+    issue: Issue,
+    variants: dict[int | None, _Variant],
+    chapter_ids: Iterable[int | None],
+    settings: Settings,
+    *,
+    now: datetime,
+) -> tuple[dict[int | None, MessageTemplate], list[str]]:
+    """The template of each of these chapters' variants that has posts, rendered once each,
+    whole issue first; and the renderer's warnings."""
+    templates: dict[int | None, MessageTemplate] = {}
+    warnings: list[str] = []
+    for chapter_id in sorted(set(chapter_ids), key=lambda c: (c is not None, c or 0)):
+        variant = variants.get(chapter_id) or variants[None]
+        if variant.posts:
+            templates[chapter_id], notes = _render(issue, variant, settings, now=now)
+            warnings.extend(notes)
+    return templates, warnings
 
 
 def _resolve_period(
@@ -313,26 +332,21 @@ def _publish(
         resuming = False
 
     if dry_run:
-        rows = ledger.rows() if ledger.started else None
+        rows = ledger.rows() if resuming else None
         return _dry_run(db, settings, issue, posts, now=now, rows=rows)
 
     variants = _variants(db, posts)
-    planned_rows = None if ledger.started else _plan_rows(db, settings, issue, variants)
+    planned_rows = None if resuming else _plan_rows(db, settings, issue, variants)
+    unsettled = [r for r in ledger.rows() if not r.settled] if resuming else []
 
     # Render what this run will send, before anything else is written: a digest too large to
     # send stops the run with the issue still undelivered and no ledger rows.
     needed = (
-        {r.chapter_id for r in planned_rows if r.status == "pending"}
+        [r.chapter_id for r in planned_rows if r.status == "pending"]
         if planned_rows is not None
-        else {r.chapter_id for r in ledger.rows() if not r.settled}
+        else [r.chapter_id for r in unsettled]
     )
-    templates: dict[int | None, MessageTemplate] = {}
-    warnings: list[str] = []
-    for chapter_id in sorted(needed, key=lambda c: (c is not None, c or 0)):
-        variant = variants.get(chapter_id) or variants[None]
-        if variant.posts:
-            templates[chapter_id], notes = _render(issue, variant, settings, now=now)
-            warnings.extend(notes)
+    templates, warnings = _render_variants(issue, variants, needed, settings, now=now)
     for warning in warnings:
         log.warning("%s", warning)
 
@@ -342,8 +356,8 @@ def _publish(
     if planned_rows is not None:
         ledger.freeze(planned_rows)
     else:  # a chapter's topics changed since delivery began and now leave it nothing
-        for row in ledger.rows():
-            if not row.settled and row.chapter_id not in templates:
+        for row in unsettled:
+            if row.chapter_id not in templates:
                 ledger.skip(row, "no posts for the chapter any more")
                 skipped_early += 1
     if issue.status != "sending":
@@ -425,14 +439,10 @@ def _dry_run(
         chapter_ids = [r.chapter_id for r in targets]
     else:
         chapter_ids = [r.chapter_id for r in rows if not r.settled]
+    templates, warnings = _render_variants(issue, variants, chapter_ids, settings, now=now)
     reports: list[VariantReport] = []
-    warnings: list[str] = []
-    for chapter_id in sorted(set(chapter_ids), key=lambda c: (c is not None, c or 0)):
+    for chapter_id, template in templates.items():
         variant = variants.get(chapter_id) or variants[None]
-        if not variant.posts:
-            continue
-        template, notes = _render(issue, variant, settings, now=now)
-        warnings.extend(notes)
         sample = Personaliser(settings, settings.secret or "dry-run").message(
             template, Recipient(0, "recipient@example.org", "", f"dry-run@{settings.domain}")
         )
