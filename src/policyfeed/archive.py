@@ -42,9 +42,9 @@ from policyfeed.issues import Issue, issue_posts, list_issues
 from policyfeed.output import write_text_if_changed
 from policyfeed.posts import Post
 from policyfeed.render import (
-    SUMMARY_CHARS,
     PostView,
     issue_context,
+    post_summary,
     post_views,
     render_template,
     shorten,
@@ -101,9 +101,7 @@ class LazyPostView:
 
     @property
     def summary(self) -> str:
-        # As render.post_views makes it (a test holds the two together).
-        post = self._post
-        return " ".join(post.summary.split()) or shorten(post.body_text, SUMMARY_CHARS)
+        return post_summary(self._post)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

@@ -272,6 +272,11 @@ def format_date(moment: datetime | None, tz: tzinfo) -> str:
     return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
 
 
+def post_summary(post: Post) -> str:
+    """The summary templates show: the post's own, else the start of its text."""
+    return " ".join(post.summary.split()) or shorten(post.body_text, SUMMARY_CHARS)
+
+
 def post_views(
     posts: Sequence[Post], settings: Settings, *, with_text: bool = True
 ) -> list[PostView]:
@@ -281,7 +286,7 @@ def post_views(
 
     views = []
     for post in posts:
-        summary = " ".join(post.summary.split()) or shorten(post.body_text, SUMMARY_CHARS)
+        summary = post_summary(post)
         body_html = email_body_html(post.body_html, settings.base_url)
         text_body, links = html_to_mail_text(body_html) if with_text else ("", [])
         views.append(
