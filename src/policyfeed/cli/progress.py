@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-Progress = Callable[[int, int], None]
+if TYPE_CHECKING:
+    from policyfeed.delivery import Progress
 
 
 @contextlib.contextmanager
