@@ -27,6 +27,7 @@ from urllib.parse import urljoin
 
 from sqlite_utils import Database
 
+from policyfeed.archive import build_issue_archive
 from policyfeed.feeds import (
     FEED_FILES,
     ArchiveLinks,
@@ -421,16 +422,13 @@ class _Builder:
                 self.settings.absolute("feed.xml"),
                 self.settings.base_url,
                 self.settings.description,
-            )
+            ),
+            OpmlFeed(
+                f"{self.settings.title}: the digest",
+                self.settings.absolute("issues/feed.xml"),
+                self.settings.absolute("issues/"),
+            ),
         ]
-        if _issue_archive() is not None:
-            feeds.append(
-                OpmlFeed(
-                    f"{self.settings.title}: the digest",
-                    self.settings.absolute("issues/feed.xml"),
-                    self.settings.absolute("issues/"),
-                )
-            )
         for topic in topics:
             feeds.append(
                 OpmlFeed(
@@ -474,16 +472,6 @@ class _Builder:
                 self.remove(f"posts/{path.name}/index.html")
 
 
-def _issue_archive() -> Any:
-    try:
-        from policyfeed import archive
-    except ModuleNotFoundError as exc:  # the digest archive is optional
-        if exc.name != "policyfeed.archive":
-            raise
-        return None
-    return archive
-
-
 def build_site(
     db: Database,
     settings: Settings,
@@ -514,11 +502,9 @@ def build_site(
         if not plan.nothing_to_do:
             _run(db, settings, out_dir, now, plan, result)
     save_state(out_dir, plan.state)
-    archive = _issue_archive()
-    if archive is not None:
-        issues = archive.build_issue_archive(db, settings, out_dir, full=full)
-        result.written.extend(issues.written)
-        result.removed.extend(issues.removed)
+    issues = build_issue_archive(db, settings, out_dir, full=full)
+    result.written.extend(issues.written)
+    result.removed.extend(issues.removed)
     if settings.websub_hub and notify_hub:
         from policyfeed.websub import notify_changes
 
