@@ -229,9 +229,3 @@ def newest_in_topic(
         params = [stamp, topic_id]
     ids = [int(r[0]) for r in db.execute(sql, params).fetchall()]
     return get_posts_by_ids(db, ids)
-
-
-def count_visible(db: Database, *, now: datetime) -> int:
-    """How many posts are visible (an index-only count)."""
-    row = db.execute(f"SELECT count(*) FROM posts WHERE {_VISIBLE}", [to_db_time(now)])
-    return int(row.fetchone()[0])
