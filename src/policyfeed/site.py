@@ -89,10 +89,6 @@ class BuildResult:
     hub_notified: list[str] = field(default_factory=list)
     hub_error: str = ""
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.written or self.removed)
-
     def feed_urls_changed(self, settings: Settings) -> list[str]:
         """Public URLs of the subscription feeds (not archive pages) whose bytes changed."""
         names = {f.name for f in FEED_FILES}
