@@ -10,7 +10,7 @@ import click
 from policyfeed.cli import App, cli, echo_json, pass_app
 
 if TYPE_CHECKING:
-    from policyfeed.issues import ChapterVariant, Issue
+    from policyfeed.issues import Issue
     from policyfeed.posts import Post
     from policyfeed.render import RenderedDigest
 
@@ -22,14 +22,14 @@ def issue() -> None:
 
 def _variant(
     app: App, issue_: Issue, posts: list[Post], chapter_slug: str | None
-) -> tuple[RenderedDigest, ChapterVariant | None]:
+) -> RenderedDigest:
     from policyfeed.issues import get_chapter, posts_for_chapter
     from policyfeed.render import render_issue
 
     chapter = get_chapter(app.db, chapter_slug) if chapter_slug else None
     if chapter is not None:
         posts = posts_for_chapter(posts, chapter.topic_slugs)
-    return render_issue(issue_, posts, app.settings, chapter=chapter), chapter
+    return render_issue(issue_, posts, app.settings, chapter=chapter)
 
 
 def _warn(digest: RenderedDigest) -> None:
@@ -223,7 +223,7 @@ def issue_preview(
             raise click.UsageError("--note, --exclude and --pin shape the next issue only")
         issue_ = get_issue(app.db, number)
         posts = issue_posts(app.db, issue_)
-    digest, _ = _variant(app, issue_, posts, chapter)
+    digest = _variant(app, issue_, posts, chapter)
     _warn(digest)
     stem = f"issue-{issue_.number}" + (f"-{chapter}" if chapter else "")
     html_path, text_path = out_dir / f"{stem}.html", out_dir / f"{stem}.txt"
@@ -261,7 +261,7 @@ def issue_render(app: App, number: int, fmt: str, chapter: str | None) -> None:
     from policyfeed.render import preview_message
 
     issue_ = get_issue(app.db, number)
-    digest, _ = _variant(app, issue_, issue_posts(app.db, issue_), chapter)
+    digest = _variant(app, issue_, issue_posts(app.db, issue_), chapter)
     _warn(digest)
     if fmt == "html":
         click.echo(digest.html, nl=False)
