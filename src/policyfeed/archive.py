@@ -120,17 +120,9 @@ def lazy_views(posts: Iterable[Post], settings: Settings) -> list[LazyPostView]:
 
 def feed_links(settings: Settings) -> list[dict[str, str]]:
     """The feeds of issues, for autodiscovery links and the page footers."""
-    from policyfeed.feeds import FEED_FILES
+    from policyfeed.feeds import discovery_links
 
-    return [
-        {
-            "type": media_type,
-            "label": label,
-            "title": f"{settings.title}: the digest ({label})",
-            "url": settings.absolute(f"{ISSUES_DIR}/{name}"),
-        }
-        for name, media_type, label in FEED_FILES
-    ]
+    return discovery_links(settings.absolute(f"{ISSUES_DIR}/"), f"{settings.title}: the digest")
 
 
 def _page_context(settings: Settings) -> dict[str, Any]:

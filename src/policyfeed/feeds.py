@@ -187,6 +187,20 @@ class ArchiveLinks:
     is_archive: bool = False
 
 
+def discovery_links(folder_url: str, title: str) -> list[dict[str, str]]:
+    """What pages advertise of the feed in ``folder_url``: type, title, label and url of each
+    document, for autodiscovery links and footers."""
+    return [
+        {
+            "type": f.media_type,
+            "title": f"{title} ({f.label})",
+            "label": f.label,
+            "url": folder_url + f.name,
+        }
+        for f in FEED_FILES
+    ]
+
+
 def feed_updated(entries: Sequence[FeedEntry]) -> datetime:
     """A feed's ``updated``: the newest change among its entries (:data:`EPOCH` if none)."""
     return max((e.updated for e in entries), default=EPOCH)

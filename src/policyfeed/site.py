@@ -35,6 +35,7 @@ from policyfeed.feeds import (
     FeedEntry,
     FeedMeta,
     OpmlFeed,
+    discovery_links,
     feed_updated,
     render_feed_set,
     render_opml,
@@ -167,16 +168,7 @@ def topic_meta(settings: Settings, topic: Topic) -> FeedMeta:
 
 def feed_links(settings: Settings, folder: str = "", title: str = "") -> list[dict[str, str]]:
     """Autodiscovery links for the feeds in ``folder``: type, title, label and absolute url."""
-    name = title or settings.title
-    return [
-        {
-            "type": f.media_type,
-            "title": f"{name} ({f.label})",
-            "label": f.label,
-            "url": settings.absolute(folder + f.name),
-        }
-        for f in FEED_FILES
-    ]
+    return discovery_links(settings.absolute(folder), title or settings.title)
 
 
 class _Pages:
