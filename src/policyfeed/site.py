@@ -285,6 +285,18 @@ class _Builder:
         self._entries: dict[int, FeedEntry] = {}
         self.rendered_slugs: set[str] = set()
 
+    def run(self) -> None:
+        names = {t.slug: t for t in all_topics(self.db)}
+        self.archive_pages()
+        topics = self.topics(names)
+        posts = self.current(topics)
+        self.post_pages(posts)
+        self.remaining_post_pages()
+        self.opml(topics, posts)
+        self.prune(topics)
+        written, removed = len(self.result.written), len(self.result.removed)
+        log.info("built %s: %d written, %d removed", self.out_dir, written, removed)
+
     # writing and removing
     def write(self, rel: str, data: bytes | str) -> None:
         path = self.out_dir / rel
@@ -488,7 +500,7 @@ def build_site(
         result.full = plan.full
         result.posts = plan.state.count
         if not plan.nothing_to_do:
-            _run(db, settings, out_dir, now, plan, result)
+            _Builder(db, settings, out_dir, now, plan, result).run()
     save_state(out_dir, plan.state)
     issues = build_issue_archive(db, settings, out_dir, full=full)
     result.written.extend(issues.written)
@@ -500,23 +512,3 @@ def build_site(
             settings.websub_hub, out_dir / STATE_DIR, result.feed_urls_changed(settings)
         )
     return result
-
-
-def _run(
-    db: Database,
-    settings: Settings,
-    out_dir: Path,
-    now: datetime,
-    plan: BuildPlan,
-    result: BuildResult,
-) -> None:
-    builder = _Builder(db, settings, out_dir, now, plan, result)
-    names = {t.slug: t for t in all_topics(db)}
-    builder.archive_pages()
-    topics = builder.topics(names)
-    posts = builder.current(topics)
-    builder.post_pages(posts)
-    builder.remaining_post_pages()
-    builder.opml(topics, posts)
-    builder.prune(topics)
-    log.info("built %s: %d written, %d removed", out_dir, len(result.written), len(result.removed))
