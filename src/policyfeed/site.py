@@ -409,11 +409,8 @@ class _Builder:
             )
             self.write(folder + "index.html", self.pages.topic_page(topic, posts))
             self.post_pages(posts)
-        return [
-            names[slug]
-            for slug in sorted(state.topics, key=lambda s: (names[s].name, s))
-            if slug in names
-        ]
+        shown = [names[slug] for slug in state.topics if slug in names]
+        return sorted(shown, key=lambda topic: (topic.name, topic.slug))
 
     def opml(self, topics: Sequence[Topic], posts: Sequence[Post]) -> None:
         feeds = [
