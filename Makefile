@@ -49,7 +49,7 @@ bench: $(STAMP)
 
 ## docs: the digest screenshot in docs/digest.png
 docs: $(STAMP)
-	$(BIN)/python -m policyfeed.screenshot docs/digest.png
+	$(BIN)/python -m policyfeed.digest.screenshot docs/digest.png
 
 ## demo-db: rebuild posts.db from the committed demo source in demo/
 demo-db: $(STAMP)

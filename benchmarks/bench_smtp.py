@@ -96,7 +96,7 @@ def send_bare(port: int, messages: list[tuple[str, bytes]]) -> float:
 def send_transport(port: int, messages: list[tuple[str, bytes]]) -> float:
     """Seconds for SmtpTransport (as delivery uses it) over the same connection pattern."""
     from policyfeed.config import Settings
-    from policyfeed.smtp import SmtpTransport
+    from policyfeed.delivery.smtp import SmtpTransport
 
     settings = dataclasses.replace(
         Settings(base_url="https://bench.example.org/"),

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from policyfeed.posts import make_guid, slugify
+from policyfeed.content.posts import slugify
+from policyfeed.model import make_guid
 from policyfeed.store import open_db, to_db_time, transaction
 
 BASE_URL = "https://policy.example.org/"

@@ -329,7 +329,7 @@ def _fresh_db(path: Path) -> None:
 
 def import_with_policyfeed(source: Path, target: Path, now: datetime) -> float:
     """Seconds ``import_posts`` takes to import ``source`` into a fresh database."""
-    from policyfeed.importers import import_posts
+    from policyfeed.content.importers import import_posts
     from policyfeed.store import open_db
 
     _fresh_db(target)
@@ -557,9 +557,9 @@ def figure_personalise(ws: Workspace) -> Figure:
     )
     try:
         from policyfeed.config import load_settings
-        from policyfeed.issues import plan_issue
-        from policyfeed.mail import Personaliser, Recipient, build_template, make_message_id
-        from policyfeed.render import UNSUBSCRIBE_URL_TOKEN, render_issue
+        from policyfeed.digest.issues import plan_issue
+        from policyfeed.digest.mail import Personaliser, Recipient, build_template, make_message_id
+        from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN, render_issue
         from policyfeed.store import open_db
     except ImportError as exc:
         figure.unavailable = f"the digest code is not there yet ({exc})"
@@ -711,7 +711,7 @@ def figure_memory(ws: Workspace) -> Figure:
         "MB",
         limit=2,
     )
-    if not has_command("publish") or not has_module("policyfeed.site"):
+    if not has_command("publish") or not has_module("policyfeed.site.build"):
         figure.unavailable = "`policyfeed publish` (with the site build it runs) is not there yet"
         return figure
     many = ws.site(sizes.small_posts, sizes.big_subscribers, tag="memory")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from policyfeed.audience.subscribers import import_subscribers, load_chapters
 from policyfeed.config import load_settings
-from policyfeed.importers import import_posts
+from policyfeed.content.importers import import_posts
 from policyfeed.store import open_db, transaction
-from policyfeed.subscribers import import_subscribers, load_chapters
 
 HERE = Path(__file__).resolve().parent
 # The demo's "now" when its posts were written; keeps created_at/updated_at reproducible.

@@ -9,9 +9,10 @@ import lxml.html
 import sqlite_utils
 
 from policyfeed.config import Settings
-from policyfeed.issues import Issue, create_issue, issue_posts
-from policyfeed.posts import Post, Topic, draft_from_record, html_to_text
-from policyfeed.render import RenderedDigest, render_issue
+from policyfeed.content.posts import draft_from_record, html_to_text
+from policyfeed.digest.issues import create_issue, issue_posts
+from policyfeed.digest.render import RenderedDigest, render_issue
+from policyfeed.model import Issue, Post, Topic
 from policyfeed.store import posts as post_store
 
 NOW = datetime(2012, 7, 30, 12, 0, tzinfo=UTC)

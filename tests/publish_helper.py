@@ -22,7 +22,7 @@ from pathlib import Path
 
 import policyfeed.publish
 from policyfeed.config import load_settings
-from policyfeed.delivery import OutboxTransport
+from policyfeed.delivery.outbox import OutboxTransport
 from policyfeed.lock import exclusive_lock, lock_path_for
 from policyfeed.store import open_db
 

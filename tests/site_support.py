@@ -13,7 +13,7 @@ import feedparser
 import sqlite_utils
 
 from policyfeed.config import Settings
-from policyfeed.posts import draft_from_record
+from policyfeed.content.posts import draft_from_record
 from policyfeed.store import posts as post_store
 
 NOW = datetime(2012, 7, 30, 12, 0, tzinfo=UTC)

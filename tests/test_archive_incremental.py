@@ -21,11 +21,15 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from digest_support import NOW, add_post, make_post, parse
-from policyfeed.archive import LazyPostView, build_issue_archive, write_issue_archive
 from policyfeed.config import Settings
-from policyfeed.issues import create_issue, get_issue, issue_posts, mark_issue_status
-from policyfeed.render import post_views
-from policyfeed.site import build_site
+from policyfeed.digest.issues import create_issue, get_issue, issue_posts, mark_issue_status
+from policyfeed.digest.render import post_views
+from policyfeed.site.build import build_site
+from policyfeed.site.issue_archive import (
+    LazyPostView,
+    build_issue_archive,
+    write_issue_archive,
+)
 from policyfeed.store import memory_db, to_db_time
 from policyfeed.store import posts as post_store
 from site_support import tree
@@ -281,7 +285,7 @@ def test_a_warm_build_loads_the_posts_of_changed_issues_only(small, tmp_path: Pa
         loaded.append(issue.number)
         return issue_posts(db, issue)
 
-    with mock.patch("policyfeed.archive.issue_posts", counting):
+    with mock.patch("policyfeed.site.issue_archive.issue_posts", counting):
         build_issue_archive(db, settings, out)
         assert loaded == []
         add_post(db, settings, "w2-p0", title="Week 2, revised", now=NOW)

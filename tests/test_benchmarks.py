@@ -13,8 +13,8 @@ import pytest
 import sqlite_utils
 
 from policyfeed.config import load_settings
-from policyfeed.issues import plan_issue
-from policyfeed.posts import html_to_text, sanitize_html
+from policyfeed.content.posts import html_to_text, sanitize_html
+from policyfeed.digest.issues import plan_issue
 from policyfeed.schedule import current_period
 from policyfeed.store import open_db
 

@@ -12,19 +12,13 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from policyfeed.audience.subscribers import add_subscriber, remove_subscriber, unsubscribe
 from policyfeed.config import Settings
-from policyfeed.delivery import (
-    DeliveryLedger,
-    FrozenRow,
-    OutboxTransport,
-    make_transport,
-    outbox_name,
-)
+from policyfeed.delivery.ledger import DeliveryLedger, FrozenRow, make_transport
+from policyfeed.delivery.outbox import OutboxTransport, outbox_name
+from policyfeed.delivery.transport import SendDeferred, SendRefused
+from policyfeed.model import Delivery, Subscriber
 from policyfeed.store import issues as issue_store
-from policyfeed.store.deliveries import Delivery
-from policyfeed.store.subscribers import Subscriber
-from policyfeed.subscribers import add_subscriber, remove_subscriber, unsubscribe
-from policyfeed.transport import SendDeferred, SendRefused
 
 SENDER = "policy-digest@example.org"
 
@@ -384,7 +378,7 @@ def test_the_outbox_is_the_transport_when_no_relay_is_configured(settings: Setti
 
 
 def test_a_configured_relay_is_the_transport(settings: Settings) -> None:
-    from policyfeed.smtp import SmtpTransport
+    from policyfeed.delivery.smtp import SmtpTransport
 
     relay = replace(settings, smtp_host="127.0.0.1", secret="s3cret")
     transport = make_transport(relay)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from digest_support import make_issue, make_post, render_demo
-from policyfeed.archive import write_issue_archive
-from policyfeed.posts import Topic
-from policyfeed.render import render_issue
-from policyfeed.screenshot import CHROMIUM, chromium, demo_digest_html, offline_page
+from policyfeed.digest.render import render_issue
+from policyfeed.digest.screenshot import CHROMIUM, chromium, demo_digest_html, offline_page
+from policyfeed.model import Topic
+from policyfeed.site.issue_archive import write_issue_archive
 
 pytestmark = [
     pytest.mark.browser,
@@ -106,7 +106,7 @@ def test_the_docs_screenshot_digest_is_the_demos_first_issue(demo_db_path, setti
 
 def test_the_web_version_of_awkward_posts_fits_a_phone(browser, db, settings, tmp_path) -> None:
     from digest_support import NOW, add_post
-    from policyfeed.issues import create_issue
+    from policyfeed.digest.issues import create_issue
 
     wide_table = "<table><tr>" + "".join(f"<td>Column{i}</td>" for i in range(30)) + "</tr></table>"
     add_post(

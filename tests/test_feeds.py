@@ -18,7 +18,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from policyfeed.config import Settings
-from policyfeed.feeds import (
+from policyfeed.site.build import post_entry
+from policyfeed.site.feeds import (
     ATOM_FILE,
     EPOCH,
     FEED_FILES,
@@ -35,7 +36,6 @@ from policyfeed.feeds import (
     render_rss,
     write_feed_set,
 )
-from policyfeed.site import post_entry
 from policyfeed.store import posts as post_store
 from site_support import check_json_feed, check_xml_feed, parse_feed, save
 

@@ -13,7 +13,7 @@ import pytest
 import sqlite_utils
 
 from policyfeed.config import Settings
-from policyfeed.site import build_site
+from policyfeed.site.build import build_site
 from site_support import NOW
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "feeds"

@@ -19,9 +19,9 @@ import sqlite_utils
 from click.testing import CliRunner
 
 from policyfeed.cli import cli
+from policyfeed.content.importers import RECORD_KEYS, ImportResult, detect_format, import_posts
 from policyfeed.errors import InputError
-from policyfeed.importers import RECORD_KEYS, ImportResult, detect_format, import_posts
-from policyfeed.posts import Topic
+from policyfeed.model import Topic
 from policyfeed.store import open_db
 from policyfeed.store import posts as store
 

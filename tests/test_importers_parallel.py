@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from policyfeed import importers
+from policyfeed.content import importers
 from policyfeed.errors import InputError
 from policyfeed.store import open_db
 

@@ -8,9 +8,9 @@ import pytest
 import sqlite_utils
 
 from digest_support import NOW, add_post, make_post, slugs
+from policyfeed.audience.subscribers import add_chapter
 from policyfeed.config import Settings
-from policyfeed.errors import ConflictError, InputError, NotFoundError
-from policyfeed.issues import (
+from policyfeed.digest.issues import (
     MAX_POSTS_PER_ISSUE,
     create_issue,
     default_period,
@@ -26,9 +26,9 @@ from policyfeed.issues import (
     posts_for_chapter,
     select_posts_for_issue,
 )
-from policyfeed.posts import Topic
+from policyfeed.errors import ConflictError, InputError, NotFoundError
+from policyfeed.model import Topic
 from policyfeed.store import posts as post_store
-from policyfeed.subscribers import add_chapter
 
 DAY = timedelta(days=1)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import feedparser
 
 from digest_support import NOW, add_post, demo_issue, parse
-from policyfeed.archive import write_issue_archive
-from policyfeed.issues import create_issue
-from policyfeed.render import UNSUBSCRIBE_URL_TOKEN
+from policyfeed.digest.issues import create_issue
+from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN
+from policyfeed.site.issue_archive import write_issue_archive
 from policyfeed.store import posts as post_store
 
 DAY = timedelta(days=1)

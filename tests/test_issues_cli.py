@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from digest_support import parse
 from policyfeed.cli import cli
-from policyfeed.render import UNSUBSCRIBE_URL_TOKEN
+from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "policyfeed.toml"

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from policyfeed.audience.tokens import read_token
 from policyfeed.config import Settings
-from policyfeed.mail import (
+from policyfeed.digest.mail import (
     MessageTemplate,
     Personaliser,
     Recipient,
@@ -25,7 +26,6 @@ from policyfeed.mail import (
     make_message_id,
     qp_value,
 )
-from policyfeed.tokens import read_token
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "mail"
 PH = "%%UNSUBSCRIBE_URL%%"

@@ -10,19 +10,17 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlite_utils
 
-from policyfeed.errors import InputError
-from policyfeed.posts import (
-    Post,
-    Topic,
+from policyfeed.content.posts import (
     draft_from_record,
     html_to_text,
-    make_guid,
     parse_datetime,
     parse_topics,
     sanitize_html,
     slugify,
     strip_forbidden,
 )
+from policyfeed.errors import InputError
+from policyfeed.model import Post, Topic, make_guid
 from policyfeed.store import posts as store
 from policyfeed.store import transaction
 

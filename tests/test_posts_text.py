@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policyfeed.posts import clean_html_to_text, html_to_text, sanitize_html
+from policyfeed.content.posts import clean_html_to_text, html_to_text, sanitize_html
 
 BASE = "https://policy.example.org/"
 PIECES = st.sampled_from(

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-import policyfeed.render
+import policyfeed.digest.render
+from policyfeed.audience.subscribers import add_chapter, add_subscriber, unsubscribe
 from policyfeed.config import Settings
-from policyfeed.delivery import OutboxTransport
+from policyfeed.delivery.outbox import OutboxTransport
+from policyfeed.delivery.transport import SendDeferred
+from policyfeed.digest.issues import get_issue_by_period
 from policyfeed.errors import EXIT_ERROR, EXIT_TEMPFAIL, ConfigError
-from policyfeed.issues import get_issue_by_period
 from policyfeed.publish import PublishResult, publish
 from policyfeed.schedule import StalePeriodError
-from policyfeed.subscribers import add_chapter, add_subscriber, unsubscribe
-from policyfeed.transport import SendDeferred
 
 PERIOD = "2012-07-30T08:00"  # the schedule's period for the `now` fixture (Monday 30 July, noon)
 DEMO_ACTIVE = {
@@ -188,13 +188,13 @@ def test_render_and_inlining_happen_once_per_variant_never_per_recipient(
     for n in range(30):
         add_subscriber(demo_db, f"reader{n}@example.org", now=now)
     calls: list[int] = []
-    inline = policyfeed.render.inline_css
+    inline = policyfeed.digest.render.inline_css
 
     def counting_inline(html: str) -> str:
         calls.append(1)
         return inline(html)
 
-    monkeypatch.setattr(policyfeed.render, "inline_css", counting_inline)
+    monkeypatch.setattr(policyfeed.digest.render, "inline_css", counting_inline)
     result = publish(demo_db, settings, now=now)
     assert result.sent == 35
     assert len(calls) == 3  # the whole issue, and each of the two chapters
@@ -376,7 +376,7 @@ def test_the_outbox_without_a_secret_uses_the_development_key_and_says_so(
 def test_an_issue_without_subscribers_is_made_and_marked_sent(
     db: sqlite_utils.Database, settings: Settings, now: datetime
 ) -> None:
-    from policyfeed.importers import import_posts
+    from policyfeed.content.importers import import_posts
 
     demo_posts = Path(__file__).resolve().parent.parent / "demo" / "posts.json"
     import_posts(

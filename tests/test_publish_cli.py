@@ -125,7 +125,7 @@ def test_a_database_busy_past_its_timeout_exits_75_not_a_traceback(
     def locked(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr("policyfeed.issues.create_issue", locked)
+    monkeypatch.setattr("policyfeed.digest.issues.create_issue", locked)
     result = run("publish", "--json")
     assert result.exit_code == 75, result.output
     report = json.loads(result.stdout)

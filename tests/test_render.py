@@ -13,18 +13,17 @@ import lxml.etree
 import pytest
 
 from digest_support import make_issue, make_post, parse, render_demo
-from policyfeed import render
-from policyfeed.errors import ConfigError, DigestTooLargeError
-from policyfeed.issues import ChapterVariant
-from policyfeed.plaintext import TEXT_WIDTH, html_to_mail_text
-from policyfeed.posts import Topic
-from policyfeed.render import (
+from policyfeed.content.plaintext import TEXT_WIDTH, html_to_mail_text
+from policyfeed.digest import render
+from policyfeed.digest.render import (
     CLIP_BYTES,
     UNSUBSCRIBE_URL_TOKEN,
     WARN_BYTES,
     preview_message,
     render_issue,
 )
+from policyfeed.errors import ConfigError, DigestTooLargeError
+from policyfeed.model import ChapterVariant, Topic
 
 URL_LINE = re.compile(r"^\s*(\[\d+\] |Past issues: )?(https?://|mailto:|%%)\S+$")
 
@@ -386,7 +385,7 @@ def test_the_editors_note_is_shown_first_and_used_as_preheader(settings) -> None
 
 
 def test_rendering_twice_gives_the_same_bytes(demo_db, settings) -> None:
-    from policyfeed.issues import get_issue, issue_posts
+    from policyfeed.digest.issues import get_issue, issue_posts
 
     first = render_demo(demo_db, settings)
     issue = get_issue(demo_db, 1)
@@ -425,7 +424,7 @@ def test_premailer_never_fetches_a_stylesheet(settings, tmp_path, monkeypatch) -
         premailer.premailer.Premailer, "_load_external_url", lambda self, url: fetched.append(url)
     )
     (tmp_path / "mine" / "email").mkdir(parents=True)
-    default = (Path(render.__file__).parents[2] / "templates" / "email" / "digest.html").read_text()
+    default = (Path(render.__file__).parents[3] / "templates" / "email" / "digest.html").read_text()
     (tmp_path / "mine" / "email" / "digest.html").write_text(
         default.replace(
             "<style>", '<link rel="stylesheet" href="https://cdn.example.org/x.css">\n<style>', 1

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from digest_support import render_demo
-from policyfeed.issues import ChapterVariant, get_issue, issue_posts, posts_for_chapter
-from policyfeed.render import render_issue
+from policyfeed.digest.issues import get_issue, issue_posts, posts_for_chapter
+from policyfeed.digest.render import render_issue
+from policyfeed.model import ChapterVariant
 
 GOLDEN = Path(__file__).parent / "golden" / "digest"
 # The autouse fixture clears POLICYFEED_* variables, so read the flag when this module loads.

@@ -18,7 +18,7 @@ import pytest
 import sqlite_utils
 
 from policyfeed.config import Settings
-from policyfeed.site import build_site
+from policyfeed.site.build import build_site
 from site_support import NOW, save, with_limit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def served(
 ) -> Iterator[tuple[Server, sqlite_utils.Database, Settings]]:
     from waitress.server import create_server
 
-    from policyfeed.web import make_app
+    from policyfeed.web.app import make_app
 
     settings = with_limit(settings, 3)  # five demo posts: archive pages too
     folder = tmp_path / "site"

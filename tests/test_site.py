@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from policyfeed.cli import cli
 from policyfeed.config import Settings
-from policyfeed.site import build_site
+from policyfeed.site.build import build_site
 from policyfeed.store import posts as post_store
 from site_support import NOW, check_feed_folder, day, mtimes, parse_feed, save, tree
 

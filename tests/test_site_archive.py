@@ -9,7 +9,7 @@ import pytest
 import sqlite_utils
 
 from policyfeed.config import Settings
-from policyfeed.site import BuildResult, build_site
+from policyfeed.site.build import BuildResult, build_site
 from policyfeed.store import posts as post_store
 from site_support import NOW, check_feed_folder, day, mtimes, save, tree, with_limit
 

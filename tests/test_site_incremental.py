@@ -20,7 +20,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from policyfeed.config import Settings
-from policyfeed.site import build_site
+from policyfeed.site.build import build_site
 from policyfeed.store import memory_db
 from policyfeed.store import posts as post_store
 from site_support import NOW, day, save, tree, with_limit

@@ -14,8 +14,8 @@ import pytest
 import sqlite_utils
 
 from policyfeed.config import Settings
-from policyfeed.posts import make_guid
-from policyfeed.site import build_site
+from policyfeed.model import make_guid
+from policyfeed.site.build import build_site
 from policyfeed.store import memory_db, to_db_time
 from policyfeed.store.site import NEWEST_VISIBLE_SQL
 from site_support import NOW, save, with_limit

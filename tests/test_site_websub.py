@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from policyfeed.cli import cli
 from policyfeed.config import Settings
-from policyfeed.site import build_site
+from policyfeed.site.build import build_site
 from site_support import NOW, save
 
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 
 from policyfeed.config import Settings
+from policyfeed.delivery.smtp import RateLimiter, SmtpTransport, backoff_delay
+from policyfeed.delivery.transport import (
+    RecipientDeferred,
+    SendDeferred,
+    SendRefused,
+    SendUncertain,
+)
 from policyfeed.errors import ConfigError
-from policyfeed.smtp import RateLimiter, SmtpTransport, backoff_delay
-from policyfeed.transport import RecipientDeferred, SendDeferred, SendRefused, SendUncertain
 from smtp_server import SmtpSink, TlsFiles, make_tls
 
 SENDER = "newsletter@policy.example.org"

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from policyfeed.config import Settings, load_settings
-from policyfeed.smtp import BACKOFF_SECONDS
+from policyfeed.delivery.smtp import BACKOFF_SECONDS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "smtp.md"
 

@@ -21,13 +21,13 @@ import pytest
 from click.testing import CliRunner, Result
 from werkzeug.test import Client
 
-import policyfeed.smtp
+import policyfeed.delivery.smtp
+from policyfeed.audience.subscribers import add_subscriber
+from policyfeed.audience.tokens import make_token
+from policyfeed.audience.unsubscribe import make_unsubscribe_app
 from policyfeed.cli import App, cli
 from policyfeed.config import Settings
 from policyfeed.store import open_db
-from policyfeed.subscribers import add_subscriber
-from policyfeed.tokens import make_token
-from policyfeed.unsubscribe import make_unsubscribe_app
 from smtp_server import SmtpSink, TlsFiles, make_tls
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ REQUIRED_HEADERS = (
 def fixed_clock_and_quick_backoff(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
     # The demo's schedule gives the period of `now`; the relay's retries need not wait seconds.
     monkeypatch.setattr(App, "now", lambda self: now)
-    monkeypatch.setattr(policyfeed.smtp, "BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(policyfeed.delivery.smtp, "BACKOFF_SECONDS", 0.01)
 
 
 @pytest.fixture

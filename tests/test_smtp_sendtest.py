@@ -13,12 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from click.testing import CliRunner, Result
 
+from policyfeed.audience.subscribers import add_chapter, add_subscriber
+from policyfeed.audience.tokens import read_token
 from policyfeed.cli import cli
 from policyfeed.config import Settings
-from policyfeed.issues import create_issue
+from policyfeed.digest.issues import create_issue
 from policyfeed.store import open_db
-from policyfeed.subscribers import add_chapter, add_subscriber
-from policyfeed.tokens import read_token
 from smtp_server import SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import sqlite_utils
 
+from policyfeed.content.posts import draft_from_record
 from policyfeed.errors import ConflictError, NotFoundError
-from policyfeed.posts import PostDraft, Topic, draft_from_record
+from policyfeed.model import PostDraft, Topic
 from policyfeed.store import from_db_time, open_db, to_db_time, transaction
 from policyfeed.store import posts as store
 

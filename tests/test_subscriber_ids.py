@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from policyfeed.audience.subscribers import add_subscriber, remove_subscriber
+from policyfeed.audience.tokens import make_token, read_token
 from policyfeed.store.unsubscribe import subscriber_status, unsubscribe_subscriber
-from policyfeed.subscribers import add_subscriber, remove_subscriber
-from policyfeed.tokens import make_token, read_token
 
 NOW = datetime(2012, 7, 30, 12, 0, tzinfo=UTC)
 LIST = "digest.policy.example.org"

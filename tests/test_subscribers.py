@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from policyfeed.errors import ConflictError, InputError, NotFoundError
-from policyfeed.store import subscribers as store
-from policyfeed.subscribers import (
+from policyfeed.audience.subscribers import (
     add_chapter,
     add_subscriber,
     export_subscriber,
@@ -19,6 +17,8 @@ from policyfeed.subscribers import (
     remove_subscriber,
     unsubscribe,
 )
+from policyfeed.errors import ConflictError, InputError, NotFoundError
+from policyfeed.store import subscribers as store
 
 
 @pytest.fixture

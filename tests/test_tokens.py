@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policyfeed.tokens import make_token, read_token
+from policyfeed.audience.tokens import make_token, read_token
 
 SECRET = "correct horse battery staple"
 LIST = "digest.policy.example.org"

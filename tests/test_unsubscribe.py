@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from werkzeug.test import Client
 
+from policyfeed.audience.tokens import make_token
+from policyfeed.audience.unsubscribe import make_unsubscribe_app
 from policyfeed.config import Settings
 from policyfeed.store import open_db
-from policyfeed.tokens import make_token
-from policyfeed.unsubscribe import make_unsubscribe_app
 
 WHEN = datetime(2012, 8, 1, 9, 30, tzinfo=UTC)
 ONE_CLICK = {

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from policyfeed.audience.tokens import make_token
 from policyfeed.config import Settings
 from policyfeed.store import open_db
-from policyfeed.tokens import make_token
 
 SECRET = "serve-test-key"
 
@@ -61,7 +61,7 @@ class Site:
 def site(settings: Settings, tmp_path: Path) -> Iterator[Site]:
     from waitress.server import create_server
 
-    from policyfeed.web import make_app
+    from policyfeed.web.app import make_app
 
     db_path = tmp_path / "site.db"
     db = open_db(db_path)

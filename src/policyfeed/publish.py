@@ -30,35 +30,32 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
-from policyfeed.delivery import DeliveryLedger, FrozenRow, Progress, make_transport
-from policyfeed.errors import EXIT_ERROR, EXIT_OK, EXIT_TEMPFAIL
-from policyfeed.issues import (
-    Issue,
+from policyfeed.audience.subscribers import unsubscribe_secret
+from policyfeed.delivery.ledger import DeliveryLedger, FrozenRow, Progress, make_transport
+from policyfeed.digest.issues import (
     get_issue_by_period,
     issue_posts,
     mark_issue_status,
     plan_issue,
     posts_for_chapter,
 )
-from policyfeed.mail import (
+from policyfeed.digest.mail import (
     MessageTemplate,
     Personaliser,
     Recipient,
     build_template,
     make_message_id,
 )
+from policyfeed.errors import EXIT_ERROR, EXIT_OK, EXIT_TEMPFAIL
+from policyfeed.model import Chapter, Issue
 from policyfeed.schedule import Period, check_lateness, current_period, period_from_key
 from policyfeed.store import subscribers as subscriber_store
 from policyfeed.store.readonly import read_only
-from policyfeed.store.subscribers import Chapter
-from policyfeed.subscribers import unsubscribe_secret
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
-    from policyfeed.posts import Post
-    from policyfeed.store.deliveries import Delivery
-    from policyfeed.store.subscribers import Subscriber
-    from policyfeed.transport import Transport
+    from policyfeed.delivery.transport import Transport
+    from policyfeed.model import Delivery, Post, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +175,7 @@ def _render(
     issue: Issue, variant: _Variant, settings: Settings, *, now: datetime
 ) -> tuple[MessageTemplate, tuple[str, ...]]:
     """Render and inline one variant, once, and build its message template."""
-    from policyfeed.render import UNSUBSCRIBE_URL_TOKEN, render_issue
+    from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN, render_issue
 
     digest = render_issue(issue, variant.posts, settings, chapter=variant.chapter)
     template = build_template(
@@ -219,7 +216,7 @@ def _resolve_period(
     if period is None:
         current = current_period(settings.schedule, settings.tz, now)
         return current, current.key, False
-    from policyfeed.issues import period_key
+    from policyfeed.digest.issues import period_key
 
     key = period_key(settings, period)
     return period_from_key(key, settings.tz), key, True
@@ -321,7 +318,7 @@ def _publish(
             issue, posts = planned
             return _dry_run(db, settings, issue, posts, now=now, rows=None)
         secret = unsubscribe_secret(settings)  # refuse a missing secret before writing anything
-        from policyfeed.issues import create_issue
+        from policyfeed.digest.issues import create_issue
 
         issue = create_issue(db, settings, period=key, now=now)
         if issue is None:
@@ -418,7 +415,7 @@ def _publish(
 def _build_site(db: Database, settings: Settings, now: datetime) -> int:
     """Feeds, pages and the issue archive, so the web version exists before the mail arrives.
     Returns the number of files written."""
-    from policyfeed.site import build_site
+    from policyfeed.site.build import build_site
 
     return len(build_site(db, settings, settings.output_dir, now).written)
 

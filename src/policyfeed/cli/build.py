@@ -36,7 +36,7 @@ def build(app: App, out_dir: Path | None, full: bool) -> None:
         policyfeed build
         policyfeed build --out /var/www/policy
     """
-    from policyfeed.site import build_site
+    from policyfeed.site.build import build_site
 
     settings = app.settings
     target = out_dir or settings.output_dir

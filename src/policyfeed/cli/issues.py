@@ -10,9 +10,8 @@ import click
 from policyfeed.cli import App, cli, echo_json, pass_app
 
 if TYPE_CHECKING:
-    from policyfeed.issues import Issue
-    from policyfeed.posts import Post
-    from policyfeed.render import RenderedDigest
+    from policyfeed.digest.render import RenderedDigest
+    from policyfeed.model import Issue, Post
 
 
 @cli.group("issue")
@@ -23,8 +22,8 @@ def issue() -> None:
 def _variant(
     app: App, issue_: Issue, posts: list[Post], chapter_slug: str | None
 ) -> RenderedDigest:
-    from policyfeed.issues import get_chapter, posts_for_chapter
-    from policyfeed.render import render_issue
+    from policyfeed.digest.issues import get_chapter, posts_for_chapter
+    from policyfeed.digest.render import render_issue
 
     chapter = get_chapter(app.db, chapter_slug) if chapter_slug else None
     if chapter is not None:
@@ -83,8 +82,8 @@ def issue_new(
             --pin wcit-preparation-ask-your-government --exclude old-draft-post
         policyfeed issue new --dry-run
     """
-    from policyfeed.issues import create_issue, default_period, period_key, plan_issue
-    from policyfeed.render import render_issue
+    from policyfeed.digest.issues import create_issue, default_period, period_key, plan_issue
+    from policyfeed.digest.render import render_issue
 
     settings, now = app.settings, app.now()
     key = period_key(settings, period) if period else default_period(settings, now)
@@ -123,7 +122,7 @@ def issue_list(app: App, as_json: bool) -> None:
     \b
         policyfeed issue list
     """
-    from policyfeed.issues import issue_post_counts, list_issues
+    from policyfeed.digest.issues import issue_post_counts, list_issues
 
     found = list_issues(app.db)
     counts = issue_post_counts(app.db)
@@ -154,7 +153,7 @@ def issue_show(app: App, number: int, as_json: bool) -> None:
     \b
         policyfeed issue show 1
     """
-    from policyfeed.issues import get_issue, issue_posts
+    from policyfeed.digest.issues import get_issue, issue_posts
 
     issue_ = get_issue(app.db, number)
     posts = issue_posts(app.db, issue_)
@@ -207,7 +206,7 @@ def issue_preview(
         policyfeed issue preview --note "Draft note"
         policyfeed issue preview 3 --chapter geneva --out /tmp/digest
     """
-    from policyfeed.issues import get_issue, issue_posts, plan_issue
+    from policyfeed.digest.issues import get_issue, issue_posts, plan_issue
     from policyfeed.output import write_text_if_changed
 
     if number is None:
@@ -257,8 +256,8 @@ def issue_render(app: App, number: int, fmt: str, chapter: str | None) -> None:
         policyfeed issue render 1 --format text
         policyfeed issue render 1 --format eml > issue-1.eml
     """
-    from policyfeed.issues import get_issue, issue_posts
-    from policyfeed.render import preview_message
+    from policyfeed.digest.issues import get_issue, issue_posts
+    from policyfeed.digest.render import preview_message
 
     issue_ = get_issue(app.db, number)
     digest = _variant(app, issue_, issue_posts(app.db, issue_), chapter)

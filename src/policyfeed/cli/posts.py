@@ -44,7 +44,7 @@ def _record(values: dict[str, Any]) -> dict[str, Any]:
     if body_file is not None and "body" in record:
         raise click.UsageError("use --body or --body-file, not both")
     if body_file is not None:
-        from policyfeed.importers import read_text
+        from policyfeed.content.importers import read_text
 
         record["body"] = read_text(body_file)
         if body_file.suffix.lower() in (".md", ".markdown") and "body_format" not in record:
@@ -90,7 +90,7 @@ def posts_add(app: App, publish: bool, **values: Any) -> None:
         policyfeed posts add --title "IETF 84 in Vancouver" --topic IETF \\
             --body-file ietf84.md --date 2012-07-25 --publish
     """
-    from policyfeed.posts import draft_from_record
+    from policyfeed.content.posts import draft_from_record
     from policyfeed.store import posts as store
     from policyfeed.store import transaction
 
@@ -123,7 +123,7 @@ def posts_edit(app: App, current_slug: str, **values: Any) -> None:
         policyfeed posts edit wcit-preparation --title "Preparing for WCIT-12"
         policyfeed posts edit wcit-preparation --slug wcit-12 --topic "ITU / WCIT"
     """
-    from policyfeed.posts import draft_from_record
+    from policyfeed.content.posts import draft_from_record
     from policyfeed.store import posts as store
     from policyfeed.store import transaction
 
@@ -223,8 +223,8 @@ def posts_publish(app: App, slug: str, date: str | None) -> None:
     \b
         policyfeed posts publish wcit-preparation --date "2012-07-11 09:00"
     """
+    from policyfeed.content.posts import parse_datetime
     from policyfeed.errors import InputError
-    from policyfeed.posts import parse_datetime
     from policyfeed.store import posts as store
 
     when = None
@@ -323,7 +323,7 @@ def posts_import(app: App, source: Path, fmt: str | None) -> None:
         policyfeed posts import old-blog.xml
         policyfeed posts import posts/ --format markdown
     """
-    from policyfeed.importers import import_posts
+    from policyfeed.content.importers import import_posts
 
     settings = app.settings
     result = import_posts(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 if TYPE_CHECKING:
-    from policyfeed.delivery import Progress
+    from policyfeed.delivery.ledger import Progress
 
 
 @contextlib.contextmanager

@@ -28,8 +28,8 @@ def issue_send_test(app: App, number: int, address: str, chapter: str | None) ->
         policyfeed issue send-test 3 --to editor@example.org
         policyfeed issue send-test 3 --to editor@example.org --chapter geneva
     """
-    from policyfeed.sendtest import send_test_copy
-    from policyfeed.subscribers import normalize_email
+    from policyfeed.audience.subscribers import normalize_email
+    from policyfeed.delivery.sendtest import send_test_copy
 
     try:
         recipient = normalize_email(address)

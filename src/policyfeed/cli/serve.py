@@ -39,7 +39,7 @@ def serve(app: App, host: str, port: int, out_dir: Path | None) -> None:
     """
     from waitress.server import create_server
 
-    from policyfeed.web import make_app
+    from policyfeed.web.app import make_app
 
     settings = app.settings
     folder = out_dir or settings.output_dir

@@ -36,7 +36,7 @@ def chapters_add(app: App, slug: str, name: str, intro: str, topics: tuple[str, 
             --topic "ITU / WCIT" --topic "Internet governance" \\
             --intro "What the Geneva meetings mean for members in Switzerland."
     """
-    from policyfeed.subscribers import add_chapter
+    from policyfeed.audience.subscribers import add_chapter
 
     chapter = add_chapter(app.db, slug=slug, name=name, intro=intro, topics=topics)
     filter_text = ", ".join(chapter.topics) or "every post"
@@ -120,7 +120,7 @@ def subscribers_add(
     \b
         policyfeed subscribers add ana@example.org --name "Ana Silva" --chapter geneva
     """
-    from policyfeed.subscribers import add_subscriber
+    from policyfeed.audience.subscribers import add_subscriber
 
     added = add_subscriber(
         app.db, email, now=app.now(), name=name, chapter=chapter, resubscribe=resubscribe
@@ -143,7 +143,7 @@ def subscribers_import(app: App, source: Path) -> None:
     \b
         policyfeed subscribers import members.csv
     """
-    from policyfeed.subscribers import import_subscribers
+    from policyfeed.audience.subscribers import import_subscribers
 
     result = import_subscribers(app.db, source, now=app.now())
     line = (
@@ -197,7 +197,7 @@ def subscribers_unsubscribe(app: App, email: str) -> None:
     \b
         policyfeed subscribers unsubscribe ana@example.org
     """
-    from policyfeed.subscribers import unsubscribe
+    from policyfeed.audience.subscribers import unsubscribe
 
     changed = unsubscribe(app.db, email, now=app.now())
     click.echo(f"Unsubscribed {email}" if changed else f"{email} was already unsubscribed")
@@ -217,8 +217,8 @@ def subscribers_remove(app: App, email: str, yes: bool) -> None:
     \b
         policyfeed subscribers remove ana@example.org --yes
     """
+    from policyfeed.audience.subscribers import remove_subscriber
     from policyfeed.store import subscribers as store
-    from policyfeed.subscribers import remove_subscriber
 
     store.get_subscriber(app.db, email.strip())
     if not yes:
@@ -238,6 +238,6 @@ def subscribers_export(app: App, email: str) -> None:
     \b
         policyfeed subscribers export ana@example.org > ana.json
     """
-    from policyfeed.subscribers import export_subscriber
+    from policyfeed.audience.subscribers import export_subscriber
 
     echo_json(export_subscriber(app.db, email))

@@ -7,34 +7,13 @@ what has really happened, whatever moment a run is killed at.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
+from policyfeed.model import DELIVERY_STATUSES, Delivery
 from policyfeed.store import from_db_time, to_db_time
-
-STATUSES = ("pending", "sending", "sent", "failed", "skipped")
-SETTLED = ("sent", "failed", "skipped")
-
-
-@dataclass
-class Delivery:
-    id: int
-    issue_id: int
-    subscriber_id: int
-    chapter_id: int | None
-    message_id: str
-    status: str
-    attempts: int = 0
-    last_error: str = ""
-    sent_at: datetime | None = None
-
-    @property
-    def settled(self) -> bool:
-        return self.status in SETTLED
-
 
 _COLUMNS = (
     "id, issue_id, subscriber_id, chapter_id, message_id, status, attempts, last_error, sent_at"
@@ -100,7 +79,7 @@ def deliveries_for_issue(db: Database, issue_id: int) -> list[Delivery]:
 
 
 def status_counts(db: Database, issue_id: int) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
+    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
     rows = db.execute(
         "SELECT status, count(*) FROM deliveries WHERE issue_id = ? GROUP BY status", [issue_id]
     ).fetchall()
@@ -122,7 +101,7 @@ def mark_result(
     db: Database, delivery_id: int, status: str, *, now: datetime, error: str = ""
 ) -> None:
     """Record the outcome of a hand-off (or a decision not to make one)."""
-    if status not in STATUSES:
+    if status not in DELIVERY_STATUSES:
         raise ValueError(f"unknown delivery status {status!r}")
     stamp = to_db_time(now)
     db.execute(

@@ -9,23 +9,18 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlite_utils import Database
 
 from policyfeed.errors import ConflictError
+from policyfeed.model import ChapterVariant, Issue
 from policyfeed.store import from_db_time, to_db_time
-
-if TYPE_CHECKING:
-    from policyfeed.issues import ChapterVariant, Issue
 
 ISSUE_COLUMNS = "id, number, period, subject, note, status, created_at, updated_at, sent_at"
 
 
 def _issue_from_row(row: Sequence[Any]) -> Issue:
-    # The model lives in policyfeed.issues, which imports this module: import it when needed.
-    from policyfeed.issues import Issue
-
     return Issue(
         id=row[0],
         number=row[1],
@@ -153,8 +148,6 @@ def set_issue_status(db: Database, issue_id: int, status: str, *, now: datetime)
 
 def chapter_by_slug(db: Database, slug: str) -> ChapterVariant | None:
     """A chapter with the slugs of its topic filter (empty: every topic)."""
-    from policyfeed.issues import ChapterVariant
-
     row = db.execute("SELECT id, slug, name, intro FROM chapters WHERE slug = ?", [slug]).fetchone()
     if row is None:
         return None

@@ -154,7 +154,7 @@ def m005_deliveries(db: Database) -> None:
 @MIGRATIONS()
 def m006_post_journal(db: Database) -> None:
     # Every change to a post or its topics, with the values it had before, so that `build` can
-    # re-render only what changed since its last run (see policyfeed.site). Append-only.
+    # re-render only what changed since its last run (see policyfeed.site.build). Append-only.
     db.execute(
         """
         CREATE TABLE post_journal (
@@ -208,8 +208,8 @@ def m006_post_journal(db: Database) -> None:
 @MIGRATIONS()
 def m007_issue_journal(db: Database) -> None:
     # Every change to an issue or its selection, so that `build` can re-render only the web
-    # versions of issues that changed (see policyfeed.archive); post changes are already in
-    # post_journal. ``old_number`` is the number the issue had before the change: NULL when it
+    # versions of issues that changed (see policyfeed.site.issue_archive); post changes are already
+    # in post_journal. ``old_number`` is the number the issue had before the change: NULL when it
     # did not exist yet. ``status_only`` is 1 for an update that left every other column as it
     # was (status, updated_at and sent_at move at each delivery step). Append-only.
     db.execute(

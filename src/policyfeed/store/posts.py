@@ -9,7 +9,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from policyfeed.errors import ConflictError, NotFoundError
-from policyfeed.posts import Post, PostDraft, Topic, make_guid
+from policyfeed.model import Post, PostDraft, Topic, make_guid
 from policyfeed.store import from_db_time, to_db_time, transaction
 
 POST_COLUMNS = (

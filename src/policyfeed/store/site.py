@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from policyfeed.posts import Post, Topic
+from policyfeed.model import Post, Topic
 from policyfeed.store import to_db_time
 from policyfeed.store.posts import get_posts_by_ids
 

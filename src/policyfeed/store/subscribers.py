@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
 from policyfeed.errors import ConflictError, NotFoundError
+from policyfeed.model import Chapter, Subscriber
 from policyfeed.store import from_db_time, to_db_time
-
-
-@dataclass
-class Chapter:
-    """A group of subscribers with its own variant of each issue."""
-
-    slug: str
-    name: str
-    intro: str = ""
-    #: Topic slugs; empty means every post of the issue.
-    topics: list[str] = field(default_factory=list)
-    id: int | None = None
-
-
-@dataclass
-class Subscriber:
-    email: str
-    name: str = ""
-    chapter: str | None = None  # chapter slug
-    status: str = "active"
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    unsubscribed_at: datetime | None = None
-    chapter_id: int | None = None
-    id: int | None = None
-
 
 # --- chapters -------------------------------------------------------------------------------
 

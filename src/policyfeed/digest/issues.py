@@ -14,14 +14,15 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlite_utils import Database
 
+from policyfeed.content.posts import strip_forbidden
 from policyfeed.errors import ConflictError, InputError, NotFoundError
-from policyfeed.posts import Post, strip_forbidden
+from policyfeed.model import ChapterVariant, Issue, Post
 from policyfeed.store import from_db_time, to_db_time
 from policyfeed.store import issues as store
 from policyfeed.store.posts import get_posts_by_ids
@@ -33,37 +34,6 @@ ISSUE_STATUSES = ("draft", "sending", "sent")
 # A long-neglected backlog must not turn into one enormous message: the oldest waiting posts go
 # first and the rest wait for the next issue (nothing is lost, nothing is sent twice).
 MAX_POSTS_PER_ISSUE = 50
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One issue of the digest. ``number`` counts 1, 2, 3…; ``period`` is unique."""
-
-    number: int
-    period: str
-    created_at: datetime
-    updated_at: datetime
-    subject: str = ""
-    note: str = ""
-    status: str = "draft"
-    sent_at: datetime | None = None
-    id: int | None = None  # None for an issue that is only planned (preview, dry run)
-
-    @property
-    def web_path(self) -> str:
-        """Where the web version lives, relative to the site root."""
-        return f"issues/{self.number}/"
-
-
-@dataclass(frozen=True)
-class ChapterVariant:
-    """A chapter's view of an issue: only posts with one of ``topic_slugs`` (empty: all)."""
-
-    slug: str
-    name: str
-    intro: str = ""
-    topic_slugs: tuple[str, ...] = ()
-    id: int | None = None
 
 
 def posts_for_chapter(posts: Sequence[Post], chapter_topic_slugs: Iterable[str]) -> list[Post]:
@@ -183,7 +153,7 @@ def plan_issue(
     posts = select_posts_for_issue(db, now, exclude, pin, limit=limit)
     if not posts:
         return None
-    from policyfeed.render import render_subject
+    from policyfeed.digest.render import render_subject
 
     issue = Issue(
         number=store.next_issue_number(db),

@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 
 from sqlite_utils import Database
 
+from policyfeed.content.posts import draft_from_record, html_to_text, slugify
 from policyfeed.errors import ConflictError, InputError
-from policyfeed.posts import PostDraft, draft_from_record, html_to_text, slugify
+from policyfeed.model import PostDraft
 from policyfeed.store import posts as post_store
 from policyfeed.store import transaction
 

@@ -1,4 +1,4 @@
-"""The deliveries ledger, and the outbox: the default transport, a Maildir of finished messages.
+"""The deliveries ledger: which message each subscriber gets, and what became of it.
 
 A message goes out at most once per (issue, subscriber). When delivery of an issue starts, one
 row per active subscriber is frozen (later subscribers wait for the next issue). Each hand-off is
@@ -11,32 +11,25 @@ row is reported and handed over again (same Message-ID) only when the operator s
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
-import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlite_utils import Database
 
-from policyfeed.output import write_if_changed
-from policyfeed.store import deliveries as store
-from policyfeed.store import subscribers as subscriber_store
-from policyfeed.store import transaction
-from policyfeed.store.deliveries import Delivery
-from policyfeed.store.subscribers import Subscriber
-from policyfeed.transport import (
+from policyfeed.delivery.transport import (
     RecipientDeferred,
     SendDeferred,
     SendRefused,
     SendUncertain,
     Transport,
 )
+from policyfeed.model import Delivery, Subscriber
+from policyfeed.store import deliveries as store
+from policyfeed.store import subscribers as subscriber_store
+from policyfeed.store import transaction
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -49,72 +42,13 @@ Compose = Callable[[Delivery, Subscriber], bytes]
 Progress = Callable[[int, int], None]
 
 
-# --- the outbox ------------------------------------------------------------------------------
-
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@+=-]")
-
-
-def outbox_name(message_id: str) -> str:
-    """The Maildir file name of a message: its Message-ID, made safe for a file name."""
-    bare = message_id.strip().strip("<>")
-    safe = _UNSAFE_NAME.sub("_", bare).lstrip(".")[:200]
-    if safe != bare:  # keep ids that only differ in unsafe characters apart
-        safe += "-" + hashlib.sha256(bare.encode()).hexdigest()[:8]
-    return safe
-
-
-class OutboxTransport:
-    """Delivers into a Maildir folder (``tmp/``, ``new/``, ``cur/``): nothing leaves the machine.
-
-    Each message is written to ``tmp/`` then renamed into ``new/`` under a name derived from its
-    Message-ID, so a mail client never sees half a message and doing a hand-off again replaces
-    the file instead of adding a second copy.
-    """
-
-    resend_is_idempotent = True
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._read: set[str] | None = None  # names in cur/, listed once per run
-
-    def _already_read(self, name: str) -> bool:
-        if self._read is None:
-            for folder in ("tmp", "new", "cur"):
-                (self.root / folder).mkdir(parents=True, exist_ok=True)
-            self._read = {entry.split(":", 1)[0] for entry in os.listdir(self.root / "cur")}
-        return name in self._read
-
-    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
-        name = outbox_name(message_id)
-        try:
-            if self._already_read(name):
-                return  # a mail client has already read it: never a second copy
-            final = self.root / "new" / name
-            with contextlib.suppress(FileNotFoundError):
-                if final.read_bytes() == message:
-                    return
-            staged = self.root / "tmp" / name
-            write_if_changed(staged, message)
-            os.replace(staged, final)
-        except OSError as exc:  # a full disk or a permission problem may pass: try again later
-            raise SendDeferred(f"cannot write to the outbox {self.root}: {exc}") from exc
-
-    def close(self) -> None:
-        pass
-
-    def messages(self) -> list[Path]:
-        """The delivered message files (``new/`` and ``cur/``), by name."""
-        found = [p for folder in ("new", "cur") for p in (self.root / folder).glob("*")]
-        return sorted(
-            (p for p in found if p.is_file() and not p.name.startswith(".")), key=lambda p: p.name
-        )
-
-
 def make_transport(settings: Settings) -> Transport:
     """The outbox when no SMTP relay is configured, else the relay."""
     if not settings.smtp_host:
+        from policyfeed.delivery.outbox import OutboxTransport
+
         return OutboxTransport(settings.outbox_dir)
-    from policyfeed.smtp import SmtpTransport
+    from policyfeed.delivery.smtp import SmtpTransport
 
     return SmtpTransport(settings)
 

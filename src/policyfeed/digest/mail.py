@@ -27,8 +27,8 @@ from email.utils import format_datetime, formataddr
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
+from policyfeed.audience.tokens import make_token
 from policyfeed.errors import ConfigError
-from policyfeed.tokens import make_token
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -288,7 +288,7 @@ class Personaliser:
     """Turns a template into each recipient's message: their token, links and headers."""
 
     def __init__(self, settings: Settings, secret: str) -> None:
-        from policyfeed.subscribers import unsubscribe_url
+        from policyfeed.audience.subscribers import unsubscribe_url
 
         self._secret = secret
         self._list_id = settings.list_identifier

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from policyfeed.content.posts import sanitize_html, strip_forbidden
 from policyfeed.output import write_if_changed
-from policyfeed.posts import sanitize_html, strip_forbidden
 
 
 class FeedFile(NamedTuple):

@@ -1,4 +1,5 @@
-"""A picture of the digest for the README: ``python -m policyfeed.screenshot docs/digest.png``.
+"""A picture of the digest for the README:
+``python -m policyfeed.digest.screenshot docs/digest.png``.
 
 Renders the demo site's first issue (or, when the database has none, the issue ``publish`` would
 make at the first scheduled time after the newest post) and screenshots it in headless Chromium
@@ -57,8 +58,8 @@ def offline_page(browser: Any, width: int, height: int = 900, **options: Any) ->
 
 def demo_digest_html(db_path: Path, settings: Settings) -> str:
     """The HTML of the demo's first issue, with the unsubscribe link pointing at the site."""
-    from policyfeed.issues import get_issue_by_period, issue_posts, list_issues, plan_issue
-    from policyfeed.render import UNSUBSCRIBE_URL_TOKEN, render_issue
+    from policyfeed.digest.issues import get_issue_by_period, issue_posts, list_issues, plan_issue
+    from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN, render_issue
     from policyfeed.schedule import next_period
     from policyfeed.store import open_db
     from policyfeed.store.posts import latest_published
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         Example:
 
         \b
-            python -m policyfeed.screenshot docs/digest.png
+            python -m policyfeed.digest.screenshot docs/digest.png
         """
         try:
             changed = write_digest_screenshot(
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"{'Wrote' if changed else 'Unchanged'} {out}")
 
-    screenshot.main(args=argv, prog_name="python -m policyfeed.screenshot")
+    screenshot.main(args=argv, prog_name="python -m policyfeed.digest.screenshot")
 
 
 if __name__ == "__main__":  # pragma: no cover

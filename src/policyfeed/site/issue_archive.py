@@ -5,8 +5,9 @@ archived (the page must be there before the email goes out). Posts unpublished s
 was made are left out of its web version. Pages depend only on the database: the same database
 gives the same bytes, and unchanged files are not rewritten.
 
-Builds are incremental (the state they keep is :mod:`policyfeed.archivestate`): a build reads
-only the journal rows since the last one (``post_journal``, ``issue_journal``) and re-renders:
+Builds are incremental (the state they keep is :mod:`policyfeed.site.issue_archive_state`): a
+build reads only the journal rows since the last one (``post_journal``, ``issue_journal``) and
+re-renders:
 
 - the page of every issue that is new, changed, or holds a post that changed (a change of
   status alone shows nowhere);
@@ -31,31 +32,31 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
-from policyfeed.archivestate import (
+from policyfeed.digest.issues import issue_posts, list_issues
+from policyfeed.digest.render import (
+    PostView,
+    issue_context,
+    post_summary,
+    post_views,
+    shorten,
+    site_context,
+)
+from policyfeed.model import Issue, Post
+from policyfeed.output import write_text_if_changed
+from policyfeed.site.issue_archive_state import (
     ArchiveState,
     archive_fingerprint,
     journal_positions,
     load_archive_state,
     save_archive_state,
 )
-from policyfeed.issues import Issue, issue_posts, list_issues
-from policyfeed.output import write_text_if_changed
-from policyfeed.posts import Post
-from policyfeed.render import (
-    PostView,
-    issue_context,
-    post_summary,
-    post_views,
-    render_template,
-    shorten,
-    site_context,
-)
 from policyfeed.store import issues as store
 from policyfeed.store.site import journal_since, read_snapshot
+from policyfeed.templating import render_template
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
-    from policyfeed.feeds import FeedEntry
+    from policyfeed.site.feeds import FeedEntry
 
 ISSUES_DIR = "issues"
 
@@ -120,7 +121,7 @@ def lazy_views(posts: Iterable[Post], settings: Settings) -> list[LazyPostView]:
 
 def feed_links(settings: Settings) -> list[dict[str, str]]:
     """The feeds of issues, for autodiscovery links and the page footers."""
-    from policyfeed.feeds import discovery_links
+    from policyfeed.site.feeds import discovery_links
 
     return discovery_links(settings.absolute(f"{ISSUES_DIR}/"), f"{settings.title}: the digest")
 
@@ -160,7 +161,7 @@ def issue_feed_entry(
     settings: Settings, item: ArchivedIssue, posts: list[PostView] | list[LazyPostView]
 ) -> FeedEntry:
     """An issue as a feed entry; its id is a ``tag:`` URI that never changes."""
-    from policyfeed.feeds import FeedEntry
+    from policyfeed.site.feeds import FeedEntry
 
     issue = item.issue
     context = issue_context(issue, settings)
@@ -186,7 +187,7 @@ def _absolute(settings: Settings, url: str) -> str:
 
 def write_issue_feeds(settings: Settings, entries: list[FeedEntry], out_dir: Path) -> list[Path]:
     """RSS, Atom and JSON feeds of issues (``issues/feed.xml``, ``atom.xml``, ``feed.json``)."""
-    from policyfeed.feeds import FeedMeta, write_feed_set
+    from policyfeed.site.feeds import FeedMeta, write_feed_set
 
     folder = settings.absolute(f"{ISSUES_DIR}/")
     meta = FeedMeta(

@@ -7,7 +7,6 @@ import html as _html
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -16,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 
 from policyfeed.errors import InputError
+from policyfeed.model import PostDraft, Topic
 
 STATUSES = ("draft", "published")
 BODY_FORMATS = ("html", "markdown")
@@ -44,54 +44,6 @@ ALLOWED_ATTRIBUTES = {
     "blockquote": {"cite"},
     "q": {"cite"},
 }
-
-
-@dataclass(frozen=True)
-class Topic:
-    slug: str
-    name: str
-
-
-@dataclass
-class Post:
-    """A post as stored. Times are aware UTC datetimes."""
-
-    slug: str
-    title: str
-    summary: str = ""
-    body_html: str = ""
-    body_text: str = ""
-    author: str = ""
-    url: str | None = None
-    status: str = "draft"
-    published_at: datetime | None = None
-    updated_at: datetime | None = None
-    created_at: datetime | None = None
-    guid: str | None = None
-    id: int | None = None
-    topics: list[Topic] = field(default_factory=list)
-
-    def permalink(self, base_url: str) -> str:
-        """The post's absolute URL: its own, or its page on the site."""
-        return self.url or urljoin(base_url, f"posts/{self.slug}/")
-
-
-@dataclass
-class PostDraft:
-    """Validated, cleaned input for creating or updating a post (from the CLI or an importer)."""
-
-    title: str
-    slug: str
-    summary: str = ""
-    body_html: str = ""
-    body_text: str = ""
-    author: str = ""
-    url: str | None = None
-    status: str | None = None
-    published_at: datetime | None = None
-    updated_at: datetime | None = None
-    guid: str | None = None
-    topics: list[Topic] = field(default_factory=list)
 
 
 def strip_forbidden(text: str) -> str:
@@ -305,8 +257,3 @@ def draft_from_record(
         )
     except ValueError as exc:
         raise InputError(str(exc), source=source, where=where) from None
-
-
-def make_guid(domain: str, published_at: datetime, slug: str) -> str:
-    """A stable ``tag:`` URI (RFC 4151) from the site's domain and the first publication date."""
-    return f"tag:{domain},{published_at.astimezone(UTC).date().isoformat()}:posts/{slug}"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlite_utils import Database
 
 from policyfeed.output import write_if_changed
-from policyfeed.sitestate import STATE_DIR
+from policyfeed.site.state import STATE_DIR
 from policyfeed.store import issues as store
 from policyfeed.store.site import journal_head, journal_post_at
 
@@ -90,7 +90,7 @@ def state_path(out_dir: Path) -> Path:
 
 def archive_fingerprint(settings: Settings) -> str:
     """Everything besides the database that shapes the archive: when it changes, build in full."""
-    from policyfeed.render import output_fingerprint
+    from policyfeed.templating import output_fingerprint
 
     return output_fingerprint(settings, layout=LAYOUT_VERSION, templates=ARCHIVE_TEMPLATES)
 

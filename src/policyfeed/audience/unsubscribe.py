@@ -28,8 +28,8 @@ from urllib.parse import quote
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from policyfeed.audience.tokens import read_token
 from policyfeed.errors import PolicyfeedError
-from policyfeed.tokens import read_token
 
 if TYPE_CHECKING:
     import jinja2

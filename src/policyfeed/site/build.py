@@ -8,10 +8,10 @@
     topics/<slug>/  index.html feed.xml atom.xml feed.json  the newest posts of a topic
     posts/<slug>/index.html                 a page per post (its permalink when it has no url)
     feeds.opml                              every feed, for feed readers to import
-    issues/...                              the digest's web archive (policyfeed.archive)
+    issues/...                              the digest's web archive (policyfeed.site.issue_archive)
 
 and ``.policyfeed/build-state.json``, which lets the next build render only what changed (see
-:mod:`policyfeed.sitestate`). Files are written only when their bytes change. Posts dated after
+:mod:`policyfeed.site.state`). Files are written only when their bytes change. Posts dated after
 ``now`` are left out; nothing depends on the clock otherwise.
 """
 
@@ -27,8 +27,9 @@ from urllib.parse import urljoin
 
 from sqlite_utils import Database
 
-from policyfeed.archive import build_issue_archive
-from policyfeed.feeds import (
+from policyfeed.model import Post, Topic
+from policyfeed.output import write_if_changed
+from policyfeed.site.feeds import (
     FEED_FILES,
     ArchiveLinks,
     Category,
@@ -40,16 +41,8 @@ from policyfeed.feeds import (
     render_feed_set,
     render_opml,
 )
-from policyfeed.output import write_if_changed
-from policyfeed.posts import Post, Topic
-from policyfeed.render import format_date
-from policyfeed.sitestate import (
-    STATE_DIR,
-    BuildPlan,
-    load_state,
-    plan_build,
-    save_state,
-)
+from policyfeed.site.issue_archive import build_issue_archive
+from policyfeed.site.state import STATE_DIR, BuildPlan, load_state, plan_build, save_state
 from policyfeed.store.posts import get_posts_by_ids
 from policyfeed.store.site import (
     all_topics,
@@ -58,6 +51,7 @@ from policyfeed.store.site import (
     newest_visible,
     read_snapshot,
 )
+from policyfeed.templating import format_date
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -185,7 +179,7 @@ class _Pages:
         }
 
     def render(self, name: str, *, depth: int, **context: Any) -> str:
-        from policyfeed.render import render_template
+        from policyfeed.templating import render_template
 
         return render_template(self.settings, name, site=self.site, root="../" * depth, **context)
 
@@ -255,7 +249,7 @@ class _Pages:
 
 def context_fingerprint(settings: Settings) -> str:
     """Everything besides the database that shapes the output: when it changes, build in full."""
-    from policyfeed.render import output_fingerprint
+    from policyfeed.templating import output_fingerprint
 
     return output_fingerprint(
         settings, layout=LAYOUT_VERSION, templates=SITE_TEMPLATES, override_folder="site"
@@ -503,7 +497,7 @@ def build_site(
     result.written.extend(issues.written)
     result.removed.extend(issues.removed)
     if settings.websub_hub and notify_hub:
-        from policyfeed.websub import notify_changes
+        from policyfeed.site.websub import notify_changes
 
         result.hub_notified, result.hub_error = notify_changes(
             settings.websub_hub, out_dir / STATE_DIR, result.feed_urls_changed(settings)

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from policyfeed.delivery.transport import SendDeferred, SendRefused
 from policyfeed.errors import ConflictError, DeliveryError, PolicyfeedError
-from policyfeed.transport import SendDeferred, SendRefused
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
     from policyfeed.config import Settings
-    from policyfeed.transport import Transport
+    from policyfeed.delivery.transport import Transport
 
 TEST_PREFIX = "[Test] "
 
@@ -48,9 +48,9 @@ def build_test_copy(
     Message-ID is new each time, and the unsubscribe token is signed with a throwaway key for
     subscriber 0, so the link in a test copy can never unsubscribe anyone.
     """
-    from policyfeed.issues import get_chapter, get_issue, issue_posts, posts_for_chapter
-    from policyfeed.mail import Personaliser, Recipient, build_template
-    from policyfeed.render import UNSUBSCRIBE_URL_TOKEN, render_issue
+    from policyfeed.digest.issues import get_chapter, get_issue, issue_posts, posts_for_chapter
+    from policyfeed.digest.mail import Personaliser, Recipient, build_template
+    from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN, render_issue
 
     issue = get_issue(db, number)
     posts = issue_posts(db, issue)
@@ -85,11 +85,11 @@ def build_test_copy(
 def copy_transport(settings: Settings) -> tuple[Transport, str]:
     """The configured relay (no secret needed: the copy carries no real token), else the outbox."""
     if settings.smtp_host:
-        from policyfeed.smtp import SmtpTransport
+        from policyfeed.delivery.smtp import SmtpTransport
 
         transport: Transport = SmtpTransport(settings, require_secret=False)
         return transport, f"smtp {settings.smtp_host}:{settings.smtp_port}"
-    from policyfeed.delivery import OutboxTransport
+    from policyfeed.delivery.outbox import OutboxTransport
 
     return OutboxTransport(settings.outbox_dir), f"outbox {settings.outbox_dir}"
 

@@ -1,7 +1,5 @@
-"""Turning an issue into an email: the Jinja environment, premailer, the text part, the size guard.
-
-Templates load through a ChoiceLoader: ``settings.templates_dir`` first (a site's overrides), then
-the defaults shipped as the ``policyfeed.templates`` package. HTML templates autoescape.
+"""Turning an issue into an email: the views of its posts, premailer, the text part, the size
+guard. Templates come from :mod:`policyfeed.templating`.
 
 A digest is rendered and its CSS inlined ONCE per issue variant (the whole issue, or a chapter's
 share of it). The result still holds placeholders such as :data:`UNSUBSCRIBE_URL_TOKEN`; delivery
@@ -10,32 +8,27 @@ personalises a message by substituting them, never by rendering again.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from policyfeed.errors import ConfigError, DigestTooLargeError
-from policyfeed.plaintext import (
+from policyfeed.content.plaintext import (
     absolute_link,
     html_fragment,
     html_to_mail_text,
     shorten,
-    text_heading,
     tidy_text,
     wrap_text,
 )
-from policyfeed.posts import Post, sanitize_html
+from policyfeed.content.posts import sanitize_html
+from policyfeed.errors import DigestTooLargeError
+from policyfeed.model import Issue, Post
+from policyfeed.templating import format_date, render_template
 
 if TYPE_CHECKING:
-    import jinja2
-
     from policyfeed.config import Settings
-    from policyfeed.issues import Issue
 
 #: Stands for the recipient's unsubscribe URL in both parts. Delivery replaces it per recipient:
 #: with the HTML-escaped URL in ``html`` and the bare URL in ``text``.
@@ -55,11 +48,6 @@ EMAIL_CONTENT_WIDTH = 552  # 600px column minus its padding: widest image Outloo
 HTML_TEMPLATE = "email/digest.html"
 TEXT_TEMPLATE = "email/digest.txt"
 SUBJECT_TEMPLATE = "email/subject.txt"
-
-MONTHS = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
-)  # fmt: skip
 
 
 class ChapterLike(Protocol):
@@ -107,122 +95,6 @@ class PostView:
     text_links: tuple[str, ...]
 
 
-# --- the Jinja environment -------------------------------------------------------------------
-
-
-def _default_template_loader() -> jinja2.BaseLoader:
-    import importlib.resources
-
-    import jinja2
-
-    root = importlib.resources.files("policyfeed.templates")
-
-    class PackageResourceLoader(jinja2.BaseLoader):
-        """The templates shipped inside the package (works from a wheel, a zip or a checkout)."""
-
-        def get_source(
-            self, environment: jinja2.Environment, template: str
-        ) -> tuple[str, str | None, Any]:
-            resource = root.joinpath(*template.split("/"))
-            if ".." in template.split("/") or not resource.is_file():
-                raise jinja2.TemplateNotFound(template)
-            return resource.read_text(encoding="utf-8"), None, lambda: True
-
-    return PackageResourceLoader()
-
-
-@functools.lru_cache(maxsize=8)
-def _environment(templates_dir: Path | None) -> jinja2.Environment:
-    import jinja2
-
-    loaders: list[jinja2.BaseLoader] = []
-    if templates_dir is not None:
-        loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
-    loaders.append(_default_template_loader())
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        autoescape=jinja2.select_autoescape(
-            enabled_extensions=("html", "htm", "xml"), default_for_string=True
-        ),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["wrap"] = wrap_text
-    env.filters["heading"] = text_heading
-    return env
-
-
-def output_fingerprint(
-    settings: Settings, *, layout: str, templates: Sequence[str], override_folder: str = ""
-) -> str:
-    """A hash of everything besides the database that shapes built pages: the settings they
-    show, the source of ``templates`` as loaded, and every override file under
-    ``templates_dir/override_folder``. Incremental builds compare it and build in full when it
-    changes."""
-    import jinja2
-
-    from policyfeed import __version__
-
-    env = template_environment(settings)
-    digest = hashlib.sha256()
-    for part in (
-        layout,
-        __version__,
-        settings.title,
-        settings.description,
-        settings.base_url,
-        settings.language,
-        settings.timezone,
-        settings.author,
-        settings.author_email,
-        settings.icon,
-        settings.logo,
-        settings.postal_address,
-        str(settings.feed_limit),
-        settings.websub_hub,
-    ):
-        digest.update(part.encode() + b"\0")
-    assert env.loader is not None
-    for name in templates:
-        try:
-            source = env.loader.get_source(env, name)[0]
-        except jinja2.TemplateNotFound:  # a missing template fails later, with a clear message
-            source = ""
-        digest.update(name.encode() + b"\0" + source.encode() + b"\0")
-    if settings.templates_dir is not None:
-        folder = settings.templates_dir / override_folder
-        if folder.is_dir():  # an override may include any template of its folder
-            for path in sorted(folder.rglob("*")):
-                if path.is_file():
-                    digest.update(path.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
-def template_environment(settings: Settings) -> jinja2.Environment:
-    """The Jinja environment for a site: its templates folder first, then the defaults."""
-    return _environment(settings.templates_dir)
-
-
-def render_template(settings: Settings, name: str, **context: Any) -> str:
-    """Render one template; a missing or broken template is a ConfigError naming it."""
-    import jinja2
-
-    try:
-        return template_environment(settings).get_template(name).render(**context)
-    except jinja2.TemplateNotFound as exc:
-        raise ConfigError(
-            f"template {exc.name} not found (in build.templates_dir or the defaults)"
-        ) from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(
-            f"template {exc.name or name}, line {exc.lineno}: {exc.message}"
-        ) from None
-    except jinja2.UndefinedError as exc:
-        raise ConfigError(f"template {name}: {exc.message}") from None
-
-
 # --- post bodies for mail clients ----------------------------------------------------------
 
 
@@ -262,14 +134,6 @@ def email_body_html(body_html: str, base_url: str) -> str:
 
 
 # --- views -----------------------------------------------------------------------------------
-
-
-def format_date(moment: datetime | None, tz: tzinfo) -> str:
-    """``30 July 2012`` in the site's time zone (no locale involved)."""
-    if moment is None:
-        return ""
-    local = moment.astimezone(tz)
-    return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
 
 
 def post_summary(post: Post) -> str:
@@ -409,7 +273,7 @@ def render_issue(
     chapter: ChapterLike | None = None,
 ) -> RenderedDigest:
     """Render one variant of an issue: the whole issue, or ``chapter``'s (pass its posts, e.g.
-    from :func:`policyfeed.issues.posts_for_chapter`; its intro line is shown).
+    from :func:`policyfeed.digest.issues.posts_for_chapter`; its intro line is shown).
 
     Size guard: above WARN_BYTES a warning; at CLIP_BYTES or more the posts are shown as
     summaries only; if that is still too large, DigestTooLargeError.

@@ -16,12 +16,12 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
+from policyfeed.content.posts import check_slug, slugify, strip_forbidden
 from policyfeed.errors import ConfigError, ConflictError, InputError
-from policyfeed.posts import check_slug, slugify, strip_forbidden
+from policyfeed.model import Chapter, Subscriber
 from policyfeed.store import deliveries as delivery_store
 from policyfeed.store import subscribers as store
 from policyfeed.store import transaction
-from policyfeed.store.subscribers import Chapter, Subscriber
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings

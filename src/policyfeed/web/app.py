@@ -27,7 +27,7 @@ from werkzeug.security import safe_join
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from policyfeed.feeds import FEED_FILES, OPML_FILE
+from policyfeed.site.feeds import FEED_FILES, OPML_FILE
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -104,7 +104,7 @@ class SiteApp:
     # --- endpoints ------------------------------------------------------------------------
 
     def on_unsubscribe(self, request: Request) -> Response:
-        from policyfeed.unsubscribe import unsubscribe_view
+        from policyfeed.audience.unsubscribe import unsubscribe_view
 
         return unsubscribe_view(request, settings=self.settings, db_path=self.db_path)
 

@@ -27,8 +27,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
+from policyfeed.delivery.transport import (
+    RecipientDeferred,
+    SendDeferred,
+    SendRefused,
+    SendUncertain,
+)
 from policyfeed.errors import ConfigError
-from policyfeed.transport import RecipientDeferred, SendDeferred, SendRefused, SendUncertain
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings

@@ -1,0 +1,71 @@
+"""The outbox: the default transport, a Maildir of finished messages named after their
+Message-ID, so handing the same message over twice leaves one file."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from policyfeed.delivery.transport import SendDeferred
+from policyfeed.output import write_if_changed
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@+=-]")
+
+
+def outbox_name(message_id: str) -> str:
+    """The Maildir file name of a message: its Message-ID, made safe for a file name."""
+    bare = message_id.strip().strip("<>")
+    safe = _UNSAFE_NAME.sub("_", bare).lstrip(".")[:200]
+    if safe != bare:  # keep ids that only differ in unsafe characters apart
+        safe += "-" + hashlib.sha256(bare.encode()).hexdigest()[:8]
+    return safe
+
+
+class OutboxTransport:
+    """Delivers into a Maildir folder (``tmp/``, ``new/``, ``cur/``): nothing leaves the machine.
+
+    Each message is written to ``tmp/`` then renamed into ``new/`` under a name derived from its
+    Message-ID, so a mail client never sees half a message and doing a hand-off again replaces
+    the file instead of adding a second copy.
+    """
+
+    resend_is_idempotent = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._read: set[str] | None = None  # names in cur/, listed once per run
+
+    def _already_read(self, name: str) -> bool:
+        if self._read is None:
+            for folder in ("tmp", "new", "cur"):
+                (self.root / folder).mkdir(parents=True, exist_ok=True)
+            self._read = {entry.split(":", 1)[0] for entry in os.listdir(self.root / "cur")}
+        return name in self._read
+
+    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+        name = outbox_name(message_id)
+        try:
+            if self._already_read(name):
+                return  # a mail client has already read it: never a second copy
+            final = self.root / "new" / name
+            with contextlib.suppress(FileNotFoundError):
+                if final.read_bytes() == message:
+                    return
+            staged = self.root / "tmp" / name
+            write_if_changed(staged, message)
+            os.replace(staged, final)
+        except OSError as exc:  # a full disk or a permission problem may pass: try again later
+            raise SendDeferred(f"cannot write to the outbox {self.root}: {exc}") from exc
+
+    def close(self) -> None:
+        pass
+
+    def messages(self) -> list[Path]:
+        """The delivered message files (``new/`` and ``cur/``), by name."""
+        found = [p for folder in ("new", "cur") for p in (self.root / folder).glob("*")]
+        return sorted(
+            (p for p in found if p.is_file() and not p.name.startswith(".")), key=lambda p: p.name
+        )

@@ -1,0 +1,151 @@
+"""The records the store returns and the stages pass on: posts, topics, issues, chapters,
+subscribers and deliveries. Plain data with no behaviour beyond what they say of themselves.
+
+This module imports nothing of policyfeed, so every stage (and the store) may import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urljoin
+
+# --- posts -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topic:
+    slug: str
+    name: str
+
+
+@dataclass
+class Post:
+    """A post as stored. Times are aware UTC datetimes."""
+
+    slug: str
+    title: str
+    summary: str = ""
+    body_html: str = ""
+    body_text: str = ""
+    author: str = ""
+    url: str | None = None
+    status: str = "draft"
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    created_at: datetime | None = None
+    guid: str | None = None
+    id: int | None = None
+    topics: list[Topic] = field(default_factory=list)
+
+    def permalink(self, base_url: str) -> str:
+        """The post's absolute URL: its own, or its page on the site."""
+        return self.url or urljoin(base_url, f"posts/{self.slug}/")
+
+
+@dataclass
+class PostDraft:
+    """Validated, cleaned input for creating or updating a post (from the CLI or an importer)."""
+
+    title: str
+    slug: str
+    summary: str = ""
+    body_html: str = ""
+    body_text: str = ""
+    author: str = ""
+    url: str | None = None
+    status: str | None = None
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    guid: str | None = None
+    topics: list[Topic] = field(default_factory=list)
+
+
+def make_guid(domain: str, published_at: datetime, slug: str) -> str:
+    """A stable ``tag:`` URI (RFC 4151) from the site's domain and the first publication date."""
+    return f"tag:{domain},{published_at.astimezone(UTC).date().isoformat()}:posts/{slug}"
+
+
+# --- issues ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One issue of the digest. ``number`` counts 1, 2, 3…; ``period`` is unique."""
+
+    number: int
+    period: str
+    created_at: datetime
+    updated_at: datetime
+    subject: str = ""
+    note: str = ""
+    status: str = "draft"
+    sent_at: datetime | None = None
+    id: int | None = None  # None for an issue that is only planned (preview, dry run)
+
+    @property
+    def web_path(self) -> str:
+        """Where the web version lives, relative to the site root."""
+        return f"issues/{self.number}/"
+
+
+@dataclass(frozen=True)
+class ChapterVariant:
+    """A chapter's view of an issue: only posts with one of ``topic_slugs`` (empty: all)."""
+
+    slug: str
+    name: str
+    intro: str = ""
+    topic_slugs: tuple[str, ...] = ()
+    id: int | None = None
+
+
+# --- the audience ----------------------------------------------------------------------------
+
+
+@dataclass
+class Chapter:
+    """A group of subscribers with its own variant of each issue."""
+
+    slug: str
+    name: str
+    intro: str = ""
+    #: Topic slugs; empty means every post of the issue.
+    topics: list[str] = field(default_factory=list)
+    id: int | None = None
+
+
+@dataclass
+class Subscriber:
+    email: str
+    name: str = ""
+    chapter: str | None = None  # chapter slug
+    status: str = "active"
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+    chapter_id: int | None = None
+    id: int | None = None
+
+
+# --- deliveries ------------------------------------------------------------------------------
+
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "skipped")
+DELIVERY_SETTLED = ("sent", "failed", "skipped")
+
+
+@dataclass
+class Delivery:
+    id: int
+    issue_id: int
+    subscriber_id: int
+    chapter_id: int | None
+    message_id: str
+    status: str
+    attempts: int = 0
+    last_error: str = ""
+    sent_at: datetime | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.status in DELIVERY_SETTLED

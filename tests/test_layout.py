@@ -1,0 +1,228 @@
+"""The package's layout holds: stages as subpackages, no import circles, the store at the bottom.
+
+Every import counts, at module level or inside a function (lazy imports keep ``--help`` fast, but
+they are dependencies all the same), and those made only for type checking too.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+PACKAGE = SRC / "policyfeed"
+
+# What each part of the package may import (besides itself and the package root, which holds
+# only ``__version__``). The subpackages' docstrings say the same in words.
+BASE = {"model", "errors"}
+ALLOWED: dict[str, set[str]] = {
+    "model": set(),
+    "errors": set(),
+    "output": set(),
+    "config": {"errors"},
+    "schedule": {"errors"},
+    "lock": {"errors"},
+    "store": {"model", "config", "errors"},
+    "content": {*BASE, "config", "store"},
+    "templating": {*BASE, "config", "content"},
+    "audience": {*BASE, "config", "output", "templating", "store", "content"},
+    "digest": {*BASE, "config", "output", "schedule", "templating", "store", "content", "audience"},
+    "site": {*BASE, "config", "output", "templating", "store", "content", "digest"},
+    "delivery": {*BASE, "config", "output", "store", "content", "audience", "digest"},
+}
+# The top: they put the stages together and nothing imports them but each other.
+TOP = {"publish", "web", "cli", "__main__"}
+STAGES = ("content", "site", "digest", "delivery", "audience")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """The policyfeed modules ``path`` imports (``from a import b`` is ``a.b`` when b is one)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{name}: relative import; use absolute ones"
+            if node.module and node.module.split(".")[0] == "policyfeed":
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    found.add(full if full in known else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "policyfeed")
+    found.discard(name)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports_of(name, path, set(known)) for name, path in known.items()}
+
+
+def part(module: str) -> str:
+    """``policyfeed.site.feeds`` belongs to ``site``; the root package to ``""``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(edges.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                item = stack.pop()
+                on_stack.discard(item)
+                component.append(item)
+                if item == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_every_import_names_a_module_that_exists() -> None:
+    known = set(modules())
+    missing = sorted(
+        f"{name} imports {dep}"
+        for name, deps in graph().items()
+        for dep in deps
+        if dep not in known
+    )
+    assert missing == []
+
+
+def test_no_module_imports_itself_back_through_others() -> None:
+    assert cycles(graph()) == []
+
+
+def test_the_store_imports_only_the_model_config_and_errors() -> None:
+    allowed = {"policyfeed", "policyfeed.model", "policyfeed.config", "policyfeed.errors"}
+    wrong = {
+        name: sorted(d for d in deps if d not in allowed and part(d) != "store")
+        for name, deps in graph().items()
+        if part(name) == "store"
+    }
+    assert {name: deps for name, deps in wrong.items() if deps} == {}
+
+
+def test_each_part_imports_only_the_parts_below_it() -> None:
+    wrong = []
+    for name, deps in sorted(graph().items()):
+        own = part(name)
+        if own in TOP or own == "":
+            continue
+        assert own in ALLOWED, f"{name}: a new part of the package; give it a row in ALLOWED"
+        for dep in sorted(deps):
+            other = part(dep)
+            if other not in ("", own) and other not in ALLOWED[own]:
+                wrong.append(f"{name} imports {dep}")
+    assert wrong == []
+
+
+def test_nothing_below_the_top_imports_the_top() -> None:
+    wrong = [
+        f"{name} imports {dep}"
+        for name, deps in sorted(graph().items())
+        if part(name) not in TOP
+        for dep in sorted(deps)
+        if part(dep) in TOP
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_is_a_package_that_says_what_it_owns_and_may_import(stage: str) -> None:
+    init = PACKAGE / stage / "__init__.py"
+    doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+    assert doc, f"{stage}/__init__.py has no docstring"
+    assert 2 <= len(doc.splitlines()) <= 3
+    assert "Imports" in doc and "never" in doc
+
+
+def test_the_flat_folder_is_gone() -> None:
+    flat = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    assert flat == [
+        "config", "errors", "lock", "model", "output", "publish", "schedule", "templating",
+    ]  # fmt: skip
+
+
+def test_the_documented_entry_points_still_work(tmp_path: Path) -> None:
+    from policyfeed.web import make_app
+
+    assert callable(make_app)
+    done = subprocess.run(
+        [sys.executable, "-m", "policyfeed", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage: policyfeed" in done.stdout
+
+
+def test_help_loads_no_stage() -> None:
+    """``policyfeed --help`` stays as light as it was: the command modules import their stage
+    inside the commands."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from policyfeed.cli import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    cli.main(['--help'], prog_name='policyfeed')\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('policyfeed'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = done.stdout.split()
+    assert [m for m in loaded if part(m) in STAGES or part(m) == "store"] == []
+
+
+def test_the_readme_layout_shows_the_tree() -> None:
+    readme = (SRC.parent / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("src/policyfeed/\n") :].split("```", 1)[0]
+    shown = set(re.findall(r"\b([a-z_]+)(?:\.py|/)", block))
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert sorted((packages | top) - shown) == []
+    assert (
+        sorted(
+            shown
+            - packages
+            - top
+            - {"src", "policyfeed", "templates", "tests", "benchmarks", "docs", "demo"}
+        )
+        == []
+    )
