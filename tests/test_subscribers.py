@@ -317,8 +317,24 @@ def test_export_holds_everything_stored_about_one_subscriber(
         "chapter": {"slug": "geneva", "name": "Geneva"},
         "status": "unsubscribed",
         "subscribed_at": "2012-07-30T12:00:00Z",
+        "confirmed_at": "2012-07-30T12:00:00Z",
         "updated_at": "2012-07-31T12:00:00Z",
         "unsubscribed_at": "2012-07-31T12:00:00Z",
+        "consents": [
+            {
+                "method": "operator",
+                "source": "policyfeed subscribers add",
+                "text": "",
+                "name": "Ana",
+                "chapter": "geneva",
+                "requested_at": "2012-07-30T12:00:00Z",
+                "ip": "",
+                "user_agent": "",
+                "confirmed_at": "2012-07-30T12:00:00Z",
+                "confirm_ip": "",
+                "confirm_user_agent": "",
+            }
+        ],
         "deliveries": [],
     }
 

@@ -115,6 +115,11 @@ class Chapter:
     id: int | None = None
 
 
+#: ``pending``: signed up, not confirmed yet; ``paused``: by their choice, for now. Only
+#: ``active`` members are mailed the digest.
+SUBSCRIBER_STATUSES = ("pending", "active", "paused", "unsubscribed", "bounced")
+
+
 @dataclass
 class Subscriber:
     email: str
@@ -126,6 +131,7 @@ class Subscriber:
     unsubscribed_at: datetime | None = None
     chapter_id: int | None = None
     id: int | None = None
+    confirmed_at: datetime | None = None
 
 
 # --- deliveries ------------------------------------------------------------------------------

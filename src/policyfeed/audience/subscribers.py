@@ -4,6 +4,7 @@ and the unsubscribe link each message carries."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 import re
@@ -20,8 +21,9 @@ from policyfeed.content.posts import check_slug, slugify, strip_forbidden
 from policyfeed.errors import ConfigError, ConflictError, InputError
 from policyfeed.model import Chapter, Subscriber
 from policyfeed.store import deliveries as delivery_store
+from policyfeed.store import signups as signup_store
 from policyfeed.store import subscribers as store
-from policyfeed.store import transaction
+from policyfeed.store import to_db_time, transaction
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -33,7 +35,9 @@ __all__ = [
     "Subscriber",
     "add_chapter",
     "add_subscriber",
+    "address_hash",
     "export_subscriber",
+    "forget_subscriber",
     "import_subscribers",
     "normalize_email",
     "unsubscribe_secret",
@@ -78,6 +82,13 @@ def normalize_email(text: str) -> str:
     if labels[-1].isdigit():
         raise ValueError(f"{address!r}: an address needs a domain name, not an IP address")
     return f"{local}@{ascii_domain}"
+
+
+def address_hash(address: str) -> str:
+    """What is kept of a forgotten address: a SHA-256 of it (domain and local part lower-cased),
+    enough to recognise it in an import or a sign-up and nothing more."""
+    normalized = normalize_email(address).lower()
+    return hashlib.sha256(f"policyfeed-forgotten:{normalized}".encode()).hexdigest()
 
 
 def _clean_name(text: str) -> str:
@@ -180,7 +191,9 @@ def add_subscriber(
     chapter: str | None = None,
     resubscribe: bool = False,
 ) -> Subscriber:
-    """Add one subscriber. Someone who unsubscribed comes back only with ``resubscribe``."""
+    """Add one subscriber, active at once (the operator vouches for their consent, which is
+    recorded so). Someone who unsubscribed, paused, bounced or asked to be forgotten comes back
+    only with ``resubscribe``."""
     try:
         address = normalize_email(email)
     except ValueError as exc:
@@ -189,26 +202,47 @@ def add_subscriber(
     with transaction(db):
         existing = store.find_subscriber(db, address)
         if existing is None:
-            store.insert_subscriber(
+            forgotten = address_hash(address)
+            if signup_store.is_forgotten(db, forgotten):
+                if not resubscribe:
+                    raise ConflictError(
+                        f"{address} asked to be forgotten; add them again only at their "
+                        "request, with --resubscribe"
+                    )
+                signup_store.remove_forgotten(db, forgotten)
+            subscriber_id = store.insert_subscriber(
                 db, email=address, name=_clean_name(name), chapter_id=chapter_id, now=now
             )
         elif existing.status == "active":
             raise ConflictError(f"{existing.email} is already subscribed")
         elif not resubscribe:
+            state = {"pending": "waiting to confirm a sign-up"}.get(existing.status)
             raise ConflictError(
-                f"{existing.email} is {existing.status}; add them again only at their request, "
-                "with --resubscribe"
+                f"{existing.email} is {state or existing.status}; add them again only at their "
+                "request, with --resubscribe"
             )
         else:
+            subscriber_id = existing.id or 0
             store.update_subscriber(
                 db,
-                existing.id or 0,
+                subscriber_id,
                 now=now,
                 name=_clean_name(name) or None,
                 set_chapter=bool(chapter),
                 chapter_id=chapter_id,
                 status="active",
+                confirmed=True,
             )
+        signup_store.insert_consent(
+            db,
+            subscriber_id=subscriber_id,
+            method="operator",
+            source="policyfeed subscribers add" + (" --resubscribe" if resubscribe else ""),
+            name=_clean_name(name),
+            chapter_id=chapter_id,
+            now=now,
+            confirmed=True,
+        )
     return store.get_subscriber(db, address)
 
 
@@ -220,6 +254,8 @@ class ImportResult:
     unchanged: int
     #: Addresses in the file that had unsubscribed (or bounced): kept as they are.
     not_resubscribed: int
+    #: Addresses in the file whose owner asked to be forgotten: not imported.
+    forgotten: int = 0
 
 
 @dataclass
@@ -284,8 +320,9 @@ def read_subscribers_csv(text: str, *, source: str) -> list[_Row]:
 def import_subscribers(db: Database, path: Path, *, now: datetime) -> ImportResult:
     """Import a CSV of subscribers: all rows or none.
 
-    New addresses are added as active; known ones get the file's name and chapter. An address
-    that unsubscribed stays unsubscribed: an old list must never bring anyone back.
+    New addresses are added as active (the import is recorded as their consent); known ones get
+    the file's name and chapter. An address that unsubscribed stays unsubscribed, and one whose
+    owner asked to be forgotten is left out: an old list must never bring anyone back.
     """
     source = str(path)
     try:
@@ -306,17 +343,31 @@ def import_subscribers(db: Database, path: Path, *, now: datetime) -> ImportResu
                 where=f"line {row.line}",
             )
     result = ImportResult(len(rows), 0, 0, 0, 0)
+    forgotten = signup_store.forgotten_hashes(db)
     with transaction(db):
         for row in rows:
             chapter_id = chapters[row.chapter] if row.chapter else None
             existing = store.find_subscriber(db, row.email)
             if existing is None:
-                store.insert_subscriber(
+                if forgotten and address_hash(row.email) in forgotten:
+                    result.forgotten += 1
+                    continue
+                subscriber_id = store.insert_subscriber(
                     db, email=row.email, name=row.name, chapter_id=chapter_id, now=now
+                )
+                signup_store.insert_consent(
+                    db,
+                    subscriber_id=subscriber_id,
+                    method="import",
+                    source=f"{path.name}, line {row.line}",
+                    name=row.name,
+                    chapter_id=chapter_id,
+                    now=now,
+                    confirmed=True,
                 )
                 result.created += 1
                 continue
-            if existing.status != "active":
+            if existing.status in ("unsubscribed", "bounced"):
                 result.not_resubscribed += 1
             new_name = row.name if row.name and row.name != existing.name else None
             new_chapter = bool(row.chapter) and chapter_id != existing.chapter_id
@@ -343,10 +394,21 @@ def unsubscribe(db: Database, email: str, *, now: datetime) -> bool:
 
 
 def remove_subscriber(db: Database, email: str) -> Subscriber:
-    """Delete a subscriber and their delivery history (a request to be forgotten)."""
+    """Delete a subscriber and their delivery history; a later import may add them again (see
+    :func:`forget_subscriber` for a request to be forgotten)."""
     subscriber = store.get_subscriber(db, email.strip())
     with transaction(db):
         store.delete_subscriber(db, subscriber.id or 0)
+    return subscriber
+
+
+def forget_subscriber(db: Database, email: str, *, now: datetime) -> Subscriber:
+    """Erase a member's personal data (their record, consents, deliveries and pending messages)
+    and keep only a hash of the address, so that no import or sign-up mails them again."""
+    subscriber = store.get_subscriber(db, email.strip())
+    with transaction(db):
+        store.delete_subscriber(db, subscriber.id or 0)
+        signup_store.add_forgotten(db, address_hash(subscriber.email), now=now)
     return subscriber
 
 
@@ -355,17 +417,36 @@ def export_subscriber(db: Database, email: str) -> dict[str, Any]:
     subscriber = store.get_subscriber(db, email.strip())
 
     def stamp(moment: datetime | None) -> str | None:
-        return moment.isoformat().replace("+00:00", "Z") if moment else None
+        return to_db_time(moment) if moment else None
 
     chapter = store.get_chapter(db, subscriber.chapter) if subscriber.chapter else None
+    slugs = {i: slug for slug, i in store.chapter_ids(db).items()}
+    consents = [
+        {
+            "method": c.method,
+            "source": c.source,
+            "text": c.consent_text,
+            "name": c.name,
+            "chapter": slugs.get(c.chapter_id) if c.chapter_id is not None else None,
+            "requested_at": stamp(c.requested_at),
+            "ip": c.ip,
+            "user_agent": c.user_agent,
+            "confirmed_at": stamp(c.confirmed_at),
+            "confirm_ip": c.confirm_ip,
+            "confirm_user_agent": c.confirm_user_agent,
+        }
+        for c in signup_store.consents_for_subscriber(db, subscriber.id or 0)
+    ]
     return {
         "email": subscriber.email,
         "name": subscriber.name,
         "chapter": {"slug": chapter.slug, "name": chapter.name} if chapter else None,
         "status": subscriber.status,
         "subscribed_at": stamp(subscriber.created_at),
+        "confirmed_at": stamp(subscriber.confirmed_at),
         "updated_at": stamp(subscriber.updated_at),
         "unsubscribed_at": stamp(subscriber.unsubscribed_at),
+        "consents": consents,
         "deliveries": delivery_store.deliveries_for_subscriber(db, subscriber.id or 0),
     }
 

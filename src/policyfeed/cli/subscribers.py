@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from policyfeed.cli import App, cli, echo_json, pass_app
+from policyfeed.model import SUBSCRIBER_STATUSES
 
 
 @cli.group()
@@ -85,7 +86,7 @@ def chapters_list(app: App, as_json: bool) -> None:
 
 @cli.group()
 def subscribers() -> None:
-    """Subscribers: add, import, list, unsubscribe, remove, export one member's data."""
+    """Subscribers: add, import, list, unsubscribe, remove, forget, export one member's data."""
 
 
 def _subscriber_dict(subscriber: Any) -> dict[str, Any]:
@@ -98,6 +99,7 @@ def _subscriber_dict(subscriber: Any) -> dict[str, Any]:
         "chapter": subscriber.chapter,
         "status": subscriber.status,
         "subscribed_at": stamp(subscriber.created_at),
+        "confirmed_at": stamp(subscriber.confirmed_at),
         "unsubscribed_at": stamp(subscriber.unsubscribed_at),
     }
 
@@ -152,29 +154,46 @@ def subscribers_import(app: App, source: Path) -> None:
     )
     if result.not_resubscribed:
         line += f"; {result.not_resubscribed} had unsubscribed and stay unsubscribed"
+    if result.forgotten:
+        line += f"; {result.forgotten} had asked to be forgotten and were left out"
     click.echo(line)
 
 
 @subscribers.command("list")
 @click.option(
-    "--status", type=click.Choice(["active", "unsubscribed", "bounced"]), help="Only this status."
+    "--status",
+    type=click.Choice(SUBSCRIBER_STATUSES),
+    help="Only this status (pending: signed up, not confirmed yet; paused: by their choice).",
 )
 @click.option("--chapter", metavar="SLUG", help="Only this chapter ('' for none).")
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON: {counts: subscribers per status (of the chapter, if given), subscribers: [...]}.",
+)
 @pass_app
 def subscribers_list(app: App, status: str | None, chapter: str | None, as_json: bool) -> None:
-    """List subscribers by address.
+    """List subscribers by address. Only active ones are mailed the digest.
 
     Example:
 
     \b
         policyfeed subscribers list --status active --chapter geneva
+        policyfeed subscribers list --status pending
+        policyfeed subscribers list --json | jq .counts
     """
     from policyfeed.store import subscribers as store
 
     found = store.list_subscribers(app.db, status=status, chapter=chapter)
     if as_json:
-        echo_json([_subscriber_dict(s) for s in found])
+        counts = store.status_counts(app.db, chapter=chapter)
+        echo_json(
+            {
+                "counts": {**counts, "total": sum(counts.values())},
+                "subscribers": [_subscriber_dict(s) for s in found],
+            }
+        )
         return
     if not found:
         click.echo("No subscribers.")
@@ -208,9 +227,10 @@ def subscribers_unsubscribe(app: App, email: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 def subscribers_remove(app: App, email: str, yes: bool) -> None:
-    """Delete a subscriber and their delivery history (a request to be forgotten).
+    """Delete a subscriber and their delivery history (a later import may add them again).
 
-    To stop mail but remember the choice, use `subscribers unsubscribe` instead.
+    To stop mail but remember the choice, use `subscribers unsubscribe`; for a request to be
+    forgotten, `subscribers forget`.
 
     Example:
 
@@ -227,11 +247,39 @@ def subscribers_remove(app: App, email: str, yes: bool) -> None:
     click.echo(f"Removed {removed.email}")
 
 
+@subscribers.command("forget")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def subscribers_forget(app: App, email: str, yes: bool) -> None:
+    """Erase a member's personal data at their request: their record, consent records,
+    delivery history and unsent messages. Only a hash of the address is kept, so that no
+    import or sign-up form mails them again (`subscribers add --resubscribe` at their own
+    request lifts it). Messages already in the outbox folder are files: delete them there.
+
+    Example:
+
+    \b
+        policyfeed subscribers export ana@example.org > ana.json   # if they asked for a copy
+        policyfeed subscribers forget ana@example.org --yes
+    """
+    from policyfeed.audience.subscribers import forget_subscriber
+    from policyfeed.store import subscribers as store
+
+    store.get_subscriber(app.db, email.strip())
+    if not yes:
+        click.confirm(f"Erase everything stored about {email}?", abort=True)
+    forgotten = forget_subscriber(app.db, email, now=app.now())
+    click.echo(f"Forgot {forgotten.email}: only a hash of the address is kept, to never mail it")
+
+
 @subscribers.command("export")
 @click.argument("email")
 @pass_app
 def subscribers_export(app: App, email: str) -> None:
-    """Everything stored about one subscriber, as JSON (for a member's data request).
+    """Everything stored about one subscriber, as JSON (for a member's data request): their
+    record, each consent (when, from which form or import, IP address and user agent, the text
+    they agreed to) and their deliveries.
 
     Example:
 

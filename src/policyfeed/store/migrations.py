@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlite_utils import Database, Migrations
 
 MIGRATIONS = Migrations("policyfeed")
@@ -285,3 +287,146 @@ def m008_retired_subscriber_ids(db: Database) -> None:
         END
         """
     )
+
+
+_OLD_STATUS_CHECK = "CHECK (status IN ('active', 'unsubscribed', 'bounced'))"
+_NEW_STATUS_CHECK = "CHECK (status IN ('pending', 'active', 'paused', 'unsubscribed', 'bounced'))"
+
+
+@MIGRATIONS(transactional=False)
+def m009_subscriber_statuses(db: Database) -> None:
+    # Sign-ups wait as `pending` until confirmed; a member may pause. SQLite cannot change a
+    # CHECK constraint in place, so the table is rebuilt (https://sqlite.org/lang_altertable.html,
+    # "Making Other Kinds Of Table Schema Changes"): same columns in the same order, same ids,
+    # then its indexes and triggers (m008's id retirement among them) as they were. Foreign keys
+    # are off meanwhile: with them on, dropping the old table would cascade into deliveries.
+    # PRAGMA foreign_keys cannot change inside a transaction, hence transactional=False and a
+    # transaction of our own; if the process dies after COMMIT but before sqlite-utils records
+    # the migration, the next open finds the new constraint and does nothing.
+    conn = db.conn
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'"
+    ).fetchone()
+    table_sql = row[0]
+    if _NEW_STATUS_CHECK in table_sql:
+        return
+    if table_sql.count(_OLD_STATUS_CHECK) != 1:
+        raise RuntimeError(f"subscribers: unexpected schema, not migrated: {table_sql}")
+    new_sql, renamed = re.subn(
+        r"^\s*CREATE\s+TABLE\s+(\"subscribers\"|\[subscribers\]|`subscribers`|subscribers)\b",
+        "CREATE TABLE subscribers_rebuilt",
+        table_sql.replace(_OLD_STATUS_CHECK, _NEW_STATUS_CHECK),
+        count=1,
+        flags=re.IGNORECASE,
+    )
+    if renamed != 1:
+        raise RuntimeError(f"subscribers: unexpected schema, not migrated: {table_sql}")
+    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    if conn.in_transaction:
+        conn.commit()
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        if conn.execute("PRAGMA foreign_keys").fetchone()[0]:
+            raise RuntimeError("subscribers: foreign keys could not be turned off; not migrated")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            dependants = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'subscribers' "
+                "AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name"
+            ).fetchall()
+            conn.execute(new_sql)
+            conn.execute("INSERT INTO subscribers_rebuilt SELECT * FROM subscribers")
+            conn.execute("DROP TABLE subscribers")
+            # Legacy renaming leaves every other table's REFERENCES subscribers(id) as it is
+            # (it names the rebuilt table once renamed) and does not re-check other triggers.
+            conn.execute("PRAGMA legacy_alter_table = ON")
+            conn.execute("ALTER TABLE subscribers_rebuilt RENAME TO subscribers")
+            conn.execute("PRAGMA legacy_alter_table = OFF")
+            for (sql,) in dependants:
+                conn.execute(sql)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"subscribers rebuild broke foreign keys: {broken[:5]}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA legacy_alter_table = OFF")
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+
+
+@MIGRATIONS()
+def m010_sign_up_and_consent(db: Database) -> None:
+    # When a member confirmed (followed the link of a sign-up, or was vouched for by an
+    # operator or an import).
+    db.execute("ALTER TABLE subscribers ADD COLUMN confirmed_at TEXT")
+    # One row per sign-up, import or operator's addition: what the member asked for and agreed
+    # to, when, and from where. A form's row waits unconfirmed until its link is followed.
+    db.execute(
+        """
+        CREATE TABLE consents (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            method TEXT NOT NULL CHECK (method IN ('form', 'import', 'operator')),
+            source TEXT NOT NULL DEFAULT '',
+            consent_text TEXT NOT NULL DEFAULT '',
+            name TEXT NOT NULL DEFAULT '',
+            chapter_id INTEGER REFERENCES chapters(id) ON DELETE SET NULL,
+            requested_at TEXT NOT NULL,
+            ip TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT '',
+            confirmed_at TEXT,
+            confirm_ip TEXT NOT NULL DEFAULT '',
+            confirm_user_agent TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute("CREATE INDEX consents_subscriber ON consents (subscriber_id, requested_at)")
+    # Addresses whose owner asked to be forgotten: only a hash, so that no import or sign-up
+    # mails them again.
+    db.execute(
+        """
+        CREATE TABLE forgotten_addresses (
+            address_hash TEXT PRIMARY KEY,
+            forgotten_at TEXT NOT NULL
+        ) WITHOUT ROWID
+        """
+    )
+    # The one-off messages of the sign-up (confirmation, welcome, preferences link): a ledger
+    # like the deliveries', holding the finished message until it is handed over.
+    db.execute(
+        """
+        CREATE TABLE notices (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('confirm', 'welcome', 'preferences')),
+            message_id TEXT NOT NULL UNIQUE,
+            message BLOB,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'expired')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            sent_at TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX notices_status ON notices (status, id)")
+    db.execute("CREATE INDEX notices_subscriber ON notices (subscriber_id)")
+    # Requests counted for the web forms' rate limits (keys are hashes of an IP address or a
+    # mail address), kept for a day.
+    db.execute(
+        """
+        CREATE TABLE throttle (
+            bucket TEXT NOT NULL,
+            key TEXT NOT NULL,
+            at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX throttle_key ON throttle (bucket, key, at)")
+    db.execute("CREATE INDEX throttle_at ON throttle (at)")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from policyfeed.errors import ConflictError, NotFoundError
-from policyfeed.model import Chapter, Subscriber
+from policyfeed.model import SUBSCRIBER_STATUSES, Chapter, Subscriber
 from policyfeed.store import from_db_time, to_db_time
 
 # --- chapters -------------------------------------------------------------------------------
@@ -66,6 +66,24 @@ def insert_chapter(db: Database, chapter: Chapter, topic_ids: Sequence[int]) -> 
     return chapter_id
 
 
+def status_counts(db: Database, *, chapter: str | None = None) -> dict[str, int]:
+    """Subscribers per status (every status, zeros included); ``chapter`` as in
+    :func:`list_subscribers`."""
+    where, params = "1", []
+    if chapter == "":
+        where = "s.chapter_id IS NULL"
+    elif chapter is not None:
+        where, params = "c.slug = ?", [chapter]
+    rows = db.execute(
+        "SELECT s.status, count(*) FROM subscribers s LEFT JOIN chapters c ON c.id = s.chapter_id "
+        f"WHERE {where} GROUP BY s.status",
+        params,
+    ).fetchall()
+    counts = dict.fromkeys(SUBSCRIBER_STATUSES, 0)
+    counts.update({str(status): int(n) for status, n in rows})
+    return counts
+
+
 def subscriber_counts(db: Database) -> dict[int | None, int]:
     """Active subscribers per chapter id (None: no chapter)."""
     rows = db.execute(
@@ -78,7 +96,8 @@ def subscriber_counts(db: Database) -> dict[int | None, int]:
 
 _SUBSCRIBER_SELECT = (
     "SELECT s.id, s.email, s.name, c.slug, s.status, s.created_at, s.updated_at, "
-    "s.unsubscribed_at, s.chapter_id FROM subscribers s LEFT JOIN chapters c ON c.id = s.chapter_id"
+    "s.unsubscribed_at, s.chapter_id, s.confirmed_at "
+    "FROM subscribers s LEFT JOIN chapters c ON c.id = s.chapter_id"
 )
 
 
@@ -93,6 +112,7 @@ def _subscriber_from_row(row: Sequence[Any]) -> Subscriber:
         updated_at=from_db_time(row[6]),
         unsubscribed_at=from_db_time(row[7]) if row[7] else None,
         chapter_id=int(row[8]) if row[8] is not None else None,
+        confirmed_at=from_db_time(row[9]) if row[9] else None,
     )
 
 
@@ -143,16 +163,25 @@ def active_subscriber_ids(db: Database) -> list[tuple[int, int | None]]:
 
 
 def insert_subscriber(
-    db: Database, *, email: str, name: str, chapter_id: int | None, now: datetime
+    db: Database,
+    *,
+    email: str,
+    name: str,
+    chapter_id: int | None,
+    now: datetime,
+    status: str = "active",
 ) -> int:
+    """A new subscriber; an ``active`` one counts as confirmed now (vouched for by an operator
+    or an import), a ``pending`` one waits for their confirmation."""
     stamp = to_db_time(now)
     # Numbered after every id ever used, removed ones too (old unsubscribe links name them);
     # NULL (an empty database) lets SQLite choose.
     cursor = db.execute(
-        "INSERT INTO subscribers (id, email, name, chapter_id, status, created_at, updated_at) "
+        "INSERT INTO subscribers (id, email, name, chapter_id, status, created_at, updated_at, "
+        "confirmed_at) "
         "VALUES ((SELECT max(id) + 1 FROM (SELECT max(id) AS id FROM subscribers "
-        "UNION ALL SELECT max(id) FROM retired_subscriber_ids)), ?, ?, ?, 'active', ?, ?)",
-        [email, name, chapter_id, stamp, stamp],
+        "UNION ALL SELECT max(id) FROM retired_subscriber_ids)), ?, ?, ?, ?, ?, ?, ?)",
+        [email, name, chapter_id, status, stamp, stamp, stamp if status == "active" else None],
     )
     return int(cursor.lastrowid or 0)
 
@@ -166,8 +195,10 @@ def update_subscriber(
     set_chapter: bool = False,
     chapter_id: int | None = None,
     status: str | None = None,
+    confirmed: bool = False,
 ) -> None:
-    """Change the given fields (the chapter only with ``set_chapter``); ``updated_at`` is now."""
+    """Change the given fields (the chapter only with ``set_chapter``); ``updated_at`` is now,
+    and so is ``confirmed_at`` with ``confirmed``."""
     sets: list[str] = ["updated_at = ?"]
     params: list[Any] = [to_db_time(now)]
     if name is not None:
@@ -181,6 +212,9 @@ def update_subscriber(
         params.append(status)
         sets.append("unsubscribed_at = ?")
         params.append(to_db_time(now) if status == "unsubscribed" else None)
+    if confirmed:
+        sets.append("confirmed_at = ?")
+        params.append(to_db_time(now))
     db.execute(f"UPDATE subscribers SET {', '.join(sets)} WHERE id = ?", [*params, subscriber_id])
 
 
