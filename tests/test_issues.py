@@ -286,7 +286,7 @@ def test_the_default_period_is_the_latest_scheduled_time_in_the_site_time_zone(s
 
 
 def test_an_editors_period_is_normalised_like_the_schedules(settings: Settings) -> None:
-    assert period_key(settings, "2012-07-30") == "2012-07-30T00:00"
+    assert period_key(settings, "2012-07-30") == "2012-07-30T08:00"  # the schedule's time
     assert period_key(settings, "2012-07-30 08:00") == "2012-07-30T08:00"
     assert period_key(settings, "wcit-special") == "wcit-special"
     with pytest.raises(InputError, match="2012-13-01"):

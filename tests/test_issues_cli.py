@@ -60,7 +60,7 @@ def test_issue_new_dry_run_records_nothing(run) -> None:
 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        "Would create issue 1 (period 2012-07-30T00:00) with 5 posts:",
+        "Would create issue 1 (period 2012-07-30T08:00) with 5 posts:",
         *DEMO_LINES,
         f"Subject: {DEMO_SUBJECT}",
         "Dry run: nothing recorded.",
@@ -116,7 +116,7 @@ def test_issue_new_for_a_period_that_has_an_issue_is_refused(run) -> None:
 def test_issue_new_with_a_bad_period_date_is_refused(run) -> None:
     result = run("issue", "new", "--period", "2012-02-30")
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.startswith("Error: --period: '2012-02-30': ")
 
 

@@ -345,9 +345,10 @@ def test_an_explicit_old_period_is_refused_without_force_and_nothing_is_written(
 def test_an_explicit_period_wins_over_the_schedule(
     demo_db: sqlite_utils.Database, settings: Settings, now: datetime
 ) -> None:
-    result = publish(demo_db, settings, now=now, period="2012-07-29T18:00")
-    assert (result.status, result.period) == ("sent", "2012-07-29T18:00")
-    assert publish(demo_db, settings, now=now).status == "nothing_new"
+    daily = replace(settings, schedule="0 8 * * *")
+    result = publish(demo_db, daily, now=now, period="2012-07-29T08:00")
+    assert (result.status, result.period) == ("sent", "2012-07-29T08:00")
+    assert publish(demo_db, daily, now=now).status == "nothing_new"
 
 
 # --- configuration ----------------------------------------------------------------------------

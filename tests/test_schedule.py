@@ -7,15 +7,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from policyfeed.errors import ConfigError, InputError
+from policyfeed.errors import ConfigError, InputError, UsageError
 from policyfeed.schedule import (
     StalePeriodError,
     check_lateness,
+    check_not_future,
     check_schedule,
     current_period,
     next_period,
     parse_period,
     period_from_key,
+    read_period,
 )
 
 ZURICH = ZoneInfo("Europe/Zurich")
@@ -122,3 +124,27 @@ def test_force_publishes_however_late() -> None:
     check_lateness(
         "x", zurich(2012, 7, 30, 8, 0), zurich(2012, 9, 2), timedelta(days=2), force=True
     )
+
+
+# --- a period typed by a person -----------------------------------------------------------------
+
+
+def test_a_typed_period_must_be_one_of_the_schedules_times() -> None:
+    assert read_period("2012-07-30T06:00:00Z", WEEKLY, ZURICH).key == "2012-07-30T08:00"
+    with pytest.raises(UsageError, match="nearest are 2012-07-30T08:00 and 2012-08-06T08:00"):
+        read_period("2012-07-30T08:01", WEEKLY, ZURICH)
+
+
+def test_a_date_stands_for_the_schedules_only_time_that_day() -> None:
+    assert read_period("2012-07-30", WEEKLY, ZURICH).key == "2012-07-30T08:00"
+    with pytest.raises(UsageError, match=r"several scheduled times \(2012-07-30T08:00, 2012-07"):
+        read_period("2012-07-30", "0 8,18 * * *", ZURICH)
+    with pytest.raises(UsageError, match="nothing is scheduled on 2012-07-31"):
+        read_period("2012-07-31", WEEKLY, ZURICH)
+
+
+def test_a_period_before_its_time_is_refused_and_one_at_its_time_passes() -> None:
+    period = read_period("2012-07-30T08:00", WEEKLY, ZURICH)
+    check_not_future(period, zurich(2012, 7, 30, 8, 0))
+    with pytest.raises(UsageError, match="has not begun yet"):
+        check_not_future(period, zurich(2012, 7, 30, 7, 59))

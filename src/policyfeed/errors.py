@@ -36,6 +36,13 @@ class InputError(PolicyfeedError):
         super().__init__(prefix + message)
 
 
+class UsageError(InputError):
+    """A command-line value that cannot mean anything here (a period off the schedule, in the
+    future, or in no known spelling): the CLI exits 2, as for any usage error."""
+
+    exit_code = EXIT_USAGE
+
+
 class NotFoundError(PolicyfeedError):
     """A named record (post, issue, subscriber…) does not exist."""
 

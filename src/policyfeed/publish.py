@@ -46,9 +46,18 @@ from policyfeed.digest.mail import (
     build_template,
     make_message_id,
 )
-from policyfeed.errors import EXIT_ERROR, EXIT_OK, EXIT_TEMPFAIL
+from policyfeed.errors import EXIT_ERROR, EXIT_OK, EXIT_TEMPFAIL, UsageError
 from policyfeed.model import Chapter, Issue
-from policyfeed.schedule import Period, check_lateness, current_period, period_from_key
+from policyfeed.schedule import (
+    PERIOD_SPELLING,
+    Period,
+    check_lateness,
+    check_not_future,
+    current_period,
+    looks_like_a_time,
+    read_period,
+    typed_period,
+)
 from policyfeed.store import subscribers as subscriber_store
 from policyfeed.store.readonly import read_only
 
@@ -210,16 +219,33 @@ def _render_variants(
 
 
 def _resolve_period(
-    settings: Settings, now: datetime, period: str | None
+    db: Database, settings: Settings, now: datetime, text: str | None
 ) -> tuple[Period | None, str, bool]:
-    """(the period as a time if it is one, its key, whether it was given explicitly)."""
-    if period is None:
-        current = current_period(settings.schedule, settings.tz, now)
-        return current, current.key, False
-    from policyfeed.digest.issues import period_key
+    """(the period as a time, None for a special issue; its key; whether it is explicit, i.e.
+    ``--period`` named a period other than the schedule's current one).
 
-    key = period_key(settings, period)
-    return period_from_key(key, settings.tz), key, True
+    ``--period`` takes a time of the schedule (not a future one), the key of an issue that
+    exists (a time from an earlier schedule, or a special issue's name), and nothing else.
+    """
+    current = current_period(settings.schedule, settings.tz, now)
+    if text is None:
+        return current, current.key, False
+    if not looks_like_a_time(text):
+        name = text.strip()
+        if get_issue_by_period(db, name) is None:
+            raise UsageError(
+                f"{text!r} is not a period, nor the name of a special issue; give "
+                f"{PERIOD_SPELLING} (the latest is {current.key})",
+                source="--period",
+            )
+        return None, name, True
+    typed = typed_period(text, settings.tz)
+    if isinstance(typed, Period) and get_issue_by_period(db, typed.key) is not None:
+        period = typed  # an issue made for it already, perhaps under an earlier schedule
+    else:
+        period = read_period(text, settings.schedule, settings.tz)
+    check_not_future(period, now)
+    return period, period.key, period.key != current.key
 
 
 def publish(
@@ -245,7 +271,7 @@ def publish(
     started = timer()
     clock = clock or (lambda: now)
     lateness = settings.max_lateness_delta if max_lateness is None else max_lateness
-    scheduled, key, explicit = _resolve_period(settings, now, period)
+    scheduled, key, explicit = _resolve_period(db, settings, now, period)
     with read_only(db) if dry_run else contextlib.nullcontext():
         result = _publish(
             db,

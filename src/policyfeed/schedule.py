@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from policyfeed.errors import ConfigError, InputError, PolicyfeedError
+from policyfeed.errors import ConfigError, InputError, PolicyfeedError, UsageError
 
 PERIOD_FORMAT = "%Y-%m-%dT%H:%M"
 _PERIOD_INPUT = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2}))?$")
+# What a person may type for a period: the key itself (2012-07-30T08:00) and the obvious ISO 8601
+# spellings of it: seconds (":00"), a space for the "T", a UTC offset or "Z"; or a date alone.
+_TYPED_PERIOD = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})"
+    r"(?:[Tt ](?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?))?$"
+)
+#: How ``--period`` is spelled, for messages and ``--help``.
+PERIOD_SPELLING = (
+    "the scheduled time in the site's time zone as YYYY-MM-DDTHH:MM (e.g. 2012-07-30T08:00; "
+    "2012-07-30 08:00, seconds and a UTC offset are accepted too), or a date for the "
+    "schedule's time that day"
+)
 
 
 class StalePeriodError(PolicyfeedError):
@@ -87,6 +99,93 @@ def parse_period(text: str, tz: ZoneInfo) -> Period:
     except ValueError as exc:
         raise InputError(f"{text!r}: {exc}", source="--period") from None
     return Period(local.strftime(PERIOD_FORMAT), local)
+
+
+def looks_like_a_time(text: str) -> bool:
+    """Whether ``text`` is meant as a date or time (it starts like one), not as a name."""
+    return bool(re.match(r"\s*\d{4}-\d", text))
+
+
+def typed_period(text: str, tz: ZoneInfo) -> Period | date:
+    """What a person typed for a period, read in the site's time zone, not yet checked against
+    the schedule: a :class:`Period` for a time, a ``date`` for a date alone. Raises UsageError
+    for anything else, saying how a period is spelled."""
+    cleaned = text.strip()
+    match = _TYPED_PERIOD.match(cleaned)
+    if not match:
+        raise UsageError(f"{text!r} is not a period; give {PERIOD_SPELLING}", source="--period")
+    try:
+        if match["time"] is None:
+            return date.fromisoformat(match["date"])
+        moment = datetime.fromisoformat(f"{match['date']}T{match['time'].upper()}")
+    except ValueError as exc:
+        raise UsageError(f"{text!r}: {exc}", source="--period") from None
+    if moment.second or moment.microsecond:
+        raise UsageError(
+            f"{text!r}: the schedule counts in whole minutes; give the time with :00 seconds "
+            "or none",
+            source="--period",
+        )
+    local = moment.replace(tzinfo=tz) if moment.tzinfo is None else moment.astimezone(tz)
+    return _period_at(local, tz)
+
+
+def read_period(text: str, expression: str, tz: ZoneInfo) -> Period:
+    """A period a person typed, as the key the schedule gives it: one of the schedule's times
+    (past or future), or a date standing for the schedule's only time that day. Anything else
+    is a UsageError that names the nearest scheduled times."""
+    typed = typed_period(text, tz)
+    if isinstance(typed, date):
+        return _the_time_on(typed, expression, tz)
+    on_schedule = current_period(expression, tz, typed.scheduled_at)
+    if on_schedule.key != typed.key:
+        later = next_period(expression, tz, typed.scheduled_at)
+        raise UsageError(
+            f"{typed.key} is not a time of the schedule ({expression!r} in {tz.key}); the "
+            f"nearest are {on_schedule.key} and {later.key}",
+            source="--period",
+        )
+    return on_schedule
+
+
+def _the_time_on(day: date, expression: str, tz: ZoneInfo) -> Period:
+    """The one scheduled time on ``day``, else a UsageError naming the times or the nearest."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+    end = midnight + timedelta(days=1)
+    found: list[Period] = []
+    cursor = midnight - timedelta(seconds=1)
+    while len(found) < 3:
+        fire = next_period(expression, tz, cursor)
+        if fire.scheduled_at >= end:
+            break
+        found.append(fire)
+        cursor = fire.scheduled_at
+    if len(found) == 1:
+        return found[0]
+    if found:
+        times = ", ".join(p.key for p in found[:2]) + (", …" if len(found) > 2 else "")
+        raise UsageError(
+            f"{day.isoformat()} has several scheduled times ({times}); give the one you mean",
+            source="--period",
+        )
+    before = current_period(expression, tz, midnight - timedelta(seconds=1))
+    after = next_period(expression, tz, end - timedelta(seconds=1))
+    raise UsageError(
+        f"nothing is scheduled on {day.isoformat()} ({expression!r} in {tz.key}); the nearest "
+        f"periods are {before.key} and {after.key}",
+        source="--period",
+    )
+
+
+def check_not_future(period: Period, now: datetime) -> None:
+    """Refuse to mail a period before its time: the scheduled run picks it up then."""
+    if period.scheduled_at > now:
+        raise UsageError(
+            f"period {period.key} has not begun yet (in {_human(period.scheduled_at - now)}); "
+            "a period is mailed from its scheduled time on, by the scheduled run or with "
+            "--period then",
+            source="--period",
+        )
 
 
 def period_from_key(key: str, tz: ZoneInfo) -> Period | None:

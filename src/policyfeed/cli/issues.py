@@ -63,7 +63,12 @@ def _issue_dict(app: App, issue_: Issue, post_count: int) -> dict[str, Any]:
 @click.option(
     "--pin", "pin", multiple=True, metavar="SLUG", help="Put a post first (repeat: in order)."
 )
-@click.option("--period", help="Period key (default: the schedule's period for now).")
+@click.option(
+    "--period",
+    metavar="P",
+    help="A time of the schedule as YYYY-MM-DDTHH:MM (site time zone; may be ahead), or a "
+    "special issue's name like wcit-special (default: the schedule's period for now).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what the issue would hold; record nothing.")
 @pass_app
 def issue_new(
@@ -75,12 +80,17 @@ def issue_new(
     Posts dated in the future wait. Excluded posts stay waiting for the next issue. The
     digest is rendered first, so an issue too large to send is refused before it is recorded.
 
+    --period names one of the schedule's times (the scheduled run then sends the issue at
+    that time), or a special issue outside the schedule: a name of lower-case letters, digits
+    and hyphens, mailed only by `policyfeed publish --period NAME`.
+
     Example:
 
     \b
         policyfeed issue new --note "WCIT is coming: read on." \\
             --pin wcit-preparation-ask-your-government --exclude old-draft-post
         policyfeed issue new --dry-run
+        policyfeed issue new --period wcit-special --note "WCIT opens on Monday"
     """
     from policyfeed.digest.issues import create_issue, default_period, period_key, plan_issue
     from policyfeed.digest.render import render_issue

@@ -22,7 +22,12 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 @cli.command("publish")
-@click.option("--period", metavar="P", help="Publish this period (e.g. 2012-07-30T08:00).")
+@click.option(
+    "--period",
+    metavar="P",
+    help="Publish this period: a time of the schedule, not a future one, as YYYY-MM-DDTHH:MM "
+    "in the site's time zone (e.g. 2012-07-30T08:00), or a special issue's name.",
+)
 @click.option("--dry-run", is_flag=True, help="Render and report; write nothing at all.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @click.option(
@@ -58,6 +63,11 @@ def publish_command(
     their chapter's variant. No waiting post: nothing is written. Resuming or forcing a period
     older than --max-lateness is refused without --force. Messages go to the outbox/ Maildir
     unless an SMTP relay is configured.
+
+    --period takes one of the schedule's times as YYYY-MM-DDTHH:MM in the site's time zone
+    (2012-07-30 08:00, 2012-07-30T08:00:00 and a UTC offset are read too; a date alone
+    means the schedule's time that day), never a future one; or the name of a special issue
+    made with `issue new --period NAME`. Anything else is a usage error (exit 2).
 
     \b
     Exit codes:

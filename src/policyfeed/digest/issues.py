@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from sqlite_utils import Database
 
 from policyfeed.content.posts import strip_forbidden
-from policyfeed.errors import ConflictError, InputError, NotFoundError
+from policyfeed.errors import ConflictError, InputError, NotFoundError, UsageError
 from policyfeed.model import ChapterVariant, Issue, Post
 from policyfeed.store import from_db_time, to_db_time
 from policyfeed.store import issues as store
@@ -52,19 +52,42 @@ def default_period(settings: Settings, now: datetime) -> str:
     return current_period(settings.schedule, settings.tz, now).key
 
 
-def period_key(settings: Settings, text: str) -> str:
-    """A period given by an editor: a site-local time or date is normalised like the schedule's
-    keys (``2012-07-30`` is ``2012-07-30T00:00``); any other word names a special issue."""
-    from policyfeed.schedule import parse_period
+# A special issue (one not on the schedule, e.g. "wcit-special") is named like a post slug. Words
+# that read as a relative day are refused, so "yesterday" or "next-week" is never taken for a name.
+SPECIAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_RELATIVE_WORDS = frozenset(
+    ["yesterday", "today", "tomorrow", "tonight", "now", "next", "last", "this", "previous", "ago"]
+)
+_WEEKDAYS = frozenset(
+    {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+    | {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+)
 
-    key = " ".join(text.split())
-    if not key:
-        raise InputError("the period must not be empty", source="--period")
-    if re.match(r"\d{4}-\d{2}-\d{2}", key):
-        return parse_period(key, settings.tz).key
-    if len(key) > 100:
-        raise InputError("the period is longer than 100 characters", source="--period")
-    return key
+
+def period_key(settings: Settings, text: str) -> str:
+    """The period an editor gives ``issue new``: a time of the schedule, spelled as
+    ``publish --period`` takes it (past or future: an issue may be made ahead of its time), or
+    the name of a special issue (lower-case letters, digits and hyphens, e.g. ``wcit-special``),
+    which only ``publish --period NAME`` mails."""
+    from policyfeed.schedule import PERIOD_SPELLING, looks_like_a_time, read_period
+
+    if looks_like_a_time(text):
+        return read_period(text, settings.schedule, settings.tz).key
+    name = text.strip()
+    words = name.split("-")
+    if (
+        not SPECIAL_NAME.match(name)
+        or not any(c.isalpha() for c in name)
+        or _RELATIVE_WORDS.intersection(words)
+        or name in _WEEKDAYS
+    ):
+        raise UsageError(
+            f"{text!r} is neither a period nor a special issue's name; give {PERIOD_SPELLING}, "
+            "or name a special issue with lower-case letters, digits and hyphens, e.g. "
+            "wcit-special (not a relative day like 'yesterday')",
+            source="--period",
+        )
+    return name
 
 
 def _check_slugs(
