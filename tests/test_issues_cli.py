@@ -233,3 +233,31 @@ def test_every_issue_command_has_help_ending_with_an_example() -> None:
         result = CliRunner().invoke(cli, ["issue", name, "--help"])
         assert result.exit_code == 0
         assert "Example:" in result.output, name
+
+
+def test_issue_new_dry_run_refuses_what_issue_new_would_refuse(run) -> None:
+    # The dry run used to promise "issue 2" for a period that already had issue 1, which the
+    # real command then refused.
+    acta = "acta-and-tppa-a-coincidence-worth-exploring"
+    run("issue", "new", "--period", "2012-07-30T08:00", "--exclude", acta)
+
+    dry = run("issue", "new", "--dry-run", "--period", "2012-07-30T08:00")
+    real = run("issue", "new", "--period", "2012-07-30T08:00")
+
+    assert (dry.exit_code, dry.output) == (real.exit_code, real.output)
+    assert dry.output == "Error: period '2012-07-30T08:00' already has issue 1\n"
+
+
+def test_issue_new_dry_run_promises_the_number_and_posts_issue_new_then_gives(run) -> None:
+    acta = "acta-and-tppa-a-coincidence-worth-exploring"
+    run("issue", "new", "--period", "w1", "--exclude", acta)
+
+    dry = run("issue", "new", "--dry-run", "--period", "w2")
+    real = run("issue", "new", "--period", "w2")
+
+    assert real.exit_code == dry.exit_code == 0, real.output
+    promised = dry.output.splitlines()[:-1]
+    assert promised[0] == "Would create issue 2 (period w2) with 1 posts:"
+    assert [promised[0].replace("Would create", "Created"), *promised[1:]] == (
+        real.output.splitlines()
+    )

@@ -92,12 +92,15 @@ def issue_new(
         policyfeed issue new --dry-run
         policyfeed issue new --period wcit-special --note "WCIT opens on Monday"
     """
-    from policyfeed.digest.issues import create_issue, default_period, period_key, plan_issue
+    from policyfeed.digest.issues import create_issue, default_period, period_key, prepare_issue
     from policyfeed.digest.render import render_issue
 
     settings, now = app.settings, app.now()
     key = period_key(settings, period) if period else default_period(settings, now)
-    planned = plan_issue(app.db, settings, now=now, period=key, note=note, exclude=exclude, pin=pin)
+    # The same checks as the real command, so a dry run promises only what it would do.
+    planned = prepare_issue(
+        app.db, settings, now=now, period=key, note=note, exclude=exclude, pin=pin
+    )
     if planned is None:
         click.echo("Nothing new: no published posts are waiting for an issue.")
         return

@@ -188,6 +188,30 @@ def plan_issue(
     return replace(issue, subject=render_subject(issue, posts, settings)), posts
 
 
+def prepare_issue(
+    db: Database,
+    settings: Settings,
+    *,
+    period: str,
+    now: datetime,
+    note: str = "",
+    exclude: Sequence[str] = (),
+    pin: Sequence[str] = (),
+    limit: int = MAX_POSTS_PER_ISSUE,
+) -> tuple[Issue, list[Post]] | None:
+    """The issue :func:`create_issue` would create now, after the same checks, recording
+    nothing: what a dry run may promise.
+
+    None when no post is waiting. Raises ConflictError when the period already has an issue.
+    """
+    existing = store.issue_by_period(db, period)
+    if existing is not None:
+        raise ConflictError(f"period {period!r} already has issue {existing.number}")
+    return plan_issue(
+        db, settings, now=now, period=period, note=note, exclude=exclude, pin=pin, limit=limit
+    )
+
+
 def create_issue(
     db: Database,
     settings: Settings,
@@ -205,10 +229,7 @@ def create_issue(
     period already has an issue.
     """
     with _immediate_transaction(db):
-        existing = store.issue_by_period(db, period)
-        if existing is not None:
-            raise ConflictError(f"period {period!r} already has issue {existing.number}")
-        planned = plan_issue(
+        planned = prepare_issue(
             db, settings, now=now, period=period, note=note, exclude=exclude, pin=pin, limit=limit
         )
         if planned is None:
