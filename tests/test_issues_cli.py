@@ -12,7 +12,9 @@ from click.testing import CliRunner, Result
 
 from digest_support import parse
 from policyfeed.cli import cli
+from policyfeed.config import load_settings
 from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN
+from policyfeed.digest.sample import sample_unsubscribe_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "policyfeed.toml"
@@ -29,6 +31,8 @@ DEMO_LINES = [
     "  5. 2012-07-25  itu-council-refers-internet-issues-to-wtsa   "
     "ITU Council sends OTT, domain names and ICANN questions to WTSA",
 ]
+# The demo's sample member's link: subscriber 0 (there is none), signed with the public sample key.
+SAMPLE_UNSUBSCRIBE = sample_unsubscribe_url(load_settings(DEMO_CONFIG, environ={}))
 DEMO_SUBJECT = "Public Policy #1: ACTA and the TPPA: a coincidence worth exploring and 4 more"
 
 
@@ -172,8 +176,12 @@ def test_issue_preview_writes_html_and_text_prints_the_paths_and_records_nothing
         str(tmp_path / "p" / "issue-1.txt"),
     ]
     html = (tmp_path / "p" / "issue-1.html").read_text(encoding="utf-8")
-    assert "Draft note" in html and UNSUBSCRIBE_URL_TOKEN in html
-    assert "Draft note" in (tmp_path / "p" / "issue-1.txt").read_text(encoding="utf-8")
+    text = (tmp_path / "p" / "issue-1.txt").read_text(encoding="utf-8")
+    assert "Draft note" in html and "Draft note" in text
+    # A sample member's links, never the placeholder delivery fills in.
+    assert "%%" not in html and "%%" not in text
+    assert parse(html).cssselect("a.unsubscribe")[0].get("href") == SAMPLE_UNSUBSCRIBE
+    assert SAMPLE_UNSUBSCRIBE in text
     assert run("issue", "list").output == "No issues yet.\n"
 
 
@@ -203,11 +211,30 @@ def test_issue_render_prints_html_text_or_a_whole_message(run) -> None:
     text = run("issue", "render", "1", "--format", "text").output
     eml = run("issue", "render", "1", "--format", "eml").stdout_bytes
 
-    assert parse(html).cssselect("a.unsubscribe")[0].get("href") == UNSUBSCRIBE_URL_TOKEN
+    assert parse(html).cssselect("h2.post-title")[0].text_content() == DEMO_LINES[0].split("  ")[-1]
     assert text.startswith("Public Policy - issue 1\n")
     message = email.message_from_bytes(eml, policy=email.policy.default)
     assert message["Subject"] == DEMO_SUBJECT
     assert message.get_body(("plain",)).get_content().startswith("Public Policy - issue 1")
+
+
+def test_issue_render_shows_a_sample_members_links_not_the_placeholder(run) -> None:
+    # The HTML used to carry the raw placeholder %%UNSUBSCRIBE_URL%% as the link's href.
+    run("issue", "new", "--period", "2012-07-30T08:00")
+
+    html = run("issue", "render", "1").output
+    text = run("issue", "render", "1", "--format", "text").output
+    eml = run("issue", "render", "1", "--format", "eml").stdout_bytes
+    geneva = run("issue", "render", "1", "--chapter", "switzerland").output
+
+    assert UNSUBSCRIBE_URL_TOKEN not in html + text + geneva
+    for page in (html, geneva):
+        assert parse(page).cssselect("a.unsubscribe")[0].get("href") == SAMPLE_UNSUBSCRIBE
+    assert f"Unsubscribe:\n{SAMPLE_UNSUBSCRIBE}\n" in text
+    message = email.message_from_bytes(eml, policy=email.policy.default)
+    assert message["List-Unsubscribe"].startswith(f"<{SAMPLE_UNSUBSCRIBE}>")
+    html_part = message.get_body(("html",)).get_content()
+    assert parse(html_part).cssselect("a.unsubscribe")[0].get("href") == SAMPLE_UNSUBSCRIBE
 
 
 def test_issue_new_refuses_an_issue_too_large_to_send_before_recording_it(

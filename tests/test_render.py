@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import email
-import email.policy
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,7 +17,6 @@ from policyfeed.digest.render import (
     CLIP_BYTES,
     UNSUBSCRIBE_URL_TOKEN,
     WARN_BYTES,
-    preview_message,
     render_issue,
 )
 from policyfeed.errors import ConfigError, DigestTooLargeError
@@ -444,23 +441,3 @@ def test_autoescape_is_on_in_html_templates(settings) -> None:
     digest = render_issue(make_issue(), [post], settings)
 
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in digest.html
-
-
-# --- the preview message -----------------------------------------------------------------
-
-
-def test_the_preview_message_is_multipart_text_first_with_the_placeholder_filled(settings):
-    digest = render_issue(make_issue(), [make_post(title="Café & co")], settings)
-
-    raw = preview_message(digest, make_issue(), settings)
-
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    parts = [part.get_content_type() for part in message.walk()]
-    assert parts == ["multipart/alternative", "text/plain", "text/html"]
-    text = message.get_body(("plain",)).get_content()
-    html = message.get_body(("html",)).get_content()
-    assert "https://policy.example.org/unsubscribe" in text and UNSUBSCRIBE_URL_TOKEN not in text
-    assert 'href="https://policy.example.org/unsubscribe"' in html
-    assert message["Subject"] == "Public Policy #1: Café & co"
-    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
-    assert raw == preview_message(digest, make_issue(), settings)

@@ -211,7 +211,8 @@ def issue_preview(
 ) -> None:  # fmt: skip
     """Write the HTML and text of the next issue (or issue NUMBER) and print their paths.
 
-    Records nothing. The unsubscribe link keeps its placeholder.
+    Records nothing. The links are a sample member's: they look like a member's, but the
+    unsubscribe link in them unsubscribes nobody.
 
     Example:
 
@@ -220,6 +221,7 @@ def issue_preview(
         policyfeed issue preview 3 --chapter geneva --out /tmp/digest
     """
     from policyfeed.digest.issues import get_issue, issue_posts, plan_issue
+    from policyfeed.digest.sample import with_sample_links
     from policyfeed.output import write_text_if_changed
 
     if number is None:
@@ -237,6 +239,7 @@ def issue_preview(
         posts = issue_posts(app.db, issue_)
     digest = _variant(app, issue_, posts, chapter)
     _warn(digest)
+    digest = with_sample_links(digest, app.settings)
     stem = f"issue-{issue_.number}" + (f"-{chapter}" if chapter else "")
     html_path, text_path = out_dir / f"{stem}.html", out_dir / f"{stem}.txt"
     write_text_if_changed(html_path, digest.html)
@@ -260,8 +263,8 @@ def issue_preview(
 def issue_render(app: App, number: int, fmt: str, chapter: str | None) -> None:
     """Print issue NUMBER as HTML, text or a .eml message on standard output.
 
-    HTML and text keep the unsubscribe placeholder that delivery fills in per recipient; the
-    .eml links to the site's unsubscribe page instead.
+    Each shows a sample member's message: the links look like a member's (the .eml carries
+    the List-Unsubscribe headers too), but the unsubscribe link in them unsubscribes nobody.
 
     Example:
 
@@ -270,14 +273,13 @@ def issue_render(app: App, number: int, fmt: str, chapter: str | None) -> None:
         policyfeed issue render 1 --format eml > issue-1.eml
     """
     from policyfeed.digest.issues import get_issue, issue_posts
-    from policyfeed.digest.render import preview_message
+    from policyfeed.digest.sample import sample_message, with_sample_links
 
     issue_ = get_issue(app.db, number)
     digest = _variant(app, issue_, issue_posts(app.db, issue_), chapter)
     _warn(digest)
-    if fmt == "html":
-        click.echo(digest.html, nl=False)
-    elif fmt == "text":
-        click.echo(digest.text, nl=False)
-    else:
-        click.echo(preview_message(digest, issue_, app.settings), nl=False)
+    if fmt == "eml":
+        click.echo(sample_message(digest, issue_, app.settings), nl=False)
+        return
+    sample = with_sample_links(digest, app.settings)
+    click.echo(sample.html if fmt == "html" else sample.text, nl=False)

@@ -8,7 +8,6 @@ personalises a message by substituting them, never by rendering again.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -326,38 +325,3 @@ def render_issue(
         summaries_only=summaries_only,
         chapter=slug,
     )
-
-
-def preview_message(
-    digest: RenderedDigest, issue: Issue, settings: Settings, *, recipient: str = ""
-) -> bytes:
-    """A stand-alone .eml of a rendered variant to open in a mail program (never sent).
-
-    The unsubscribe placeholder becomes the site's unsubscribe page without a token, before
-    encoding (quoted-printable could otherwise split the token).
-    """
-    import html as html_lib
-    from email import policy
-    from email.message import EmailMessage
-    from email.utils import format_datetime, formataddr
-
-    endpoint = settings.unsubscribe_endpoint
-    message = EmailMessage(policy=policy.SMTP)
-    message["From"] = formataddr((settings.mail_from_name, settings.sender))
-    message["To"] = recipient or settings.editor_email or settings.sender
-    message["Subject"] = digest.subject
-    message["Date"] = format_datetime(issue.created_at.astimezone(settings.tz))
-    message["Message-ID"] = f"<issue-{issue.number}.preview@{settings.domain}>"
-    text = digest.text.replace(UNSUBSCRIBE_URL_TOKEN, endpoint)
-    message.set_content(text, cte="quoted-printable")
-    message.add_alternative(
-        digest.html.replace(UNSUBSCRIBE_URL_TOKEN, html_lib.escape(endpoint)),
-        subtype="html",
-        cte="quoted-printable",
-    )
-    # A boundary from the content, so the same issue gives the same bytes.
-    seed = f"{issue.number}\0{digest.chapter}\0{digest.subject}\0{digest.size_bytes}"
-    message.set_boundary("=_pf_preview_" + hashlib.sha256(seed.encode()).hexdigest()[:24])
-    # Headers are not folded below 998 octets: folding a long subject right after "Subject:"
-    # makes some readers show a leading space. Bodies were encoded in 76-character lines.
-    return message.as_bytes(policy=policy.SMTP.clone(max_line_length=998))
