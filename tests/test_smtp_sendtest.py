@@ -166,3 +166,67 @@ def test_a_chapter_that_gets_nothing_from_the_issue_is_an_error(
     assert result.exit_code == 1
     assert "chapter 'dns' gets nothing from issue 1" in result.output
     assert sink.messages == []
+
+
+def test_several_addresses_each_get_a_copy_over_one_connection(
+    db_with_issue: Path, sink: SmtpSink
+) -> None:
+    others = ["comms@example.org", "board@example.org"]
+    args = ["1", "--to", EDITOR, "--to", others[0], "--to", others[1], "--to", EDITOR.upper()]
+
+    result = run(db_with_issue, *args, env=sink.environ())
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"Sent a test copy of issue 1 to {address} via smtp 127.0.0.1:{sink.port}"
+        for address in (EDITOR, *others)
+    ]
+    assert sink.recipients() == {EDITOR: 1, others[0]: 1, others[1]: 1}
+    assert sink.connections == 1
+    ids = {email.message_from_bytes(m.data)["Message-ID"] for m in sink.messages}
+    assert len(ids) == 3
+    for message in sink.messages:
+        parsed = email.message_from_bytes(message.data, policy=email.policy.default)
+        assert (parsed["To"],) == message.rcpt_tos
+    assert ledger_rows(db_with_issue) == 0
+
+
+def test_a_refused_address_does_not_stop_the_others_and_exits_1(db_with_issue: Path) -> None:
+    answer = "550 5.1.1 <gone@example.org>: Recipient address rejected"
+    with SmtpSink(refuse={"gone@example.org": answer}) as relay:
+        result = run(
+            db_with_issue, "1", "--to", "gone@example.org", "--to", EDITOR, env=relay.environ()
+        )
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: the relay refused the test copy for gone@example.org: {answer}",
+        f"Sent a test copy of issue 1 to {EDITOR} via smtp 127.0.0.1:{relay.port}",
+    ]
+    assert relay.recipients() == {EDITOR: 1}
+
+
+def test_a_relay_that_goes_down_leaves_the_rest_untried_and_exits_75(
+    db_with_issue: Path,
+) -> None:
+    with SmtpSink(down_after=1, down_mode="421") as relay:
+        env = {**relay.environ(), "POLICYFEED_SMTP_RETRIES": "0"}
+        result = run(
+            db_with_issue, "1", "--to", EDITOR, "--to", "b@example.org", "--to",
+            "c@example.org", env=env,
+        )  # fmt: skip
+    assert result.exit_code == 75
+    lines = result.output.splitlines()
+    assert lines[0] == f"Sent a test copy of issue 1 to {EDITOR} via smtp 127.0.0.1:{relay.port}"
+    assert lines[1].startswith("Error: test copy of issue 1 for b@example.org not sent, try again")
+    assert "421" in lines[1]
+    assert lines[2].startswith("Error: test copy of issue 1 for c@example.org not sent")
+    assert relay.recipients() == {EDITOR: 1}
+
+
+def test_one_malformed_address_among_several_sends_nothing(
+    db_with_issue: Path, sink: SmtpSink
+) -> None:
+    result = run(db_with_issue, "1", "--to", EDITOR, "--to", "not-an-address", env=sink.environ())
+    assert result.exit_code == 2
+    assert "'not-an-address'" in result.output
+    assert sink.messages == []
