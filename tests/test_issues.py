@@ -176,7 +176,9 @@ def test_create_issue_records_number_period_subject_note_and_status(db, settings
     add_post(db, settings, "wcit", title="WCIT & the ITRs", date=NOW - DAY)
     add_post(db, settings, "ietf", title="IETF 84", date=NOW - 2 * DAY)
 
-    issue = create_issue(db, settings, period="2012-07-30T08:00", now=NOW, note="  Hello\n all ")
+    note = "\n  Hello\n  all \n\n"  # Markdown: the common indent and outer blank lines go
+
+    issue = create_issue(db, settings, period="2012-07-30T08:00", now=NOW, note=note)
 
     assert issue is not None
     assert (issue.number, issue.period, issue.status) == (1, "2012-07-30T08:00", "draft")

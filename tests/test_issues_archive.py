@@ -144,3 +144,22 @@ def test_an_edited_post_updates_its_issue_entry_not_the_clock(db, settings, tmp_
     feed = feedparser.parse((out / "issues" / "atom.xml").read_bytes())
     assert feed.entries[0].updated == "2012-08-02T12:00:00+00:00"
     assert out / "issues" / "1" / "index.html" in changed
+
+
+def test_the_web_version_and_the_feeds_show_the_markdown_note_cleaned(db, settings, tmp_path):
+    add_post(db, settings, "wcit", date=NOW - DAY)
+    note = "**WCIT** is near: [agenda](/wcit/).\n\n<script>alert(1)</script>"
+    create_issue(db, settings, period="w", now=NOW, note=note)
+    out = tmp_path / "public"
+
+    write_issue_archive(db, settings, out)
+
+    page = (out / "issues" / "1" / "index.html").read_text(encoding="utf-8")
+    box = parse(page).cssselect("div.note")[0]
+    assert box.cssselect("strong")[0].text == "WCIT"
+    assert box.cssselect("a")[0].get("href") == "https://policy.example.org/wcit/"
+    assert "<script" not in page and "**" not in page
+    entry = feedparser.parse(str(out / "issues" / "atom.xml")).entries[0]
+    assert entry.summary == "WCIT is near: agenda."
+    content = entry.content[0].value
+    assert "<strong>WCIT</strong>" in content and "<script" not in content

@@ -288,3 +288,49 @@ def test_issue_new_dry_run_promises_the_number_and_posts_issue_new_then_gives(ru
     assert [promised[0].replace("Would create", "Created"), *promised[1:]] == (
         real.output.splitlines()
     )
+
+
+def test_issue_new_reads_a_markdown_note_from_a_file(run, tmp_path: Path) -> None:
+    note = tmp_path / "note.md"
+    note.write_text("**WCIT** is coming.\n\n- read [the agenda](/wcit/)\n", encoding="utf-8")
+
+    result = run("issue", "new", "--period", "w", "--note-file", str(note))
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(run("issue", "show", "1", "--json").output)["note"] == (
+        "**WCIT** is coming.\n\n- read [the agenda](/wcit/)"
+    )
+    box = parse(run("issue", "render", "1").output).cssselect(".note-box")[0]
+    assert box.cssselect("strong")[0].text == "WCIT"
+    assert box.cssselect("li a")[0].get("href") == "https://policy.example.org/wcit/"
+
+
+def test_issue_new_with_both_note_options_is_a_usage_error(run, tmp_path: Path) -> None:
+    (tmp_path / "note.md").write_text("x", encoding="utf-8")
+
+    result = run("issue", "new", "--note", "a", "--note-file", str(tmp_path / "note.md"))
+
+    assert result.exit_code == 2
+    assert "use --note or --note-file, not both" in result.output
+    assert run("issue", "list").output == "No issues yet.\n"
+
+
+def test_a_note_file_that_is_not_utf8_is_refused_naming_it(run, tmp_path: Path) -> None:
+    (tmp_path / "note.md").write_bytes(b"caf\xe9\n")
+
+    result = run("issue", "new", "--note-file", str(tmp_path / "note.md"))
+
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {tmp_path / 'note.md'}, line 1: not UTF-8 text")
+    assert run("issue", "list").output == "No issues yet.\n"
+
+
+def test_issue_new_reads_the_note_from_standard_input(demo_db_path: Path) -> None:
+    base = ["--db", str(demo_db_path), "--config", str(DEMO_CONFIG)]
+    result = CliRunner().invoke(
+        cli, [*base, "issue", "new", "--period", "w", "--note-file", "-"], input="*Hi* all\n"
+    )
+
+    assert result.exit_code == 0, result.output
+    shown = CliRunner().invoke(cli, [*base, "issue", "show", "1", "--json"]).output
+    assert json.loads(shown)["note"] == "*Hi* all"

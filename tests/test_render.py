@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import lxml.etree
+import lxml.html
 import pytest
 
 from digest_support import make_issue, make_post, parse, render_demo
@@ -372,10 +373,10 @@ def test_the_editors_note_is_shown_first_and_used_as_preheader(settings) -> None
     digest = render_issue(issue, [make_post()], settings)
 
     doc = parse(digest.html)
+    # Markdown, where a line break in the note stays a line break.
     assert [p.text_content() for p in doc.cssselect(".note-box p")] == [
         "From the editor",
-        "WCIT is coming.",
-        "Read on.",
+        "WCIT is coming.\nRead on.",
     ]
     assert doc.cssselect(".preheader")[0].text_content().startswith("WCIT is coming. Read on.")
     assert "From the editor\n---------------\nWCIT is coming.\nRead on." in digest.text
@@ -441,3 +442,44 @@ def test_autoescape_is_on_in_html_templates(settings) -> None:
     digest = render_issue(make_issue(), [post], settings)
 
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in digest.html
+
+
+HOSTILE_NOTE = """\
+**WCIT** is coming: read the [agenda](/events/wcit/) first.
+
+- ask your government
+- write to us
+
+<script>alert(1)</script><img src="x" onerror="alert(2)">
+<a href="javascript:alert(3)">click</a> <iframe src="https://evil.example/"></iframe>
+"""
+
+
+def test_the_editors_note_is_markdown_cleaned_like_a_post(settings) -> None:
+    digest = render_issue(make_issue(note=HOSTILE_NOTE), [make_post()], settings)
+
+    box = parse(digest.html).cssselect(".note-box")[0]
+    assert box.cssselect("strong")[0].text_content() == "WCIT"
+    assert [a.get("href") for a in box.cssselect("a")] == [
+        "https://policy.example.org/events/wcit/",
+        None,  # the javascript: link keeps its text and loses its target
+    ]
+    assert [li.text_content() for li in box.cssselect("li")] == [
+        "ask your government",
+        "write to us",
+    ]
+    markup = lxml.html.tostring(box, encoding="unicode")
+    for hostile in ("<script", "onerror", "javascript:", "<iframe", "alert(1)", 'src="x"'):
+        assert hostile not in markup
+    assert "**" not in digest.html
+    preheader = parse(digest.html).cssselect(".preheader")[0].text_content()
+    assert preheader.startswith("WCIT is coming: read the agenda first.")
+
+
+def test_the_notes_text_part_is_plain_with_its_links_listed(settings) -> None:
+    digest = render_issue(make_issue(note=HOSTILE_NOTE), [make_post()], settings)
+
+    note = digest.text.split("From the editor\n---------------\n", 1)[1].split("\n\n\n")[0]
+    assert note.startswith("WCIT is coming: read the agenda [1] first.")
+    assert "[1] https://policy.example.org/events/wcit/" in note
+    assert "ask your government" in note and "**" not in note and "<" not in note

@@ -43,6 +43,33 @@ def _echo_posts(app: App, posts: list[Post]) -> None:
         click.echo(f"{index:>3}. {date}  {post.slug:<{width}}  {post.title}")
 
 
+NOTE_HELP = "The editor's note at the top of the issue (Markdown)."
+
+
+def _note_option(fn: Any) -> Any:
+    fn = click.option(
+        "--note-file",
+        type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+        help="Read the note from a Markdown file (- for standard input).",
+    )(fn)
+    return click.option("--note", help=NOTE_HELP)(fn)
+
+
+def _read_note(note: str | None, note_file: Path | None) -> str | None:
+    """The note given by --note or --note-file (None: neither was given)."""
+    if note_file is None:
+        return note
+    if note is not None:
+        raise click.UsageError("use --note or --note-file, not both")
+    if str(note_file) == "-":
+        import sys
+
+        return sys.stdin.read()
+    from policyfeed.content.importers import read_text
+
+    return read_text(note_file)
+
+
 def _issue_dict(app: App, issue_: Issue, post_count: int) -> dict[str, Any]:
     return {
         "number": issue_.number,
@@ -58,7 +85,7 @@ def _issue_dict(app: App, issue_: Issue, post_count: int) -> dict[str, Any]:
 
 
 @issue.command("new")
-@click.option("--note", default="", help="The editor's note at the top of the issue.")
+@_note_option
 @click.option("--exclude", "exclude", multiple=True, metavar="SLUG", help="Leave a post out.")
 @click.option(
     "--pin", "pin", multiple=True, metavar="SLUG", help="Put a post first (repeat: in order)."
@@ -72,13 +99,14 @@ def _issue_dict(app: App, issue_: Issue, post_count: int) -> dict[str, Any]:
 @click.option("--dry-run", is_flag=True, help="Show what the issue would hold; record nothing.")
 @pass_app
 def issue_new(
-    app: App, note: str, exclude: tuple[str, ...], pin: tuple[str, ...], period: str | None,
-    dry_run: bool,
+    app: App, note: str | None, note_file: Path | None, exclude: tuple[str, ...],
+    pin: tuple[str, ...], period: str | None, dry_run: bool,
 ) -> None:  # fmt: skip
     """Create the next issue from the published posts that are in no issue yet.
 
     Posts dated in the future wait. Excluded posts stay waiting for the next issue. The
-    digest is rendered first, so an issue too large to send is refused before it is recorded.
+    note is Markdown, cleaned like a post. The digest is rendered first, so an issue too large
+    to send is refused before it is recorded.
 
     --period names one of the schedule's times (the scheduled run then sends the issue at
     that time), or a special issue outside the schedule: a name of lower-case letters, digits
@@ -87,14 +115,16 @@ def issue_new(
     Example:
 
     \b
-        policyfeed issue new --note "WCIT is coming: read on." \\
+        policyfeed issue new --note "**WCIT** is coming: read on." \\
             --pin wcit-preparation-ask-your-government --exclude old-draft-post
+        policyfeed issue new --note-file note.md
         policyfeed issue new --dry-run
         policyfeed issue new --period wcit-special --note "WCIT opens on Monday"
     """
     from policyfeed.digest.issues import create_issue, default_period, period_key, prepare_issue
     from policyfeed.digest.render import render_issue
 
+    note = _read_note(note, note_file) or ""
     settings, now = app.settings, app.now()
     key = period_key(settings, period) if period else default_period(settings, now)
     # The same checks as the real command, so a dry run promises only what it would do.

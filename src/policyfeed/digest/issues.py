@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -153,9 +154,11 @@ def _immediate_transaction(db: Database) -> Iterator[None]:
     db.conn.commit()
 
 
-def _clean_note(note: str) -> str:
-    lines = [" ".join(line.split()) for line in strip_forbidden(note).strip().splitlines()]
-    return "\n".join(lines)
+def clean_note(note: str) -> str:
+    """The editor's note as stored: Markdown, so white space inside it is kept (indented lists,
+    code); only line ends, trailing blanks, a common indent and blank lines around it go."""
+    lines = [line.rstrip() for line in strip_forbidden(note).splitlines()]
+    return textwrap.dedent("\n".join(lines)).strip("\n")
 
 
 def plan_issue(
@@ -183,7 +186,7 @@ def plan_issue(
         period=period or default_period(settings, now),
         created_at=now,
         updated_at=now,
-        note=_clean_note(note),
+        note=clean_note(note),
     )
     return replace(issue, subject=render_subject(issue, posts, settings)), posts
 

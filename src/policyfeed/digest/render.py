@@ -187,12 +187,43 @@ def site_context(settings: Settings) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class NoteView:
+    """The editor's note (Markdown) as the templates show it."""
+
+    html: Any  # markupsafe.Markup: cleaned HTML, safe to print unescaped
+    text: str  # wrapped plain text with [n] link references
+    links: tuple[str, ...]
+    plain: str  # one line of text: the inbox preheader, feed summaries
+
+
+def note_view(note: str, settings: Settings) -> NoteView:
+    """The note's Markdown as HTML cleaned like a post body (the same allow-list, absolute
+    links), and its plain-text readings. A line break in the note is a line break."""
+    import markdown
+    from markupsafe import Markup
+
+    from policyfeed.content.posts import html_to_text
+
+    if not note.strip():
+        return NoteView(Markup(""), "", (), "")
+    source = markdown.markdown(note, extensions=["extra", "sane_lists", "nl2br"])
+    html = email_body_html(source, settings.base_url)
+    text, links = html_to_mail_text(html)
+    return NoteView(Markup(html), text, tuple(links), " ".join(html_to_text(html).split()))
+
+
 def issue_context(issue: Issue, settings: Settings) -> dict[str, Any]:
+    note = note_view(issue.note, settings)
     return {
         "number": issue.number,
         "period": issue.period,
         "subject": issue.subject,
         "note": issue.note,
+        "note_html": note.html,
+        "note_text": note.text,
+        "note_links": note.links,
+        "note_plain": note.plain,
         "date": format_date(issue.created_at, settings.tz),
         "date_iso": issue.created_at.isoformat(),
         "web_url": settings.absolute(issue.web_path),
@@ -221,9 +252,9 @@ def render_subject(
     return shorten(text, 200)
 
 
-def preheader_text(issue: Issue, posts: Sequence[Post]) -> str:
-    """The line inbox lists show after the subject: the note, else the post titles."""
-    source = issue.note or " · ".join(post.title for post in posts)
+def preheader_text(issue: Issue, posts: Sequence[Post], settings: Settings) -> str:
+    """The line inbox lists show after the subject: the note's text, else the post titles."""
+    source = note_view(issue.note, settings).plain or " · ".join(post.title for post in posts)
     return shorten(source, 140)
 
 
@@ -291,7 +322,7 @@ def render_issue(
         "posts": post_views(posts, settings),
         "summaries_only": False,
         "unsubscribe_url": UNSUBSCRIBE_URL_TOKEN,
-        "preheader": preheader_text(issue, posts),
+        "preheader": preheader_text(issue, posts, settings),
     }
     html, text = _render_variant(settings, context)
     size = _size_as_sent(html)

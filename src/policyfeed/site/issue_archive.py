@@ -176,7 +176,7 @@ def issue_feed_entry(
         published=issue.created_at,
         updated=item.updated,
         content_html=content,
-        summary=shorten(issue.note or " · ".join(p.title for p in item.posts), 300),
+        summary=shorten(context["note_plain"] or " · ".join(p.title for p in item.posts), 300),
         authors=(settings.author,) if settings.author else (),
     )
 
