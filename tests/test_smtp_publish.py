@@ -24,7 +24,6 @@ from werkzeug.test import Client
 import policyfeed.delivery.smtp
 from policyfeed.audience.subscribers import add_subscriber
 from policyfeed.audience.tokens import make_token
-from policyfeed.audience.unsubscribe import make_unsubscribe_app
 from policyfeed.cli import App, cli
 from policyfeed.config import Settings
 from policyfeed.store import open_db
@@ -252,7 +251,10 @@ def one_click(settings: Settings, db_path: Path, url: str) -> int:
     import dataclasses
 
     parts = urlsplit(url)
-    app = make_unsubscribe_app(dataclasses.replace(settings, secret=SECRET), db_path)
+    from policyfeed.web import make_app
+
+    site = dataclasses.replace(settings, secret=SECRET)
+    app = make_app(site, db_path, site.output_dir)
     response = Client(app).post(
         f"{parts.path}?{parts.query}",
         data="List-Unsubscribe=One-Click",

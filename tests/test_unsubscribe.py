@@ -1,21 +1,25 @@
 """The unsubscribe endpoint, in process (werkzeug's test client): what it shows and what it
-changes. The same behaviour over real HTTP to ``serve`` is in test_unsubscribe_serve.py."""
+changes, and that every answer says what is true. The same behaviour over real HTTP to
+``serve`` is in test_unsubscribe_serve.py."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from werkzeug.test import Client
 
 from policyfeed.audience.tokens import make_token
-from policyfeed.audience.unsubscribe import make_unsubscribe_app
 from policyfeed.config import Settings
+from policyfeed.errors import ConfigError
 from policyfeed.store import open_db
+from policyfeed.web.app import Endpoint, SiteApp, make_app
 
 WHEN = datetime(2012, 8, 1, 9, 30, tzinfo=UTC)
 ONE_CLICK = {
@@ -65,9 +69,23 @@ def ada(db_path: Path) -> int:
     return add_subscriber(db_path, "ada@example.org")
 
 
+def make_unsubscribe_app(
+    settings: Settings, db_path: Path, *, now: Any = lambda: WHEN, **options: Any
+) -> SiteApp:
+    """The site's app with an empty site folder: only its endpoints answer."""
+    folder = db_path.parent / "public"
+    folder.mkdir(exist_ok=True)
+    return make_app(settings, db_path, folder, now=now, **options)
+
+
 @pytest.fixture
 def client(site: Settings, db_path: Path) -> Iterator[Client]:
     yield Client(make_unsubscribe_app(site, db_path, now=lambda: WHEN))
+
+
+def text_of(response: Any) -> str:
+    """The page's words, tags and line breaks aside."""
+    return " ".join(re.sub(r"<[^>]+>", " ", response.get_data(as_text=True)).split())
 
 
 def token_for(site: Settings, subscriber_id: int) -> str:
@@ -126,7 +144,7 @@ def test_the_confirmation_forms_post_with_the_token_in_the_body_unsubscribes(
     assert subscriber_row(db_path, ada)[0] == "unsubscribed"
 
 
-def test_a_second_post_is_harmless_and_keeps_the_first_time(
+def test_a_second_post_is_harmless_keeps_the_first_time_and_says_so(
     site: Settings, db_path: Path, ada: int
 ) -> None:
     token = token_for(site, ada)
@@ -137,49 +155,105 @@ def test_a_second_post_is_harmless_and_keeps_the_first_time(
     answers = [first.post(f"/unsubscribe?t={token}", **ONE_CLICK)]
     answers.append(later.post(f"/unsubscribe?t={token}", **ONE_CLICK))
     assert [a.status_code for a in answers] == [200, 200]
-    assert answers[0].get_data() == answers[1].get_data()
+    assert "You are unsubscribed" in text_of(answers[0])
+    assert "You are already unsubscribed" in text_of(answers[1])
+    assert "on 1 August 2012" in text_of(answers[1])  # the first time, in the site's zone
     assert subscriber_row(db_path, ada)[1] == "2012-08-01T09:30:00Z"
 
 
-@pytest.mark.parametrize(
-    "make_forged",
-    [
-        pytest.param(lambda s, sid: f"{sid}.AAAAAAAAAAAAAAAAAAAAAAAA", id="made-up mac"),
-        pytest.param(
-            lambda s, sid: make_token("another key", sid, s.list_identifier), id="wrong key"
-        ),
-        pytest.param(lambda s, sid: make_token(s.secret, sid, "other.list"), id="other list"),
-        pytest.param(lambda s, sid: f"{sid}", id="bare id"),
-        pytest.param(lambda s, sid: "", id="missing"),
-        pytest.param(lambda s, sid: "%00%ff<script>", id="garbage"),
-    ],
-)
-def test_a_forged_token_gets_the_same_neutral_answer_and_changes_nothing(
-    client: Client, site: Settings, db_path: Path, ada: int, make_forged: object
+def test_the_link_of_a_member_who_already_left_says_so_without_a_button(
+    client: Client, site: Settings, db_path: Path
 ) -> None:
-    assert callable(make_forged)
-    bob = add_subscriber(db_path, "bob@example.org")
-    genuine = client.post(f"/unsubscribe?t={token_for(site, bob)}", **ONE_CLICK)
-    forged = client.post(f"/unsubscribe?t={make_forged(site, ada)}", **ONE_CLICK)
-    assert forged.status_code == genuine.status_code == 200
-    assert forged.get_data() == genuine.get_data()
+    gone = add_subscriber(db_path, "left@example.org", status="unsubscribed")
+    response = client.get(f"/unsubscribe?t={token_for(site, gone)}")
+    assert response.status_code == 200
+    assert "You are already unsubscribed" in text_of(response)
+    assert "<form" not in response.get_data(as_text=True)
+
+
+FORGERIES = [
+    pytest.param(lambda s, sid: f"{sid}.AAAAAAAAAAAAAAAAAAAAAAAA", id="made-up mac"),
+    pytest.param(lambda s, sid: make_token("another key", sid, s.list_identifier), id="wrong key"),
+    pytest.param(lambda s, sid: make_token(s.secret, sid, "other.list"), id="other list"),
+    pytest.param(lambda s, sid: make_token(s.secret, sid, s.list_identifier)[:-3], id="cut short"),
+    pytest.param(lambda s, sid: f"{sid}", id="bare id"),
+    pytest.param(lambda s, sid: "", id="missing"),
+    pytest.param(lambda s, sid: "%00%ff<script>", id="garbage"),
+]
+
+
+@pytest.mark.parametrize("make_forged", FORGERIES)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_link_that_is_not_valid_says_so_with_how_to_leave_and_changes_nothing(
+    client: Client, site: Settings, db_path: Path, ada: int, make_forged: Any, method: str
+) -> None:
+    response = client.open(f"/unsubscribe?t={make_forged(site, ada)}", method=method, **ONE_CLICK)
+    assert response.status_code == 400
+    text = text_of(response)
+    assert "This unsubscribe link is not valid" in text
+    assert "Nothing has changed" in text
+    assert "unsubscribed" not in text.replace("Unsubscribe link", "")
+    page = response.get_data(as_text=True)
+    assert 'href="mailto:policy-editor@example.org?subject=Unsubscribe"' in page
+    assert "<form" not in page
     assert subscriber_row(db_path, ada)[0] == "active"
 
 
-def test_a_token_for_an_unknown_subscriber_changes_nothing(
+def test_a_link_that_is_not_valid_offers_a_fresh_link_when_the_app_has_that_page(
+    site: Settings, db_path: Path, ada: int
+) -> None:
+    without = Client(make_unsubscribe_app(site, db_path))
+    assert "/preferences/link" not in without.get("/unsubscribe?t=x").get_data(as_text=True)
+
+    def ask_for_link(request: Any, web: Any) -> Any:
+        return web.page("web/error.html", code=200, title="Get a link", message="")
+
+    extra = [Endpoint("/preferences/link", ask_for_link, methods=("GET", "POST"))]
+    with_page = Client(make_unsubscribe_app(site, db_path, endpoints=extra))
+    page = with_page.get("/unsubscribe?t=x").get_data(as_text=True)
+    assert 'href="/preferences/link"' in page
+    assert with_page.get("/preferences/link").status_code == 200
+
+
+def test_the_genuine_link_of_a_member_removed_since_says_they_are_not_on_the_list(
     client: Client, site: Settings, db_path: Path, ada: int
 ) -> None:
-    response = client.post(f"/unsubscribe?t={token_for(site, ada + 1000)}")
-    assert response.status_code == 200
-    assert "You are unsubscribed" in response.get_data(as_text=True)
+    for method in ("GET", "POST"):
+        response = client.open(f"/unsubscribe?t={token_for(site, ada + 1000)}", method=method)
+        assert response.status_code == 200
+        assert "You are not on the list any more" in text_of(response)
+        assert "<form" not in response.get_data(as_text=True)
     assert subscriber_row(db_path, ada)[0] == "active"
 
 
-def test_without_a_secret_no_token_is_accepted(settings: Settings, db_path: Path, ada: int) -> None:
-    token = make_token("whatever was used to send", ada, settings.list_identifier)
-    client = Client(make_unsubscribe_app(settings, db_path, now=lambda: WHEN))
+def test_the_app_refuses_to_start_without_a_secret(settings: Settings, db_path: Path) -> None:
     assert settings.secret == ""
-    assert client.post(f"/unsubscribe?t={token}").status_code == 200
+    with pytest.raises(ConfigError, match="POLICYFEED_SECRET is not set"):
+        make_unsubscribe_app(settings, db_path)
+
+
+def test_the_demo_mode_checks_links_with_the_development_key_only(
+    settings: Settings, db_path: Path, ada: int
+) -> None:
+    from policyfeed.audience.subscribers import DEVELOPMENT_SECRET
+
+    client = Client(make_unsubscribe_app(settings, db_path, demo=True))
+    guessed = make_token("whatever was used to send", ada, settings.list_identifier)
+    assert client.post(f"/unsubscribe?t={guessed}").status_code == 400
+    assert subscriber_row(db_path, ada)[0] == "active"
+    outbox_link = make_token(DEVELOPMENT_SECRET, ada, settings.list_identifier)
+    assert client.post(f"/unsubscribe?t={outbox_link}").status_code == 200
+    assert subscriber_row(db_path, ada)[0] == "unsubscribed"
+
+
+def test_with_a_secret_the_development_key_is_refused_even_in_demo_mode(
+    site: Settings, db_path: Path, ada: int
+) -> None:
+    from policyfeed.audience.subscribers import DEVELOPMENT_SECRET
+
+    client = Client(make_unsubscribe_app(site, db_path, demo=True))
+    token = make_token(DEVELOPMENT_SECRET, ada, site.list_identifier)
+    assert client.post(f"/unsubscribe?t={token}").status_code == 400
     assert subscriber_row(db_path, ada)[0] == "active"
 
 
@@ -200,15 +274,36 @@ def test_when_the_change_cannot_be_recorded_the_answer_is_503_not_a_false_done(
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "60"
     assert "You are unsubscribed" not in response.get_data(as_text=True)
+    assert "nothing has changed" in text_of(response)
     assert not missing.exists()
 
 
-def test_the_token_is_escaped_in_the_page(client: Client) -> None:
+def test_when_the_database_cannot_be_read_the_link_page_is_503_too(
+    site: Settings, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"not a database" * 100)
+    client = Client(make_unsubscribe_app(site, broken, now=lambda: WHEN))
+    for method in ("GET", "POST"):
+        response = client.open(f"/unsubscribe?t={token_for(site, 1)}", method=method)
+        assert response.status_code == 503, method
+        assert "unsubscribed" not in text_of(response).lower()
+
+
+def test_a_token_that_is_not_genuine_is_never_written_into_the_page(client: Client) -> None:
     page = client.get("/unsubscribe?t=%22%3E%3Cscript%3Ealert(1)%3C/script%3E").get_data(
         as_text=True
     )
     assert "<script>" not in page
-    assert "&#34;&gt;&lt;script&gt;" in page
+    assert "alert(1)" not in page
+
+
+def test_the_genuine_token_in_the_form_is_escaped_and_quoted(
+    client: Client, site: Settings, ada: int
+) -> None:
+    token = token_for(site, ada)
+    page = client.get(f"/unsubscribe?t={token}").get_data(as_text=True)
+    assert f'<input type="hidden" name="t" value="{token}">' in page
 
 
 def test_the_pages_are_not_cached_indexed_or_leaked_in_a_referer(
@@ -249,7 +344,7 @@ def test_templates_dir_overrides_the_default_pages(
 ) -> None:
     custom = tmp_path / "my-templates" / "web"
     custom.mkdir(parents=True)
-    (custom / "unsubscribed.html").write_text("Goodbye from {{ site_title }}.")
+    (custom / "unsubscribed.html").write_text("Goodbye from {{ site.title }}.")
     client = Client(
         make_unsubscribe_app(
             dataclasses.replace(site, templates_dir=custom.parent), db_path, now=lambda: WHEN

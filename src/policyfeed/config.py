@@ -60,6 +60,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "smtp_timeout",
         "smtp_retries",
     ),
+    "web": ("trusted_proxies", "connection_limit", "channel_timeout"),
 }
 PATH_FIELDS = ("output_dir", "templates_dir", "outbox_dir")
 SMTP_SECURITY = ("starttls", "tls", "none")
@@ -99,6 +100,9 @@ class Settings:
     smtp_rate_limit: float = 0.0
     smtp_timeout: float = 30.0
     smtp_retries: int = 3
+    trusted_proxies: int = 0
+    connection_limit: int = 1000
+    channel_timeout: int = 30
     smtp_password: str = field(default="", repr=False)
     secret: str = field(default="", repr=False)
 
@@ -290,6 +294,19 @@ def validate(settings: Settings) -> None:
     if settings.smtp_rate_limit < 0:
         raise ConfigError("smtp.rate_limit must be 0 (no limit) or a positive number per second")
     parse_duration(settings.max_lateness)
+    if not 0 <= settings.trusted_proxies <= 10:
+        raise ConfigError(
+            "web.trusted_proxies must be the number of proxies in front of the web app "
+            f"(0 to 10), not {settings.trusted_proxies}"
+        )
+    if settings.connection_limit < 10:
+        raise ConfigError(
+            f"web.connection_limit must be at least 10, not {settings.connection_limit}"
+        )
+    if settings.channel_timeout < 1:
+        raise ConfigError(
+            f"web.channel_timeout must be at least 1 second, not {settings.channel_timeout}"
+        )
     _validate_mail_headers(settings)
 
 
@@ -368,4 +385,7 @@ outbox_dir = "outbox"        # used when no [smtp] host is set
 # security = "starttls"      # starttls | tls | none
 # username = "newsletter"
 # rate_limit = 10            # messages per second, 0 = no limit
+
+# [web]                      # policyfeed serve (see docs/deploy.md)
+# trusted_proxies = 1        # behind nginx or Caddy: believe the X-Forwarded-For it appends
 """

@@ -1,166 +1,93 @@
-"""The unsubscribe endpoint: ``/unsubscribe?t=TOKEN``.
+"""Unsubscribing with the token of a member's link: what a link is, and what using it does.
 
-- GET (and HEAD) shows a confirmation page with a button and changes nothing: mail scanners and
-  link previewers follow links, and must not unsubscribe anyone.
-- POST unsubscribes at once. That covers the button and the RFC 8058 one-click POST that mail
-  providers send (body ``List-Unsubscribe=One-Click``, no cookies, no session). A second POST
-  is harmless.
-- A bad, forged or missing token gets exactly the same answer as a genuine one and changes
-  nothing, so the endpoint tells nobody whether a token or an address is real.
-- The change is committed before the answer is sent; if the database cannot take it right now
-  the answer is 503 (providers retry), never a false "done".
+The answers are honest, because the token is an HMAC that nobody can forge without the secret:
+only the member (or whoever holds their message) learns anything from them.
 
-:func:`unsubscribe_view` handles one werkzeug request (``web.make_app`` routes to it);
-:func:`make_unsubscribe_app` is the same as a stand-alone WSGI application.
+- :func:`look_up_link` (a GET: changes nothing) says whether a link is ``valid`` (its member
+  is still on the list), ``already`` (unsubscribed before), ``gone`` (the member was removed
+  from the list since) or ``invalid`` (not a token of this list: mangled, cut short, made up).
+- :func:`unsubscribe_by_link` (a POST) unsubscribes and commits before it returns
+  (``unsubscribed``), or says ``already``, ``gone`` or ``invalid``.
+
+A database that cannot be read or written raises (StoreError, sqlite3.Error): the caller answers
+"try again", never a false success. The web pages are in ``policyfeed.web.unsubscribe``.
 """
 
 from __future__ import annotations
 
-import logging
-import sqlite3
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from functools import lru_cache
+import enum
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
-
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request, Response
+from typing import TYPE_CHECKING
 
 from policyfeed.audience.tokens import read_token
-from policyfeed.errors import PolicyfeedError
 
 if TYPE_CHECKING:
-    import jinja2
-
-    from policyfeed.config import Settings
-
-log = logging.getLogger(__name__)
-
-PATH = "/unsubscribe"
-CONFIRM_TEMPLATE = "web/unsubscribe.html"
-DONE_TEMPLATE = "web/unsubscribed.html"
-RETRY_TEMPLATE = "web/unsubscribe_retry.html"
-# Longer than any token; the form body is never needed beyond the token and the one-click field.
-MAX_BODY = 16 * 1024
-
-_HEADERS = {
-    "Cache-Control": "no-store",
-    # The token is in the URL: never hand it to another site in a Referer.
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-}
+    from sqlite_utils import Database
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+class LinkState(enum.StrEnum):
+    VALID = "valid"
+    UNSUBSCRIBED = "unsubscribed"
+    ALREADY = "already"
+    GONE = "gone"
+    INVALID = "invalid"
 
 
-@lru_cache(maxsize=8)
-def _environment(templates_dir: Path | None) -> jinja2.Environment:
-    """User templates first, then the defaults shipped in the package ``policyfeed.templates``."""
-    import importlib.resources
-
-    import jinja2
-
-    loaders: list[jinja2.BaseLoader] = []
-    if templates_dir is not None:
-        loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
-    defaults = importlib.resources.files("policyfeed.templates")
-    loaders.append(jinja2.FileSystemLoader(str(defaults)))
-    return jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders), autoescape=True, undefined=jinja2.StrictUndefined
-    )
+@dataclass(frozen=True)
+class LinkAnswer:
+    state: LinkState
+    #: When the member left (for ``already``), if known.
+    since: datetime | None = None
 
 
-def _page(settings: Settings, template: str, status: int = 200, **context: Any) -> Response:
-    html = (
-        _environment(settings.templates_dir)
-        .get_template(template)
-        .render(
-            site_title=settings.title,
-            site_url=settings.base_url,
-            language=settings.language,
-            **context,
-        )
-    )
-    response = Response(html, status=status, content_type="text/html; charset=utf-8")
-    response.headers.update(_HEADERS)
-    return response
+def look_up_link(db_path: Path, secret: str, list_id: str, token: str) -> LinkAnswer:
+    """What the link with ``token`` stands for, without changing anything."""
+    from policyfeed.store.unsubscribe import subscriber_state
 
-
-def _token(request: Request) -> str:
-    token = request.args.get("t", "")
-    if not token and request.method == "POST":
-        token = request.form.get("t", "")
-    return token.strip()
-
-
-def unsubscribe_view(
-    request: Request,
-    *,
-    settings: Settings,
-    db_path: Path,
-    now: Callable[[], datetime] = _utcnow,
-) -> Response:
-    """Answer one request to the unsubscribe endpoint (see the module docstring)."""
-    if request.method not in ("GET", "HEAD", "POST"):
-        response = Response("Method not allowed\n", status=405, content_type="text/plain")
-        response.headers["Allow"] = "GET, HEAD, POST"
-        return response
-    request.max_content_length = MAX_BODY
-    request.max_form_memory_size = MAX_BODY
+    subscriber_id = read_token(secret, token, list_id)
+    if subscriber_id is None:
+        return LinkAnswer(LinkState.INVALID)
+    db = _open(db_path)
     try:
-        token = _token(request)
-    except HTTPException as exc:  # e.g. 413 for a body far larger than any form of ours
-        return exc.get_response()
-    if request.method != "POST":
-        action = f"{request.script_root}{request.path}?t={quote(token, safe='')}"
-        return _page(settings, CONFIRM_TEMPLATE, token=token, action=action)
-
-    subscriber_id = read_token(settings.secret, token, settings.list_identifier)
-    if subscriber_id is not None:
-        try:
-            changed = _unsubscribe(db_path, subscriber_id, now())
-        except (sqlite3.Error, PolicyfeedError) as exc:
-            log.warning("unsubscribe of subscriber %d not recorded yet: %s", subscriber_id, exc)
-            response = _page(settings, RETRY_TEMPLATE, status=503)
-            response.headers["Retry-After"] = "60"
-            return response
-        if changed:
-            log.info("subscriber %d unsubscribed", subscriber_id)
-    elif not settings.secret:
-        log.warning("unsubscribe request ignored: POLICYFEED_SECRET is not set")
-    return _page(settings, DONE_TEMPLATE)
+        state = subscriber_state(db, subscriber_id)
+    finally:
+        db.conn.close()
+    return _answer(state, LinkState.VALID)
 
 
-def _unsubscribe(db_path: Path, subscriber_id: int, moment: datetime) -> bool:
+def unsubscribe_by_link(
+    db_path: Path, secret: str, list_id: str, token: str, now: datetime
+) -> LinkAnswer:
+    """Unsubscribe the member the link with ``token`` names; committed when this returns."""
+    from policyfeed.store.unsubscribe import subscriber_state, unsubscribe_subscriber
+
+    subscriber_id = read_token(secret, token, list_id)
+    if subscriber_id is None:
+        return LinkAnswer(LinkState.INVALID)
+    db = _open(db_path)
+    try:
+        if unsubscribe_subscriber(db, subscriber_id, now):
+            return LinkAnswer(LinkState.UNSUBSCRIBED)
+        state = subscriber_state(db, subscriber_id)
+    finally:
+        db.conn.close()
+    return _answer(state, LinkState.UNSUBSCRIBED)
+
+
+def _answer(state: tuple[str, datetime | None] | None, otherwise: LinkState) -> LinkAnswer:
+    if state is None:
+        return LinkAnswer(LinkState.GONE)
+    status, since = state
+    if status == "unsubscribed":
+        return LinkAnswer(LinkState.ALREADY, since)
+    return LinkAnswer(otherwise)
+
+
+def _open(db_path: Path) -> Database:
     from policyfeed.store import StoreError, open_db
-    from policyfeed.store.unsubscribe import unsubscribe_subscriber
 
     if not Path(db_path).is_file():  # opening would create an empty database
         raise StoreError(f"{db_path}: no such database")
-    db = open_db(db_path, migrate=False)
-    try:
-        return unsubscribe_subscriber(db, subscriber_id, moment)
-    finally:
-        db.conn.close()
-
-
-def make_unsubscribe_app(
-    settings: Settings, db_path: Path, *, now: Callable[[], datetime] = _utcnow
-) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
-    """A WSGI application answering the unsubscribe endpoint at any path."""
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        request = Request(environ)
-        response = unsubscribe_view(request, settings=settings, db_path=db_path, now=now)
-        return response(environ, start_response)
-
-    return app
+    return open_db(db_path, migrate=False)

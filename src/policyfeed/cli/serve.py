@@ -1,12 +1,22 @@
-"""``policyfeed serve``: preview the built site, its feeds and the unsubscribe endpoint."""
+"""``policyfeed serve``: the built site, its feeds and the site's endpoints under waitress."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import click
 
 from policyfeed.cli import App, cli, pass_app
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @cli.command()
@@ -24,29 +34,51 @@ from policyfeed.cli import App, cli, pass_app
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to serve (default: build.output_dir, public/).",
 )
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Preview locally without POLICYFEED_SECRET: links are checked with the public "
+    "development key that publish uses for the outbox when no secret is set. Loopback only.",
+)
 @pass_app
-def serve(app: App, host: str, port: int, out_dir: Path | None) -> None:
-    """Serve the built site on localhost: pages, feeds (with their media types, ETag,
-    Last-Modified and gzip) and the unsubscribe endpoint. Ctrl+C stops it.
+def serve(app: App, host: str, port: int, out_dir: Path | None, demo: bool) -> None:
+    """Serve the built site: pages, feeds (with their media types, ETag, Last-Modified and
+    gzip), the unsubscribe endpoint and /healthz. Ctrl+C stops it.
 
-    Run `policyfeed build` first; serve shows what the output folder holds.
+    It needs POLICYFEED_SECRET (the key the unsubscribe links were signed with) and refuses to
+    start without it, except with --demo on a loopback address. Run `policyfeed build` first;
+    serve shows what the output folder holds. On a public site it runs behind nginx or Caddy
+    (see docs/deploy.md); connections and timeouts are set in [web].
 
     Example:
 
     \b
         policyfeed build && policyfeed serve
-        policyfeed serve --port 8080
+        POLICYFEED_SECRET=... policyfeed serve --host 127.0.0.1 --port 8080
+        policyfeed serve --demo
     """
-    from waitress.server import create_server
-
     from policyfeed.web.app import make_app
+    from policyfeed.web.server import create_server
 
+    if demo and not _is_loopback(host):
+        raise click.UsageError(f"--demo serves only on a loopback address, not {host}")
     settings = app.settings
+    if not app.db_path.is_file():
+        raise click.ClickException(
+            f"{app.db_path}: no such database (give the site's database with --db)"
+        )
     folder = out_dir or settings.output_dir
     if not folder.is_dir():
         click.echo(f"Note: {folder} does not exist yet; run `policyfeed build` first.", err=True)
+    site = make_app(settings, app.db_path, folder, demo=demo)
+    if demo and not settings.secret:
+        click.echo(
+            "Note: POLICYFEED_SECRET is not set: unsubscribe links are checked with the public "
+            "development key (--demo).",
+            err=True,
+        )
     try:
-        server = create_server(make_app(settings, app.db_path, folder), host=host, port=port)
+        server = create_server(site, settings, host, port)
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}"

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from policyfeed.store import subscribers, transaction
+from policyfeed.store import from_db_time, subscribers, transaction
 
 
 def unsubscribe_subscriber(db: Database, subscriber_id: int, now: datetime) -> bool:
@@ -25,3 +25,14 @@ def subscriber_status(db: Database, subscriber_id: int) -> str | None:
         "SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def subscriber_state(db: Database, subscriber_id: int) -> tuple[str, datetime | None] | None:
+    """The subscriber's status and when they unsubscribed, or None when there is no such
+    subscriber."""
+    row = db.conn.execute(
+        "SELECT status, unsubscribed_at FROM subscribers WHERE id = ?", (subscriber_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return str(row[0]), from_db_time(row[1]) if row[1] else None

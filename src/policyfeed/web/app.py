@@ -1,149 +1,398 @@
-"""The WSGI application behind ``policyfeed serve``: the built site and the site's endpoints.
+"""The WSGI application behind ``policyfeed serve`` (or any WSGI server): the built site's files
+and the site's endpoints, with what every answer needs done in one place.
 
-Static files come from the output folder with the right media types (``application/rss+xml``,
-``application/atom+xml``, ``application/feed+json``…), a strong ETag, Last-Modified (the file's
-mtime, honest because unchanged files are never rewritten), 304 answers to ``If-None-Match`` and
-``If-Modified-Since``, and gzip for clients that ask. Hidden files (the build state) are never
-served.
+Adding an endpoint (the seam other modules build on)
+----------------------------------------------------
+Write a module ``policyfeed/web/<name>.py`` with a view and a function listing its endpoints::
 
-Routing is one werkzeug :class:`~werkzeug.routing.Map`: an endpoint is a ``Rule`` in
-:meth:`SiteApp.rules` and an ``on_<endpoint>`` method.
+    from policyfeed.web.app import Endpoint, WebContext
+
+    def subscribe(request: Request, site: WebContext) -> Response:
+        ...
+        return site.page("web/subscribe.html", form=...)
+
+    def endpoints(settings: Settings) -> list[Endpoint]:
+        return [Endpoint("/subscribe", subscribe, methods=("GET", "POST"), max_body=8 * 1024)]
+
+and add ``"<name>"`` to :data:`VIEW_MODULES`. ``Endpoint`` takes a werkzeug rule (converters
+such as ``/preview/<int:number>`` pass their values to the view as keyword arguments), the
+view, the methods it answers (``HEAD`` comes with ``GET``), ``max_body`` (bytes; a larger
+request is answered 413 before any of it is read, and the server's own cap is the largest of
+these), ``max_form_parts`` and ``token_page`` (a secret in the URL or the form). A view gets a
+:class:`WebContext`: the settings, the database path, ``now()``, ``page()`` (a template with
+the site's look, see ``templates/web/base.html``), ``token()`` (the ``t`` parameter, refused
+over :data:`MAX_TOKEN_LENGTH`) and ``has_route()``. ``request.remote_addr`` is the client's
+address: behind ``web.trusted_proxies`` proxies it comes from ``X-Forwarded-For``
+(werkzeug's ProxyFix), otherwise from the socket.
+
+What every answer gets without the view doing anything:
+
+- 405 with ``Allow`` for a method the endpoint does not answer; 413 over its body or form
+  caps; 400 for a NUL or control character in the path, or a ``t`` over 400 characters.
+- The security headers (:func:`secure`): ``X-Content-Type-Options: nosniff`` on all; on HTML a
+  Content-Security-Policy without script and with ``frame-ancestors 'none'``; on token pages
+  also ``Cache-Control: no-store``, ``Referrer-Policy: no-referrer`` and ``X-Robots-Tag``.
+- Errors as pages in the site's look; no request ends in a traceback (an unexpected exception
+  is logged and answered 500 without details).
+
+Static files (:mod:`policyfeed.web.static`) answer every other path, for GET and HEAD only.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import mimetypes
-from collections.abc import Callable, Iterable
+import importlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    RequestEntityTooLarge,
+)
 from werkzeug.routing import Map, Rule
-from werkzeug.security import safe_join
-from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from policyfeed.site.feeds import FEED_FILES, OPML_FILE
+from policyfeed.errors import ConfigError
+from policyfeed.web.static import PathTooLong, StaticFiles
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
 
+log = logging.getLogger(__name__)
+
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+View = Callable[..., Response]
 
-#: Media types by file name, then by suffix; text types are served as UTF-8.
-MEDIA_TYPES_BY_NAME = {f.name: f.media_type for f in (*FEED_FILES, OPML_FILE)}
-MEDIA_TYPES_BY_SUFFIX = {
-    ".html": "text/html",
-    ".css": "text/css",
-    ".js": "text/javascript",
-    ".json": "application/json",
-    ".xml": "application/xml",
-    ".txt": "text/plain",
-    ".svg": "image/svg+xml",
-    ".opml": OPML_FILE.media_type,
+#: The modules of ``policyfeed.web`` whose ``endpoints(settings)`` the app serves.
+VIEW_MODULES: tuple[str, ...] = ("unsubscribe", "health")
+
+#: Longer than any token the site makes (about 30 characters), short enough not to be echoed.
+MAX_TOKEN_LENGTH = 400
+#: The body cap of an endpoint that does not say (a form of a few fields).
+DEFAULT_MAX_BODY = 16 * 1024
+DEFAULT_MAX_FORM_PARTS = 20
+ERROR_TEMPLATE = "web/error.html"
+
+#: No script at all; styles inline (the site's pages carry theirs); images from anywhere a post
+#: links them; forms only to this site; never inside a frame.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'none'; object-src 'none'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' https: http: data:; media-src 'self' https:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+TOKEN_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    # The token is in the URL: never hand it to another site in a Referer.
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
 }
-GZIP_MIN_BYTES = 256
 
 
-def media_type(name: str) -> str:
-    """The Content-Type for a file name, with ``charset=utf-8`` for text."""
-    kind = MEDIA_TYPES_BY_NAME.get(name) or MEDIA_TYPES_BY_SUFFIX.get(Path(name).suffix.lower())
-    if kind is None:
-        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    if _compressible(kind):
-        kind += "; charset=utf-8"
-    return kind
+@dataclass(frozen=True)
+class Endpoint:
+    """One URL the app answers besides the static files (see the module docstring)."""
+
+    rule: str
+    view: View
+    methods: tuple[str, ...] = ("GET", "HEAD")
+    max_body: int = DEFAULT_MAX_BODY
+    max_form_parts: int = DEFAULT_MAX_FORM_PARTS
+    token_page: bool = False
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        methods = tuple(m.upper() for m in self.methods)
+        return (*methods, "HEAD") if "GET" in methods and "HEAD" not in methods else methods
 
 
-def _compressible(kind: str) -> bool:
-    kind = kind.split(";", 1)[0].strip()
-    return kind.startswith("text/") or kind.endswith(("xml", "json", "javascript"))
+#: The static files: no body at all.
+_STATIC = Endpoint("/<path:path>", view=lambda request, site: Response(), max_body=0)
 
 
-@lru_cache(maxsize=512)
-def _representations(path: str, mtime_ns: int, size: int) -> tuple[bytes, str, bytes | None]:
-    """A file's bytes, its ETag, and its gzip form when worth it (cached per version)."""
-    data = Path(path).read_bytes()
-    etag = hashlib.sha256(data).hexdigest()[:32]
-    packed = None
-    if len(data) >= GZIP_MIN_BYTES and _compressible(media_type(Path(path).name)):
-        packed = gzip.compress(data, compresslevel=6, mtime=0)
-    return data, etag, packed
+def secure(response: Response, *, token_page: bool) -> Response:
+    """The headers every answer carries; the one place they are set."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Frame-Options"] = "DENY"
+    if token_page:
+        response.headers.update(TOKEN_PAGE_HEADERS)
+    return response
 
 
-class SiteApp:
-    """The site: static files from ``out_dir`` and the endpoints (``/unsubscribe``)."""
+def _loggable(text: str, limit: int = 80) -> str:
+    """A request path for a log line: escaped (no control characters) and cut short."""
+    shown = repr(text[:limit])
+    return shown + (f"… ({len(text)} characters)" if len(text) > limit else "")
 
-    def __init__(self, settings: Settings, db_path: Path, out_dir: Path) -> None:
+
+def _refused(method: str, path: str, why: str) -> None:
+    """The one log line of a refused request."""
+    shown = method if method.isascii() and method.isalpha() else _loggable(method)
+    log.warning("refused %s %s: %s", shown, _loggable(path), why)
+
+
+def _has_control_character(text: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+class WebContext:
+    """What a view gets besides its request."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db_path: Path,
+        out_dir: Path,
+        *,
+        secret: str,
+        now: Callable[[], datetime],
+        url_map: Map,
+    ) -> None:
         self.settings = settings
         self.db_path = Path(db_path)
         self.out_dir = Path(out_dir)
-        self.url_map = Map(self.rules())
+        #: The key of the site's tokens: POLICYFEED_SECRET (or the public development key in
+        #: the demo mode).
+        self.secret = secret
+        self._now = now
+        self._url_map = url_map
 
-    def rules(self) -> list[Rule]:
-        return [
-            Rule("/unsubscribe", endpoint="unsubscribe"),
+    def now(self) -> datetime:
+        return self._now()
+
+    def has_route(self, path: str) -> bool:
+        """Whether an endpoint (not a static file) answers ``path``."""
+        try:
+            endpoint, _ = self._url_map.bind("localhost").match(path, method="GET")
+        except HTTPException:
+            return False
+        return endpoint != "static"
+
+    def token(self, request: Request, name: str = "t") -> str:
+        """The token in the query string, or else in a POSTed form; 400 when longer than any
+        token of ours."""
+        token = request.args.get(name, "")
+        if not token and request.method == "POST":
+            token = request.form.get(name, "")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise BadRequest(f"the {name} parameter is longer than any link of this site")
+        return token.strip()
+
+    def page_context(self) -> dict[str, Any]:
+        """What the site's layout needs (``templates/site/base.html``)."""
+        from policyfeed.site.build import feed_links
+
+        settings = self.settings
+        return {
+            "site": {
+                "title": settings.title,
+                "description": " ".join(settings.description.split()),
+                "url": settings.base_url,
+                "language": settings.language,
+            },
+            # The site's root as a path on this host: right behind a proxy and under serve.
+            "root": urlsplit(settings.base_url).path or "/",
+            "feeds": feed_links(settings),
+        }
+
+    def render(self, template: str, **context: Any) -> str:
+        from policyfeed.templating import render_template
+
+        return render_template(self.settings, template, **{**self.page_context(), **context})
+
+    def page(self, template: str, *, status: int = 200, **context: Any) -> Response:
+        """An HTML answer from ``template`` with the site's look."""
+        html = self.render(template, **context)
+        return Response(html, status=status, content_type="text/html; charset=utf-8")
+
+
+class SiteApp:
+    """The site: static files from ``out_dir`` and the endpoints of :data:`VIEW_MODULES`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db_path: Path,
+        out_dir: Path,
+        *,
+        demo: bool = False,
+        endpoints: Sequence[Endpoint] = (),
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        from policyfeed.audience.subscribers import DEVELOPMENT_SECRET
+
+        if not settings.secret and not demo:
+            raise ConfigError(
+                "POLICYFEED_SECRET is not set: the web app checks the unsubscribe links with "
+                "it and refuses to start without it (set the same value as for publish; "
+                "`policyfeed serve --demo` previews the site locally without one)"
+            )
+        self.settings = settings
+        self.db_path = Path(db_path)
+        self.out_dir = Path(out_dir)
+        self.demo = demo
+        self.endpoints: list[Endpoint] = [*load_endpoints(settings), *endpoints]
+        rules = [Rule(e.rule, endpoint=i) for i, e in enumerate(self.endpoints)]
+        rules += [
             Rule("/", endpoint="static", defaults={"path": ""}),
             Rule("/<path:path>", endpoint="static"),
         ]
+        # No slash merging or slash redirects: werkzeug would build those from the Host header.
+        self.url_map = Map(rules, strict_slashes=False, merge_slashes=False)
+        self.site = WebContext(
+            settings,
+            self.db_path,
+            self.out_dir,
+            secret=settings.secret or DEVELOPMENT_SECRET,
+            now=now or _utcnow,
+            url_map=self.url_map,
+        )
+        self.static = StaticFiles(self.out_dir)
+        self._wsgi: WSGIApp = self._dispatch
+        if settings.trusted_proxies:
+            from werkzeug.middleware.proxy_fix import ProxyFix
+
+            n = settings.trusted_proxies
+            self._wsgi = ProxyFix(self._dispatch, x_for=n, x_proto=n)
+
+    @property
+    def max_body(self) -> int:
+        """The largest body any endpoint takes: the cap for the server in front."""
+        return max([e.max_body for e in self.endpoints], default=0)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        return self._wsgi(environ, start_response)
+
+    def _dispatch(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
-        adapter = self.url_map.bind_to_environ(environ)
+        endpoint: Endpoint | None = None
         try:
-            endpoint, values = adapter.match()
-            response = getattr(self, f"on_{endpoint}")(request, **values)
+            path_info = environ.get("PATH_INFO", "")
+            if _has_control_character(path_info):
+                _refused(request.method, path_info, "a control character in the path")
+                raise BadRequest("The path holds a control character.")
+            adapter = self.url_map.bind_to_environ(environ)
+            name, values = adapter.match()
+            endpoint = _STATIC if name == "static" else self.endpoints[int(name)]
+            response = self._answer(request, endpoint, name, values)
+        except PathTooLong as exc:
+            _refused(request.method, request.path, "longer than any path of the site")
+            response = self._error(exc)
         except HTTPException as exc:
-            response = exc.get_response(environ)
-        return response(environ, start_response)
+            response = self._error(exc)
+        except Exception:
+            log.exception("error answering %s %s", request.method, _loggable(request.path))
+            response = self._error(InternalServerError())
+        token_page = endpoint is not None and endpoint.token_page
+        return secure(response, token_page=token_page)(environ, start_response)
 
-    # --- endpoints ------------------------------------------------------------------------
+    def _answer(
+        self, request: Request, endpoint: Endpoint, name: str, values: Mapping[str, Any]
+    ) -> Response:
+        if request.method not in endpoint.allowed:
+            raise MethodNotAllowed(valid_methods=list(endpoint.allowed))
+        length = request.content_length
+        if length is None:
+            _buffer_unsized_body(request.environ, endpoint.max_body)
+        elif length > endpoint.max_body:
+            raise RequestEntityTooLarge()
+        request.max_content_length = endpoint.max_body
+        request.max_form_memory_size = endpoint.max_body
+        request.max_form_parts = endpoint.max_form_parts
+        if endpoint.token_page and any(
+            len(v) > MAX_TOKEN_LENGTH for v in request.args.getlist("t")
+        ):
+            raise BadRequest("The link is longer than any link of this site.")
+        if name == "static":
+            return self.static.serve(request, values["path"])
+        return endpoint.view(request, self.site, **values)
 
-    def on_unsubscribe(self, request: Request) -> Response:
-        from policyfeed.audience.unsubscribe import unsubscribe_view
-
-        return unsubscribe_view(request, settings=self.settings, db_path=self.db_path)
-
-    def on_static(self, request: Request, path: str) -> Response:
-        if request.method not in ("GET", "HEAD"):
-            raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
-        parts = [p for p in path.split("/") if p]
-        if any(p.startswith(".") for p in parts):
-            raise NotFound()  # the build state and other hidden files are not part of the site
-        joined = safe_join(str(self.out_dir), *parts) if parts else str(self.out_dir)
-        if joined is None:
-            raise NotFound()
-        target = Path(joined)
-        if target.is_dir():
-            if parts and not path.endswith("/"):
-                location = request.script_root + "/" + "/".join(parts) + "/"
-                return redirect(location, code=301)
-            target = target / "index.html"
+    def _error(self, exc: HTTPException) -> Response:
+        """An error as a page in the site's look (plain text if the template fails)."""
+        code = exc.code or 500
         try:
-            stat = target.stat()
-        except OSError:
-            raise NotFound() from None
-        if not target.is_file():
-            raise NotFound()
-        data, etag, packed = _representations(str(target), stat.st_mtime_ns, stat.st_size)
-        response = Response(data, content_type=media_type(target.name))
-        if packed is not None:
-            response.vary.add("Accept-Encoding")
-            if request.accept_encodings["gzip"]:
-                response.set_data(packed)
-                response.headers["Content-Encoding"] = "gzip"
-                etag += "-gzip"  # a different representation needs a different strong ETag
-        response.set_etag(etag)
-        response.last_modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
-        response.cache_control.no_cache = True  # a preview: revalidate, then 304
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response.make_conditional(request)
+            response = self.site.page(
+                ERROR_TEMPLATE, status=code, code=code, title=exc.name, message=exc.description
+            )
+        except Exception:
+            log.exception("the error page %s cannot be shown", ERROR_TEMPLATE)
+            response = Response(f"{code} {exc.name}\n", status=code, mimetype="text/plain")
+        for key, value in exc.get_headers():
+            if key.lower() != "content-type":
+                response.headers[key] = value
+        return response
 
 
-def make_app(settings: Settings, db_path: Path, out_dir: Path) -> SiteApp:
-    """The WSGI application serving ``out_dir`` and the endpoints for ``settings``."""
-    return SiteApp(settings, db_path, out_dir)
+def _buffer_unsized_body(environ: dict[str, Any], limit: int) -> None:
+    """A body without Content-Length (chunked, from a server that sets wsgi.input_terminated):
+    read at most ``limit`` bytes of it and hand it on with its length, or 413. werkzeug alone
+    would cut such a form short at the limit instead of refusing it."""
+    if "wsgi.input_terminated" not in environ:
+        return  # werkzeug reads no body of unknown length from other servers
+    import io
+
+    data = environ["wsgi.input"].read(limit + 1)
+    if len(data) > limit:
+        raise RequestEntityTooLarge()
+    environ["wsgi.input"] = io.BytesIO(data)
+    environ["CONTENT_LENGTH"] = str(len(data))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def load_endpoints(settings: Settings) -> list[Endpoint]:
+    """The endpoints of every module in :data:`VIEW_MODULES`, in that order."""
+    found: list[Endpoint] = []
+    for name in VIEW_MODULES:
+        module = importlib.import_module(f"policyfeed.web.{name}")
+        found.extend(module.endpoints(settings))
+    return found
+
+
+def make_app(
+    settings: Settings,
+    db_path: Path,
+    out_dir: Path,
+    *,
+    demo: bool = False,
+    endpoints: Sequence[Endpoint] = (),
+    now: Callable[[], datetime] | None = None,
+) -> SiteApp:
+    """The WSGI application serving ``out_dir`` and the endpoints for ``settings``.
+
+    Without ``settings.secret`` it refuses to start (ConfigError) unless ``demo`` is true: a
+    local preview that checks links with the public development key (the one ``publish`` signs
+    outbox messages with when no secret is set)."""
+    return SiteApp(settings, db_path, out_dir, demo=demo, endpoints=endpoints, now=now)
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> SiteApp:
+    """The application for a WSGI server, configured from the environment as the CLI is:
+    ``POLICYFEED_CONFIG`` (default ``./policyfeed.toml`` if present), ``POLICYFEED_DB``
+    (default ``posts.db``), ``POLICYFEED_SECRET`` and the other ``POLICYFEED_*`` settings.
+
+    ``waitress-serve --call policyfeed.web:create_app`` or
+    ``gunicorn 'policyfeed.web:create_app()'``. Refuses to start (ConfigError) without the
+    secret or the database."""
+    from policyfeed.config import load_settings
+
+    environ = os.environ if environ is None else environ
+    config = environ.get("POLICYFEED_CONFIG")
+    settings = load_settings(Path(config) if config else None, environ=environ)
+    db_path = Path(environ.get("POLICYFEED_DB") or "posts.db")
+    app = make_app(settings, db_path, settings.output_dir)
+    if not db_path.is_file():
+        raise ConfigError(f"{db_path}: no such database (set POLICYFEED_DB to the site's posts.db)")
+    return app
