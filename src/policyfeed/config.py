@@ -328,18 +328,47 @@ def _validate_mail_headers(settings: Settings) -> None:
                 f"{toml_key(name)} must be a plain ASCII address like name@example.org, "
                 f"not {value!r}"
             )
-    for name in ("reply_to", "unsubscribe_url"):
-        value = getattr(settings, name)
-        if value and (not value.isascii() or _CONTROL.search(value)):
-            raise ConfigError(
-                f"{toml_key(name)} must be ASCII on one line without control characters, "
-                f"not {value!r}"
-            )
+    if settings.reply_to:
+        parse_address_list(settings.reply_to, toml_key("reply_to"))
+    value = settings.unsubscribe_url
+    if value and (not value.isascii() or _CONTROL.search(value)):
+        raise ConfigError(
+            f"digest.unsubscribe_url must be ASCII on one line without control characters, "
+            f"not {value!r}"
+        )
     if settings.list_id and not _LIST_ID.fullmatch(settings.list_id):
         raise ConfigError(
             "digest.list_id must be a dotted name like digest.example.org, "
             f"not {settings.list_id!r}"
         )
+
+
+def parse_address_list(value: str, key: str) -> list[tuple[str, str]]:
+    """``Équipe <team@example.org>, desk@example.org`` as (display name, address) pairs, read
+    by the email package's header parser. A ConfigError naming ``key`` unless every entry is a
+    plain ASCII address, with or without a display name (any text on one line)."""
+    from email import policy
+
+    if _CONTROL.search(value):
+        raise ConfigError(f"{key} must be one line without control characters, not {value!r}")
+    header = policy.default.header_factory("Reply-To", value)
+    pairs: list[tuple[str, str]] = []
+    for group in header.groups:
+        if group.display_name is not None:
+            raise ConfigError(f"{key}: a group ({group.display_name}: …;) is not an address list")
+        for address in group.addresses:
+            if not _PLAIN_ADDRESS.fullmatch(address.addr_spec):
+                raise ConfigError(
+                    f"{key} must list plain ASCII addresses like Name <name@example.org>, "
+                    f"not {address.addr_spec!r}"
+                )
+            pairs.append((address.display_name, address.addr_spec))
+    if header.defects or not pairs:
+        raise ConfigError(
+            f"{key} must be addresses like Name <name@example.org> (commas between them), "
+            f"not {value!r}"
+        )
+    return pairs
 
 
 def check_config_text(text: str, path: Path) -> None:

@@ -23,11 +23,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from email.charset import BASE64, Charset
+from email.header import Header
 from email.utils import format_datetime, formataddr
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 from policyfeed.audience.tokens import make_token
+from policyfeed.config import parse_address_list
 from policyfeed.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -44,6 +47,10 @@ _HEADER, _TEXT, _HTML = "header", "text", "html"
 _QP_SAFE_BYTES = bytes(range(33, 127)).replace(b"=", b"") + b" \t"
 _QP_SAFE = frozenset(_QP_SAFE_BYTES)
 _QP_SAFE_OR_EQUALS = _QP_SAFE_BYTES + b"="
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+# UTF-8 encoded words in base64, as the Subject's are (the email package would pick either).
+_UTF8_BASE64 = Charset("utf-8")
+_UTF8_BASE64.header_encoding = BASE64
 
 
 class Digest(Protocol):
@@ -82,10 +89,12 @@ def make_message_id(
 
 def _fold(name: str, value: str) -> bytes:
     """An unstructured header (Subject), folded at spaces, as RFC 2047 encoded words when not
-    ASCII; ends in CRLF. (The email package's folder may start the value on a line of its own,
-    which some programs show as a leading space.)"""
+    plain ASCII or when it holds ``=?`` (a client would decode text shaped like an encoded word,
+    so an author could make the Subject show anything); ends in CRLF. (The email package's
+    folder may start the value on a line of its own, which some programs show as a leading
+    space.)"""
     words = " ".join(value.split()).split(" ")
-    if not value.isascii() or any(len(word) > 900 for word in words):
+    if _needs_encoding(value) or any(len(word) > 900 for word in words):
         return f"{name}: {_encoded_words(' '.join(words))}\r\n".encode("ascii")
     lines = [f"{name}:"]
     for word in words:
@@ -93,6 +102,18 @@ def _fold(name: str, value: str) -> bytes:
             lines.append("")
         lines[-1] += " " + word
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def subject_header(subject: str) -> bytes:
+    """The whole ``Subject:`` line (folded, encoded as needed), ending in CRLF."""
+    return _fold("Subject", subject)
+
+
+def _needs_encoding(text: str) -> bool:
+    """Text a header cannot carry as it is: anything but printable ASCII, or ``=?``, which
+    mail clients read as the start of an RFC 2047 encoded word even where the RFC says not to
+    (inside quotes, in unstructured text that is not one)."""
+    return not _PRINTABLE_ASCII.fullmatch(text) or "=?" in text
 
 
 def _encoded_words(text: str) -> str:
@@ -108,14 +129,21 @@ def _encoded_words(text: str) -> str:
     return "\r\n ".join(words)
 
 
-def format_recipient(name: str, email: str) -> bytes:
-    """``Name <address>`` (the name encoded when not ASCII), or the bare address: for To, From
-    and List-Id."""
+def format_address(name: str, address: str, header: str = "To") -> bytes:
+    """``Name <address>`` for From, To, Reply-To and List-Id (``address`` is then the list id),
+    or the bare address without a name; ``header`` is the field it goes in (for folding).
+
+    The email package writes the name: :func:`email.utils.formataddr` quotes printable ASCII
+    (specials, backslashes and quotes escaped), and :class:`email.header.Header` encodes
+    anything else, including ASCII that holds ``=?``, as encoded words within 76 characters, so
+    every client shows the name as given. (Its ``Address`` class cannot be used alone: it turns
+    such a name back into the text it encodes.)"""
     if not name:
-        return email.encode("ascii")
-    if name.isascii():
-        return formataddr((name, email)).encode("ascii")
-    return f"{_encoded_words(name)}\r\n <{email}>".encode("ascii")
+        return address.encode("ascii")
+    if _needs_encoding(name):
+        encoded = Header(name, _UTF8_BASE64, header_name=header).encode(linesep="\r\n")
+        return f"{encoded}\r\n <{address}>".encode("ascii")
+    return formataddr((name, address)).encode("ascii")
 
 
 def qp_value(text: str) -> bytes:
@@ -245,20 +273,24 @@ def build_template(
     list_name = settings.mail_from_name or settings.title
 
     b = _Builder()
-    b.literal(b"From: " + format_recipient(settings.mail_from_name, settings.sender) + CRLF)
+    b.literal(b"From: " + format_address(settings.mail_from_name, settings.sender, "From") + CRLF)
     b.literal(b"To: ")
     b.slot("to", _HEADER)
     b.literal(CRLF)
     if settings.reply_to:
-        b.literal(f"Reply-To: {settings.reply_to}".encode("ascii") + CRLF)
-    b.literal(_fold("Subject", digest.subject))
+        reply_to = b",\r\n ".join(
+            format_address(name, address, "Reply-To")
+            for name, address in parse_address_list(settings.reply_to, "digest.reply_to")
+        )
+        b.literal(b"Reply-To: " + reply_to + CRLF)
+    b.literal(subject_header(digest.subject))
     b.literal(f"Date: {format_datetime(now.astimezone(settings.tz))}".encode("ascii") + CRLF)
     b.literal(b"Message-ID: <")
     b.slot("message_id", _HEADER)
     b.literal(b">" + CRLF)
     list_id = f"<{settings.list_identifier}>".encode("ascii")
     if list_name:
-        list_id = format_recipient(list_name, settings.list_identifier)
+        list_id = format_address(list_name, settings.list_identifier, "List-Id")
     b.literal(b"List-Id: " + list_id + CRLF)
     b.literal(b"List-Unsubscribe: <")
     b.slot("unsubscribe_url", _HEADER)
@@ -306,7 +338,7 @@ class Personaliser:
         for slot in slots:
             field, context = slot
             if field == "to":
-                values[slot] = format_recipient(recipient.name, recipient.email)
+                values[slot] = format_address(recipient.name, recipient.email)
             elif field == "message_id":
                 values[slot] = recipient.message_id.encode("ascii")
             elif field == "unsubscribe_mailto":
