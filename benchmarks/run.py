@@ -42,6 +42,7 @@ import generate  # noqa: E402  (benchmarks/ is a folder of scripts, not a packag
 
 RESULTS = HERE / "results" / "latest.json"
 NOT_AVAILABLE = "not available yet"
+PEER_MISSING = "peer missing"
 SECRET = "benchmark-secret-not-for-production"
 BUILD_BUDGET = 120.0  # seconds of timed rebuilds before the build figure stops at 3 runs
 COMMAND_TIMEOUT = 900  # seconds; a hung command fails its figure instead of the whole run
@@ -68,6 +69,10 @@ class Sizes:
     personalise_runs: int = 7
     smtp_runs: int = 3
     memory_runs: int = 3
+    # The peers (Hugo, Pelican): the issue's sizes.
+    peer_posts: int = 10_000
+    peer_small_posts: int = 1_000
+    peer_runs: int = 3
 
 
 FULL = Sizes()
@@ -80,6 +85,9 @@ QUICK = Sizes(
     build_runs=3,
     publish_runs=3,
     personalise_runs=5,
+    peer_posts=2_000,
+    peer_small_posts=500,
+    peer_runs=2,
 )
 
 
@@ -92,7 +100,7 @@ class Figure:
     label: str
     baseline_label: str
     unit: str  # "s", "MB" or "msg/s"
-    limit: float  # the ratio target
+    limit: float | None  # the ratio target (None: reported, not judged)
     higher_is_better: bool = False  # throughput: the ratio must be at least ``limit``
     absolute_limit: float | None = None  # a target on the measured value itself (same unit)
     measured: float | None = None  # median
@@ -103,6 +111,7 @@ class Figure:
     note: str = ""
     unavailable: str = ""  # why the figure cannot be measured yet
     error: str = ""  # why measuring it failed
+    missing_peer: bool = False  # ``unavailable`` says which peer could not be installed
 
     @property
     def ratio(self) -> float | None:
@@ -112,6 +121,8 @@ class Figure:
 
     @property
     def target(self) -> str:
+        if self.limit is None:
+            return "-"
         text = f">= {self.limit:g}x" if self.higher_is_better else f"<= {self.limit:g}x"
         if self.absolute_limit is not None:
             text += f", <= {_amount(self.absolute_limit, self.unit)}"
@@ -120,7 +131,7 @@ class Figure:
     @property
     def met(self) -> bool | None:
         ratio = self.ratio
-        if ratio is None or self.measured is None:
+        if ratio is None or self.measured is None or self.limit is None:
             return None
         ok = ratio >= self.limit if self.higher_is_better else ratio <= self.limit
         if self.absolute_limit is not None:
@@ -131,6 +142,8 @@ class Figure:
     def verdict(self) -> str:
         if self.error:
             return "ERROR"
+        if self.missing_peer:
+            return PEER_MISSING
         if self.unavailable:
             return NOT_AVAILABLE
         met = self.met
@@ -276,12 +289,17 @@ def make_site(folder: Path, *, posts: int, subscribers: int, now: datetime) -> S
 class Workspace:
     """The sizes, the clock and the generated sites shared by the figures (made on first use)."""
 
-    def __init__(self, root: Path, sizes: Sizes, now: datetime) -> None:
+    def __init__(
+        self, root: Path, sizes: Sizes, now: datetime, *, install_peers: bool = True
+    ) -> None:
         self.root = root
+        self.install_peers = install_peers
         self.sizes = sizes
         self.now = now
         self._sites: dict[tuple[int, int, str], Site] = {}
         self.first_build = ""
+        self.peers: list[Any] | None = None  # peers.Peer: installed or missing, found once
+        self.peer_benches: dict[int, Any] = {}  # PeerBench by number of posts
 
     def site(self, posts: int, subscribers: int, tag: str = "") -> Site:
         """The site of that size; figures that change their site ask for their own ``tag``."""
@@ -731,6 +749,206 @@ def figure_memory(ws: Workspace) -> Figure:
     )
 
 
+# --- figures: the peers (Hugo, Pelican) ----------------------------------------------------------
+def rotated(measures: Sequence[Callable[[], Any]], runs: int) -> list[list[Any]]:
+    """``runs`` samples of each measure; run ``i`` starts with measure ``i mod n`` and goes round,
+    so each side goes first, second, ... equally often."""
+    samples: list[list[Any]] = [[] for _ in measures]
+    for run_index in range(runs):
+        for step in range(len(measures)):
+            which = (run_index + step) % len(measures)
+            samples[which].append(measures[which]())
+    return samples
+
+
+class PeerBench:
+    """policyfeed, Hugo and Pelican on the same posts: each a site folder, timed as a whole
+    process. Made once per size; the peers are installed (or found missing) once per run."""
+
+    @classmethod
+    def of(cls, ws: Workspace, posts: int) -> PeerBench:
+        if posts not in ws.peer_benches:
+            ws.peer_benches[posts] = cls(ws, posts)
+        bench: PeerBench = ws.peer_benches[posts]
+        return bench
+
+    def __init__(self, ws: Workspace, posts: int) -> None:
+        import peers
+
+        self.ws = ws
+        self.posts = posts
+        if ws.peers is None:
+            install = ws.install_peers
+            ws.peers = [
+                peers.ensure_hugo(log, install=install),
+                peers.ensure_pelican(log, install=install),
+            ]
+        self.peers = ws.peers
+        self.site = ws.site(posts, ws.sizes.small_subscribers, tag="peers")
+        records = generate.post_records(posts, now=ws.now)
+        published = [r for r in records if r["status"] == "published"]
+        self.published = len(published)
+        self.used_topics = {topic for record in published for topic in record["topics"]}
+        self.sites = {}
+        for peer in self.peers:
+            if peer.available:
+                log(f"writing the {peer.name} site: {self.published:,} posts")
+                folder = ws.root / f"{peer.name.lower()}-{posts}"
+                self.sites[peer.name] = peers.make_peer_site(peer, folder, records, generate.TOPICS)
+        self.serials = iter(range(3_000_000, 4_000_000))
+
+    def ours_cold(self) -> Any:
+        import peers
+
+        shutil.rmtree(self.site.folder / "public", ignore_errors=True)
+        return peers.time_command(self.site.command("build"), cwd=self.site.folder, env=bench_env())
+
+    def theirs_cold(self, name: str) -> Callable[[], Any]:
+        def measure() -> Any:
+            site = self.sites[name]
+            site.clean()
+            return site.build()
+
+        return measure
+
+    def check(self) -> str:
+        """Every site holds every post, topic and feed; returns what each wrote."""
+        import peers
+
+        shapes = {"policyfeed": peers.site_shape(self.site.folder / "public")}
+        shapes.update({name: peers.site_shape(site.output) for name, site in self.sites.items()})
+        for name, shape in shapes.items():
+            peers.check_shape(name, shape, posts=self.published, topics=len(self.used_topics))
+        return "; ".join(f"{name}: {shape.files:,} files" for name, shape in shapes.items())
+
+    def add_post(self) -> None:
+        """One new post on every site (not timed): the same title, body, topics and time."""
+        from policyfeed.content.posts import slugify
+
+        serial = next(self.serials)
+        now = datetime.now(UTC).replace(microsecond=0)
+        record = generate.post_records(1, now=now, seed=serial)[0]
+        record.update(
+            title=f"{record['title']} {serial}",
+            status="published",
+            published_at=now,
+            updated_at=None,
+        )
+        record["slug"] = slugify(record["title"])
+        topic_options = [arg for topic in record["topics"] for arg in ("--topic", topic)]
+        self.site.run(
+            "posts", "add", "--title", record["title"], "--body", record["body"],
+            "--summary", record["summary"], "--author", record["author"], *topic_options,
+            "--publish",
+        )  # fmt: skip
+        self.published += 1
+        self.used_topics.update(record["topics"])
+        for site in self.sites.values():
+            site.add_post(record)
+
+    def ours_again(self) -> Any:
+        import peers
+
+        return peers.time_command(self.site.command("build"), cwd=self.site.folder, env=bench_env())
+
+
+def _peer_figures(
+    ws: Workspace, bench: PeerBench, key: str, label: str, targets: dict[str, float | None]
+) -> list[Figure]:
+    figures = []
+    for peer in bench.peers:
+        figure = Figure(
+            f"{key}-{peer.name.lower()}",
+            label,
+            f"{peer.name}, same posts",
+            "s",
+            limit=targets.get(peer.name),
+        )
+        if not peer.available:
+            figure.unavailable, figure.missing_peer = peer.problem, True
+        figures.append(figure)
+    return figures
+
+
+def _settle_peers(
+    figures: list[Figure], ours: list[Any], theirs: dict[str, list[Any]], note: str
+) -> None:
+    import statistics as stats
+
+    for figure in figures:
+        name = figure.baseline_label.split(",")[0]
+        if figure.missing_peer:
+            continue
+        figure.settle([t.wall for t in ours], [t.wall for t in theirs[name]])
+        our_cpu = stats.median(t.cpu for t in ours)
+        their_cpu = stats.median(t.cpu for t in theirs[name])
+        figure.note = (
+            f"{note}; CPU (user+system, median): policyfeed {_amount(our_cpu, 's')}, {name} "
+            f"{_amount(their_cpu, 's')} ({our_cpu / their_cpu:.2f}x)"
+        )
+
+
+def figure_peers_cold(ws: Workspace, posts: int, targets: dict[str, float | None]) -> list[Figure]:
+    label = f"cold full build, {posts:,} posts, wall (empty output folder, no cache)"
+    bench = PeerBench.of(ws, posts)
+    figures = _peer_figures(ws, bench, f"cold-{posts}", label, targets)
+    names = list(bench.sites)
+    samples = rotated(
+        [bench.ours_cold, *(bench.theirs_cold(name) for name in names)], ws.sizes.peer_runs
+    )
+    shapes = bench.check()
+    versions = ", ".join(f"{p.name} {p.version}" for p in bench.peers if p.available)
+    _settle_peers(
+        figures,
+        samples[0],
+        dict(zip(names, samples[1:], strict=True)),
+        f"each side builds its whole site from nothing ({shapes}); {versions}",
+    )
+    return figures
+
+
+def figure_peers_new_post(
+    ws: Workspace, posts: int, targets: dict[str, float | None]
+) -> list[Figure]:
+    label = f"build after one new post, {posts:,} posts, wall"
+    bench = PeerBench.of(ws, posts)
+    figures = _peer_figures(ws, bench, f"new-post-{posts}", label, targets)
+    names = list(bench.sites)
+    if not (bench.site.folder / "public").exists():  # a first build, not timed
+        bench.ours_cold()
+    for name in names:
+        if not bench.sites[name].output.exists():
+            bench.theirs_cold(name)()
+    ours: list[Any] = []
+    theirs: dict[str, list[Any]] = {name: [] for name in names}
+    for run_index in range(ws.sizes.peer_runs):
+        bench.add_post()
+        order: list[tuple[str, Callable[[], Any]]] = [("policyfeed", bench.ours_again)]
+        order += [(name, bench.sites[name].build) for name in names]
+        for step in range(len(order)):
+            name, measure = order[(run_index + step) % len(order)]
+            (ours if name == "policyfeed" else theirs[name]).append(measure())
+    bench.check()
+    _settle_peers(
+        figures,
+        ours,
+        theirs,
+        "each run adds one post to every site (not timed), then times the build that puts it "
+        "on the site: policyfeed renders what changed, Hugo rebuilds (it has no incremental "
+        "build outside its server), Pelican rebuilds with its content cache on",
+    )
+    return figures
+
+
+def figure_peers(ws: Workspace) -> list[Figure]:
+    """The peers at the issue's sizes: judged against Hugo, Pelican reported."""
+    big, small = ws.sizes.peer_posts, ws.sizes.peer_small_posts
+    figures = figure_peers_cold(ws, big, {"Hugo": 0.7})
+    figures += figure_peers_new_post(ws, big, {"Hugo": 0.1})
+    figures += figure_peers_cold(ws, small, {})
+    return figures
+
+
 # --- the table ---------------------------------------------------------------------------------
 def _amount(value: float | None, unit: str) -> str:
     if value is None:
@@ -744,6 +962,16 @@ def _amount(value: float | None, unit: str) -> str:
     return f"{value:,.1f} {unit}"
 
 
+def _spread(samples: Sequence[float], median: float | None, unit: str) -> str:
+    """``min / median / max`` of several samples; the value alone for one."""
+    if len(samples) < 2 or median is None:
+        return _amount(median, unit)
+    low, high = min(samples), max(samples)
+    if unit == "s" and high >= 1 and low >= 0.01:  # one unit for the three: "1.10 / 1.20 / 1.31 s"
+        return f"{low:.2f} / {median:.2f} / {high:.2f} s"
+    return " / ".join(_amount(value, unit) for value in (low, median, high))
+
+
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
@@ -751,7 +979,10 @@ def _last_line(text: str) -> str:
 
 def render_table(figures: Sequence[Figure], title: str) -> str:
     """One Markdown table (it goes into the README as it is), then its notes."""
-    header = ["figure", "compared with", "policyfeed", "baseline", "ratio", "target", "result"]
+    header = [
+        "figure", "compared with", "policyfeed (min / median / max)",
+        "baseline (min / median / max)", "ratio of medians", "target", "result",
+    ]  # fmt: skip
     lines = [
         title,
         "",
@@ -769,8 +1000,8 @@ def render_table(figures: Sequence[Figure], title: str) -> str:
         cells = [
             label,
             figure.baseline_label,
-            _amount(figure.measured, figure.unit),
-            _amount(figure.baseline, figure.unit),
+            _spread(figure.samples, figure.measured, figure.unit),
+            _spread(figure.baseline_samples, figure.baseline, figure.unit),
             "-" if ratio is None else f"{ratio:.2f}x",
             figure.target,
             figure.verdict,
@@ -788,8 +1019,9 @@ def write_results(path: Path, figures: Sequence[Figure], meta: dict[str, Any]) -
 
 
 # --- main --------------------------------------------------------------------------------------
-FIGURES: dict[str, Callable[[Workspace], Figure]] = {
+FIGURES: dict[str, Callable[[Workspace], Figure | list[Figure]]] = {
     "help": figure_help,
+    "peers": figure_peers,
     "build": figure_build,
     "publish": figure_publish,
     "build-new-post": figure_build_new_post,  # after publish: it adds posts to both sites
@@ -807,12 +1039,14 @@ def run_figures(names: Sequence[str], ws: Workspace) -> list[Figure]:
         log(f"{name} ...")
         started = time.perf_counter()
         try:
-            figure = FIGURES[name](ws)
+            made = FIGURES[name](ws)
+            some = made if isinstance(made, list) else [made]
         except Exception as exc:  # report it in the table and go on with the others
             error = f"{type(exc).__name__}: {exc}"[-4000:]  # a traceback ends with its cause
-            figure = Figure(name, name, "-", "s", limit=0, error=error)
-        log(f"{name}: {figure.verdict} ({time.perf_counter() - started:.1f} s)")
-        figures.append(figure)
+            some = [Figure(name, name, "-", "s", limit=0, error=error)]
+        verdicts = ", ".join(figure.verdict for figure in some)
+        log(f"{name}: {verdicts} ({time.perf_counter() - started:.1f} s)")
+        figures.extend(some)
     return figures
 
 
@@ -822,6 +1056,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated figures: {', '.join(FIGURES)}")
     parser.add_argument("--import-posts", type=int, help="posts in the import figure")
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument(
+        "--no-install", action="store_true", help="do not install missing peers (Hugo, Pelican)"
+    )
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the results")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -835,7 +1072,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="policyfeed-bench-"))
     try:
-        figures = run_figures(names, Workspace(root, sizes, now))
+        workspace = Workspace(root, sizes, now, install_peers=not args.no_install)
+        figures = run_figures(names, workspace)
     finally:
         if args.keep:
             log(f"generated data kept in {root}")
