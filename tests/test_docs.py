@@ -74,7 +74,7 @@ def test_every_command_is_in_the_readme(path: tuple[str, ...]) -> None:
 
 
 def test_every_setting_is_in_the_readme_configuration_table() -> None:
-    from policyfeed.config import SECTIONS
+    from policyfeed.config import PREFIXED, SECTIONS
 
     rows = {
         line.split("|")[1].strip(" `[]"): line
@@ -84,5 +84,5 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
     assert set(rows) == set(SECTIONS)
     for section, names in SECTIONS.items():
         for name in names:
-            key = name.removeprefix("smtp_") if section == "smtp" else name
+            key = name.removeprefix(f"{section}_") if section in PREFIXED else name
             assert f"`{key}`" in rows[section], f"README does not list [{section}] {key}"

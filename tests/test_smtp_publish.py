@@ -23,7 +23,7 @@ from werkzeug.test import Client
 
 import policyfeed.delivery.smtp
 from policyfeed.audience.subscribers import add_subscriber
-from policyfeed.audience.tokens import make_token
+from policyfeed.audience.tokens import make_token, read_return_token
 from policyfeed.cli import App, cli
 from policyfeed.config import Settings
 from policyfeed.store import open_db
@@ -101,6 +101,15 @@ def publish(
     return result, (json.loads(lines[-1]) if lines else {})
 
 
+def delivery_of(db_path: Path, delivery_id: int) -> tuple[int, str]:
+    """(subscriber id, Message-ID) of one delivery row."""
+    with sqlite3.connect(db_path) as conn:
+        row = conn.execute(
+            "SELECT subscriber_id, message_id FROM deliveries WHERE id = ?", [delivery_id]
+        ).fetchone()
+    return int(row[0]), str(row[1])
+
+
 def arrived(relay: SmtpSink) -> Counter[str]:
     return relay.recipients()
 
@@ -129,7 +138,12 @@ def test_every_active_subscriber_gets_exactly_one_message_with_the_required_head
         for header in REQUIRED_HEADERS:
             assert message[header], f"{header} missing"
         assert message["To"].addresses[0].addr_spec == received.rcpt_tos[0]
-        assert received.mail_from == "policy-digest@example.org"
+        # The envelope sender is the delivery's own VERP return path, signed.
+        local, _, domain = received.mail_from.partition("@")
+        assert domain == "example.org" and local.startswith("policy-digest+")
+        token = read_return_token(SECRET, local.split("+", 1)[1], "digest.policy.example.org")
+        assert token is not None
+        assert delivery_of(db_path, token[0]) == (token[1], message["Message-ID"].strip("<>"))
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         links = [link.strip(" <>") for link in str(message["List-Unsubscribe"]).split(",")]
         assert links[0].startswith("https://policy.example.org/unsubscribe?t=")

@@ -139,6 +139,6 @@ def test_every_subscriber_and_chapter_command_has_help_ending_with_an_example() 
             example = [w for w in command.help.rsplit("Example:", 1)[1].split() if w != "\b"]
             assert example[:2] == ["policyfeed", group_name], name
     assert set(cli.commands["subscribers"].commands) == {  # type: ignore[attr-defined]
-        "add", "import", "list", "remove", "unsubscribe", "export", "forget",
+        "add", "import", "list", "remove", "unsubscribe", "export", "forget", "reactivate",
     }  # fmt: skip
     assert set(cli.commands["chapters"].commands) == {"add", "list"}  # type: ignore[attr-defined]

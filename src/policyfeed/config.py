@@ -22,10 +22,25 @@ from policyfeed.errors import ConfigError
 
 ENV_PREFIX = "POLICYFEED_"
 DEFAULT_CONFIG_NAME = "policyfeed.toml"
-SECRET_ENV = {"smtp_password": "POLICYFEED_SMTP_PASSWORD", "secret": "POLICYFEED_SECRET"}
+SECRET_ENV = {
+    "smtp_password": "POLICYFEED_SMTP_PASSWORD",
+    "secret": "POLICYFEED_SECRET",
+    "imap_password": "POLICYFEED_IMAP_PASSWORD",
+    "dkim_private_key": "POLICYFEED_DKIM_PRIVATE_KEY",
+}
+# Keys that would put a secret into the file: refused with the variable to use instead.
+_SECRET_KEYS = {
+    "password": "smtp_password",
+    "smtp_password": "smtp_password",
+    "secret": "secret",
+    "imap_password": "imap_password",
+    "private_key": "dkim_private_key",
+    "key": "dkim_private_key",
+}
 
-# TOML section of each setting; the key inside the section is the field name, except for [smtp],
-# whose keys drop the "smtp_" prefix (``[smtp] host = …`` sets ``smtp_host``).
+# TOML section of each setting; the key inside the section is the field name, except for the
+# sections in PREFIXED, whose keys drop the section's prefix (``[smtp] host = …`` sets
+# ``smtp_host``, ``[dkim] selector = …`` sets ``dkim_selector``).
 SECTIONS: dict[str, tuple[str, ...]] = {
     "site": (
         "title",
@@ -50,6 +65,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "max_lateness",
         "outbox_dir",
         "unsubscribe_url",
+        "bounce_address",
+        "verp",
     ),
     "smtp": (
         "smtp_host",
@@ -61,7 +78,16 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "smtp_retries",
     ),
     "web": ("trusted_proxies", "connection_limit", "channel_timeout"),
+    "bounces": (
+        "bounces_mailbox",
+        "bounces_processed_folder",
+        "bounces_unmatched_folder",
+        "bounces_soft_limit",
+        "bounces_imap_ca_file",
+    ),
+    "dkim": ("dkim_domain", "dkim_selector", "dkim_key_file"),
 }
+PREFIXED = ("smtp", "bounces", "dkim")
 PATH_FIELDS = ("output_dir", "templates_dir", "outbox_dir")
 SMTP_SECURITY = ("starttls", "tls", "none")
 
@@ -103,8 +129,20 @@ class Settings:
     trusted_proxies: int = 0
     connection_limit: int = 1000
     channel_timeout: int = 30
+    bounce_address: str = ""
+    verp: bool = True
+    bounces_mailbox: str = ""
+    bounces_processed_folder: str = "Processed"
+    bounces_unmatched_folder: str = "Unmatched"
+    bounces_soft_limit: int = 3
+    bounces_imap_ca_file: Path | None = None
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_key_file: Path | None = None
     smtp_password: str = field(default="", repr=False)
     secret: str = field(default="", repr=False)
+    imap_password: str = field(default="", repr=False)
+    dkim_private_key: str = field(default="", repr=False)
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -124,6 +162,15 @@ class Settings:
         return self.mail_from or f"newsletter@{self.domain}"
 
     @property
+    def bounce_mailbox_address(self) -> str:
+        """The mailbox bounces go to (its VERP variants carry each delivery's token)."""
+        return self.bounce_address or self.sender
+
+    @property
+    def dkim_enabled(self) -> bool:
+        return bool(self.dkim_domain)
+
+    @property
     def list_identifier(self) -> str:
         return self.list_id or f"digest.{self.domain}"
 
@@ -134,6 +181,11 @@ class Settings:
     def absolute(self, path: str) -> str:
         """An absolute URL on the site for a path relative to its root."""
         return self.base_url + path.lstrip("/")
+
+
+def _split_list(text: str) -> tuple[str, ...]:
+    """A comma- or space-separated list setting as its items."""
+    return tuple(item for item in re.split(r"[\s,]+", text) if item)
 
 
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
@@ -152,13 +204,23 @@ def parse_duration(text: str) -> timedelta:
 
 def toml_key(name: str) -> str:
     section = _SECTION_OF[name]
-    key = name.removeprefix("smtp_") if section == "smtp" else name
+    key = name.removeprefix(f"{section}_") if section in PREFIXED else name
     return f"{section}.{key}"
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def _coerce(name: str, value: Any, origin: str, base_dir: Path | None) -> Any:
     kind = _FIELD_TYPES[name]
     try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+                return value.strip().lower() in _TRUE
+            raise ValueError
         if kind == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
@@ -178,7 +240,9 @@ def _coerce(name: str, value: Any, origin: str, base_dir: Path | None) -> Any:
             raise ValueError
         return value
     except (TypeError, ValueError):
-        wanted = {"int": "a whole number", "float": "a number"}.get(str(kind), "text")
+        wanted = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(
+            str(kind), "text"
+        )
         raise ConfigError(f"{origin}: {name} must be {wanted}, not {value!r}") from None
 
 
@@ -209,9 +273,9 @@ def parse_config_text(text: str, path: Path) -> dict[str, Any]:
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: {section} must be a table ([{section}])")
         for key, value in table.items():
-            name = f"smtp_{key}" if section == "smtp" else key
-            if key in ("password", "secret", "smtp_password"):
-                env = SECRET_ENV["secret" if key == "secret" else "smtp_password"]
+            name = f"{section}_{key}" if section in PREFIXED else key
+            if key in _SECRET_KEYS and (key not in ("key", "private_key") or section == "dkim"):
+                env = SECRET_ENV[_SECRET_KEYS[key]]
                 raise ConfigError(
                     f"{path}: [{section}] {key}: secrets are read only from the environment "
                     f"({env}); remove it from the file"
@@ -308,6 +372,8 @@ def validate(settings: Settings) -> None:
             f"web.channel_timeout must be at least 1 second, not {settings.channel_timeout}"
         )
     _validate_mail_headers(settings)
+    _validate_bounces(settings)
+    _validate_dkim(settings)
 
 
 # Values that end up in mail headers: a line break in one would start a header of its own.
@@ -369,6 +435,69 @@ def parse_address_list(value: str, key: str) -> list[tuple[str, str]]:
             f"not {value!r}"
         )
     return pairs
+
+
+#: The longest VERP token (``<delivery id>.<subscriber id>.<mac>``) and its "+": the local part of
+#: a bounce address must leave room for it within SMTP's 64 octets.
+VERP_ROOM = 36
+_DNS_LABELS = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _validate_bounces(settings: Settings) -> None:
+    address = settings.bounce_address
+    if address and not _PLAIN_ADDRESS.fullmatch(address):
+        raise ConfigError(
+            f"digest.bounce_address must be a plain ASCII address like bounces@example.org, "
+            f"not {address!r}"
+        )
+    local = settings.bounce_mailbox_address.rpartition("@")[0]
+    if settings.verp and len(local) + VERP_ROOM > 64:
+        name = "digest.bounce_address" if address else "digest.mail_from"
+        raise ConfigError(
+            f"{name}: the part before @ ({local!r}) leaves no room for the bounce token "
+            f"(at most {64 - VERP_ROOM} characters); set a shorter digest.bounce_address"
+        )
+    if settings.bounces_soft_limit < 1:
+        raise ConfigError(
+            f"bounces.soft_limit must be at least 1, not {settings.bounces_soft_limit}"
+        )
+    for name in ("bounces_processed_folder", "bounces_unmatched_folder"):
+        folder = getattr(settings, name)
+        if not folder or _CONTROL.search(folder) or "/" in folder or folder.startswith("."):
+            raise ConfigError(
+                f"{toml_key(name)} must be a folder name like Processed (no '/', not hidden), "
+                f"not {folder!r}"
+            )
+    if settings.bounces_processed_folder == settings.bounces_unmatched_folder:
+        raise ConfigError("bounces.processed_folder and bounces.unmatched_folder must differ")
+
+
+def _validate_dkim(settings: Settings) -> None:
+    if not (settings.dkim_domain or settings.dkim_selector or settings.dkim_key_file):
+        return
+    for name in ("dkim_domain", "dkim_selector"):
+        value = getattr(settings, name)
+        if not value:
+            raise ConfigError(
+                f"{toml_key(name)} is not set: DKIM signing needs [dkim] domain, selector and "
+                "key_file (or POLICYFEED_DKIM_PRIVATE_KEY)"
+            )
+        if not _DNS_LABELS.fullmatch(value):
+            raise ConfigError(f"{toml_key(name)} must be a DNS name, not {value!r}")
+    if settings.dkim_key_file is None and not settings.dkim_private_key:
+        raise ConfigError(
+            "DKIM signing needs its private key: set dkim.key_file to the key's path or "
+            "POLICYFEED_DKIM_PRIVATE_KEY to the key itself (never the key in this file)"
+        )
+    sender_domain = settings.sender.rpartition("@")[2].lower()
+    domain = settings.dkim_domain.lower().rstrip(".")
+    if sender_domain != domain and not sender_domain.endswith("." + domain):
+        raise ConfigError(
+            f"dkim.domain {settings.dkim_domain!r} is not aligned with the From address "
+            f"{settings.sender}: DMARC passes only with d= the From domain or a parent of it"
+        )
 
 
 def check_config_text(text: str, path: Path) -> None:

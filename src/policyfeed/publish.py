@@ -30,7 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from policyfeed.audience.bounces import record_refusal
 from policyfeed.audience.subscribers import unsubscribe_secret
+from policyfeed.audience.verp import return_path
+from policyfeed.delivery.dkim import make_signer
 from policyfeed.delivery.ledger import DeliveryLedger, FrozenRow, Progress, make_transport
 from policyfeed.digest.issues import (
     get_issue_by_period,
@@ -63,7 +66,7 @@ from policyfeed.store.readonly import read_only
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
-    from policyfeed.delivery.transport import Transport
+    from policyfeed.delivery.transport import SendRefused, Transport
     from policyfeed.model import Delivery, Post, Subscriber
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,8 @@ class PublishResult:
     skipped: int = 0
     pending: int = 0
     ambiguous: int = 0
+    #: Members suspended (bounced) because the relay refused their address for good.
+    bounced: int = 0
     duration: float = 0.0
     subject: str = ""
     message: str = ""
@@ -139,6 +144,8 @@ class PublishResult:
                 for v in self.variants
             )
             counts = f"{self.posts} posts, {self.recipients} recipients ({sizes}); nothing written"
+        if self.bounced:
+            counts += f", {self.bounced} member(s) suspended (hard bounce)"
         if self.pending:
             counts += f", {self.pending} pending"
         if self.ambiguous:
@@ -308,6 +315,8 @@ def _publish(
     progress: Progress | None,
     clock: Callable[[], datetime],
 ) -> PublishResult:
+    # A missing or broken DKIM key stops the run before anything is written (a dry run too).
+    signer = make_signer(settings)
     issue = get_issue_by_period(db, key)
     if issue is not None:
         ledger = DeliveryLedger(db, issue.id or 0, clock=clock)
@@ -391,7 +400,17 @@ def _publish(
     def compose(row: Delivery, subscriber: Subscriber) -> bytes:
         template = templates[row.chapter_id]
         recipient = Recipient(row.subscriber_id, subscriber.email, subscriber.name, row.message_id)
-        return personaliser.message(template, recipient)
+        message = personaliser.message(template, recipient)
+        return signer.sign(message) if signer is not None else message
+
+    def envelope(row: Delivery) -> str:
+        return return_path(settings, secret, row.id, row.subscriber_id)
+
+    def refused(row: Delivery, exc: SendRefused) -> bool:
+        outcome = record_refusal(
+            db, row, str(exc), phase=exc.phase, now=clock(), soft_limit=settings.bounces_soft_limit
+        )
+        return bool(outcome and outcome.suspended)
 
     transport = transport or make_transport(settings)
     try:
@@ -401,6 +420,8 @@ def _publish(
             sender=settings.sender,
             resend_ambiguous=resend_ambiguous,
             progress=progress,
+            return_path=envelope,
+            on_refused=refused,
         )
     finally:
         transport.close()
@@ -430,6 +451,7 @@ def _publish(
         skipped=report.skipped + skipped_early,
         pending=report.ledger.get("pending", 0),
         ambiguous=report.ledger.get("sending", 0),
+        bounced=report.bounced,
         subject=issue.subject,
         message=message,
         ledger=report.ledger,

@@ -162,6 +162,8 @@ COMMAND_MODULES = (
     "sendtest",
     "subscribers",
     "publish",
+    "bounces",
+    "dkim",
 )
 for _name in COMMAND_MODULES:
     try:

@@ -222,6 +222,32 @@ def subscribers_unsubscribe(app: App, email: str) -> None:
     click.echo(f"Unsubscribed {email}" if changed else f"{email} was already unsubscribed")
 
 
+@subscribers.command("reactivate")
+@click.argument("email")
+@pass_app
+def subscribers_reactivate(app: App, email: str) -> None:
+    """Mail a member suspended by bounces again (status bounced back to active), when you know
+    their address works now. Their bounces so far no longer count toward suspending them.
+
+    Someone who unsubscribed or reported the digest as spam is not brought back this way:
+    only at their own request, with `subscribers add --resubscribe`.
+
+    Example:
+
+    \b
+        policyfeed subscribers list --status bounced
+        policyfeed subscribers reactivate ana@example.org
+    """
+    from policyfeed.audience.bounces import reactivate
+
+    done = reactivate(app.db, email, now=app.now())
+    if not done.changed:
+        click.echo(f"{done.email} is active already; nothing changed")
+        return
+    cleared = f" ({done.cleared} bounce(s) cleared)" if done.cleared else ""
+    click.echo(f"Reactivated {done.email}: they get the next issue{cleared}")
+
+
 @subscribers.command("remove")
 @click.argument("email")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

@@ -1,3 +1,3 @@
 """Delivery: the ledger that hands each message over at most once, the transports (Maildir
-outbox, SMTP relay) and test sends. Imports model, config, output, store, audience and digest (a
-test copy's rendering); never site, publish, web or cli."""
+outbox, SMTP relay), DKIM signatures and test sends. Imports model, config, output, store, audience
+and digest (a test copy's rendering); never site, publish, web or cli."""

@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 Compose = Callable[[Delivery, Subscriber], bytes]
 #: Called after each row with (rows done, rows to do).
 Progress = Callable[[int, int], None]
+#: (delivery row) → its envelope sender (a VERP return path naming the row).
+ReturnPath = Callable[[Delivery], str]
+#: (delivery row, the relay's permanent refusal) → True when it suspended the member. Called in
+#: the transaction that marks the row failed.
+OnRefused = Callable[[Delivery, SendRefused], bool]
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -81,6 +86,8 @@ class DeliveryReport:
     deferred: str = ""
     #: Rows left pending by a temporary failure of their recipient alone (the others went on).
     waiting: int = 0
+    #: Members suspended (status bounced) by a permanent refusal at SMTP time.
+    bounced: int = 0
     failures: list[tuple[int, str]] = field(default_factory=list)
     ledger: dict[str, int] = field(default_factory=dict)
 
@@ -145,8 +152,13 @@ class DeliveryLedger:
         sender: str,
         resend_ambiguous: bool = False,
         progress: Progress | None = None,
+        return_path: ReturnPath | None = None,
+        on_refused: OnRefused | None = None,
     ) -> DeliveryReport:
-        """Hand over every row that is not settled; stop at the first temporary failure."""
+        """Hand over every row that is not settled; stop at the first temporary failure.
+
+        ``return_path`` gives each row its own envelope sender (default: ``sender``);
+        ``on_refused`` records a permanent refusal as a bounce of the row's member."""
         report = DeliveryReport()
         todo = [row for row in self.rows() if not row.settled]
         redo_ambiguous = transport.resend_is_idempotent or resend_ambiguous
@@ -160,7 +172,8 @@ class DeliveryLedger:
                     row.subscriber_id,
                 )
             else:
-                self._deliver_one(row, transport, compose, sender, report)
+                envelope = return_path(row) if return_path is not None else sender
+                self._deliver_one(row, transport, compose, envelope, report, on_refused)
             if progress is not None:
                 progress(done, len(todo))
             if report.deferred:
@@ -181,6 +194,7 @@ class DeliveryLedger:
         compose: Compose,
         sender: str,
         report: DeliveryReport,
+        on_refused: OnRefused | None = None,
     ) -> None:
         # Checked just before the hand-off: someone may have left since the issue started.
         subscriber = subscriber_store.subscriber_by_id(self.db, row.subscriber_id)
@@ -199,7 +213,10 @@ class DeliveryLedger:
                 message, sender=sender, recipient=subscriber.email, message_id=row.message_id
             )
         except SendRefused as exc:
-            self._mark(row, "failed", str(exc))
+            with transaction(self.db):
+                self._mark(row, "failed", str(exc))
+                if on_refused is not None and on_refused(row, exc):
+                    report.bounced += 1
             report.failed += 1
             report.failures.append((row.subscriber_id, str(exc)))
         except RecipientDeferred as exc:  # this address only: the others go on

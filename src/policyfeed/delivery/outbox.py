@@ -29,7 +29,9 @@ class OutboxTransport:
 
     Each message is written to ``tmp/`` then renamed into ``new/`` under a name derived from its
     Message-ID, so a mail client never sees half a message and doing a hand-off again replaces
-    the file instead of adding a second copy.
+    the file instead of adding a second copy. Its first line is ``Return-Path:`` with the
+    envelope sender, as a delivering mail server writes it, so the program that picks the
+    message up knows where bounces go.
     """
 
     resend_is_idempotent = True
@@ -47,6 +49,8 @@ class OutboxTransport:
 
     def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
         name = outbox_name(message_id)
+        if sender and not message.startswith(b"Return-Path:"):
+            message = b"Return-Path: <" + sender.encode("utf-8") + b">\r\n" + message
         try:
             if self._already_read(name):
                 return  # a mail client has already read it: never a second copy

@@ -320,7 +320,7 @@ class SmtpTransport:
             if phase == "MAIL":
                 # Refused for every row alike: not a reason to fail this subscriber.
                 raise SendDeferred(f"relay refused the sender {sender}: {answer}")
-            raise SendRefused(answer)
+            raise SendRefused(answer, phase=phase)
         raise _Temporary(
             f"relay answered {answer} (at {phase})", recipient=phase == "RCPT" and code != 421
         )

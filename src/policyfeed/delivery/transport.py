@@ -16,7 +16,13 @@ class RecipientDeferred(SendDeferred):
 
 
 class SendRefused(Exception):
-    """A permanent failure for this recipient (5xx): the row is marked failed with this reason."""
+    """A permanent failure for this recipient (5xx): the row is marked failed with this reason.
+    ``phase`` is the SMTP command the relay answered (``RCPT``, ``DATA``, ``end of data``), or ""
+    when the refusal is not an SMTP answer."""
+
+    def __init__(self, reason: str, *, phase: str = "") -> None:
+        super().__init__(reason)
+        self.phase = phase
 
 
 class SendUncertain(Exception):

@@ -430,3 +430,46 @@ def m010_sign_up_and_consent(db: Database) -> None:
     )
     db.execute("CREATE INDEX throttle_key ON throttle (bucket, key, at)")
     db.execute("CREATE INDEX throttle_at ON throttle (at)")
+
+
+@MIGRATIONS()
+def m011_bounces_and_complaints(db: Database) -> None:
+    # What came back from the mail system about a delivery. ``source_key`` names the report it
+    # came from (a digest of the bounce message, the provider's notification id, or the SMTP
+    # hand-off), so reading the same report again records nothing. ``cleared_at`` is set when an
+    # editor reactivates the member: those bounces no longer count.
+    db.execute(
+        """
+        CREATE TABLE bounces (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            delivery_id INTEGER REFERENCES deliveries(id) ON DELETE SET NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft')),
+            status TEXT NOT NULL DEFAULT '',
+            diagnostic TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL CHECK (source IN ('smtp', 'mailbox', 'webhook')),
+            source_key TEXT NOT NULL UNIQUE,
+            received_at TEXT NOT NULL,
+            cleared_at TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX bounces_subscriber ON bounces (subscriber_id, delivery_id)")
+    db.execute("CREATE INDEX bounces_delivery ON bounces (delivery_id)")
+    # Feedback reports (RFC 5965) and provider complaints: the member marked a digest as spam.
+    db.execute(
+        """
+        CREATE TABLE complaints (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            delivery_id INTEGER REFERENCES deliveries(id) ON DELETE SET NULL,
+            feedback_type TEXT NOT NULL DEFAULT 'abuse',
+            reporter TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL CHECK (source IN ('mailbox', 'webhook')),
+            source_key TEXT NOT NULL UNIQUE,
+            received_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX complaints_subscriber ON complaints (subscriber_id)")
+    db.execute("CREATE INDEX complaints_delivery ON complaints (delivery_id)")
