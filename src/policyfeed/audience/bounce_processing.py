@@ -94,7 +94,7 @@ class ProcessResult:
     def summary(self) -> str:
         head = f"{self.status}: {self.messages} message(s) from {self.source}"
         if not self.messages:
-            return f"{head}: nothing to do"
+            return f"{head}: " + (f"stopped: {self.stopped}" if self.stopped else "nothing to do")
         c = self.counts
         parts = [
             f"{c['hard']} hard bounce(s)",

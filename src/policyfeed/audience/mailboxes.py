@@ -278,6 +278,11 @@ class ImapMailbox:
         except (OSError, ssl.SSLError) as exc:
             _logout(conn)
             raise TemporaryError(f"cannot reach the IMAP server {where}: {_text(exc)}") from None
+        # What the server can do is said again after the login (RFC 3501 7.2.1): ask.
+        with contextlib.suppress(imaplib.IMAP4.error):
+            status, data = conn.capability()
+            if status == "OK" and data and isinstance(data[-1], bytes):
+                conn.capabilities = tuple(data[-1].decode("ascii", "replace").upper().split())
         self._can_move = "MOVE" in conn.capabilities
         return conn
 
