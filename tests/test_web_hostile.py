@@ -183,6 +183,25 @@ def test_an_overlong_path_is_a_404_logged_in_one_line(
     assert len(records[0].getMessage()) < 300
 
 
+@pytest.mark.parametrize("query", ["t=\x80", "=\x80", "t=1.%ff&x=\xc3\x28"])
+def test_raw_bytes_that_are_not_utf8_in_the_query_string_are_a_400(
+    site: Site, query: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # werkzeug decodes the raw query string as UTF-8: this was a 500 with a traceback.
+    status, body = raw_get(site.app, "/unsubscribe", QUERY_STRING=query)
+    assert status == 400
+    assert b"Traceback" not in body
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_percent_encoded_bytes_that_are_not_utf8_are_read_as_an_invalid_token(
+    site: Site,
+) -> None:
+    response = site.client.get("/unsubscribe?t=%ff%fe")
+    assert response.status_code == 400
+    assert "This unsubscribe link is not valid" in response.get_data(as_text=True)
+
+
 def test_invalid_utf8_in_the_path_is_not_found(site: Site) -> None:
     status, _ = raw_get(site.app, "/feed\xff.xml")
     assert status == 404

@@ -140,6 +140,15 @@ def _refused(method: str, path: str, why: str) -> None:
     log.warning("refused %s %s: %s", shown, _loggable(path), why)
 
 
+def _is_utf8(wsgi_text: str) -> bool:
+    """Whether a PEP 3333 string (bytes as latin-1) holds UTF-8."""
+    try:
+        wsgi_text.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
 def _has_control_character(text: str) -> bool:
     return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
 
@@ -280,6 +289,10 @@ class SiteApp:
             if _has_control_character(path_info):
                 _refused(request.method, path_info, "a control character in the path")
                 raise BadRequest("The path holds a control character.")
+            if not _is_utf8(environ.get("QUERY_STRING", "")):
+                # werkzeug decodes a raw query string as UTF-8 and fails on anything else.
+                _refused(request.method, path_info, "the query string is not UTF-8")
+                raise BadRequest("The query string is not UTF-8.")
             adapter = self.url_map.bind_to_environ(environ)
             name, values = adapter.match()
             endpoint = _STATIC if name == "static" else self.endpoints[int(name)]
