@@ -68,17 +68,26 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def built(tmp_path: Path) -> Path:
-    """The demo site built into tmp_path/public from a copy of posts.db."""
-    shutil.copyfile(ROOT / "posts.db", tmp_path / "posts.db")
+@pytest.fixture(scope="module")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo site built once (by the CLI) from a copy of posts.db."""
+    folder = tmp_path_factory.mktemp("demo-site")
+    shutil.copyfile(ROOT / "posts.db", folder / "posts.db")
     subprocess.run(
         [sys.executable, "-m", "policyfeed", "build"],
-        env=environment(tmp_path),
+        env=environment(folder),
         check=True,
         capture_output=True,
         timeout=120,
     )
+    return folder
+
+
+@pytest.fixture
+def built(demo_site: Path, tmp_path: Path) -> Path:
+    """A copy of the built demo site in tmp_path/public, its database in tmp_path/posts.db."""
+    shutil.copyfile(demo_site / "posts.db", tmp_path / "posts.db")
+    shutil.copytree(demo_site / "public", tmp_path / "public", symlinks=True)
     return tmp_path / "public"
 
 
