@@ -109,12 +109,21 @@ def posts_add(app: App, publish: bool, **values: Any) -> None:
     click.echo(f"Added {post.slug} ({post.status})")
 
 
+ALLOW_BLANKING = click.option(
+    "--allow-blanking",
+    is_flag=True,
+    help="Let an update empty a published post's title, body, topics or author "
+    "(refused otherwise).",
+)
+
+
 @posts.command("edit")
 @click.argument("current_slug", metavar="SLUG")
 @click.option("--title", help="New title.")
 @_post_options
+@ALLOW_BLANKING
 @pass_app
-def posts_edit(app: App, current_slug: str, **values: Any) -> None:
+def posts_edit(app: App, current_slug: str, allow_blanking: bool, **values: Any) -> None:
     """Change a post; --slug renames it. The guid never changes, even when the slug or title does.
 
     Example:
@@ -123,7 +132,7 @@ def posts_edit(app: App, current_slug: str, **values: Any) -> None:
         policyfeed posts edit wcit-preparation --title "Preparing for WCIT-12"
         policyfeed posts edit wcit-preparation --slug wcit-12 --topic "ITU / WCIT"
     """
-    from policyfeed.content.posts import draft_from_record
+    from policyfeed.content.posts import draft_from_record, refuse_blanking
     from policyfeed.store import posts as store
     from policyfeed.store import transaction
 
@@ -147,6 +156,8 @@ def posts_edit(app: App, current_slug: str, **values: Any) -> None:
     draft = draft_from_record(
         record, base_url=settings.base_url, tz=settings.tz, source="", where=""
     )
+    if not allow_blanking:
+        refuse_blanking(current, draft)
     with transaction(app.db):
         store.save_post(app.db, draft, now=app.now(), domain=settings.domain, post_id=current.id)
     renamed = f" (was {current.slug})" if draft.slug != current.slug else ""
@@ -310,12 +321,16 @@ def posts_search(app: App, query: str, limit: int, as_json: bool) -> None:
     type=click.Choice(["json", "jsonl", "csv", "markdown", "feed"]),
     help="Input format (default: from the file name or contents).",
 )
+@ALLOW_BLANKING
 @pass_app
-def posts_import(app: App, source: Path, fmt: str | None) -> None:
+def posts_import(app: App, source: Path, fmt: str | None, allow_blanking: bool) -> None:
     """Import posts from JSON, JSON Lines, CSV, a folder of Markdown files, or an RSS/Atom file.
 
     All or nothing: a bad record stops the import with its line, and nothing is written.
-    Re-importing updates the posts instead of duplicating them.
+    An RSS/Atom file must be well-formed XML (a truncated download is refused with the line
+    and column where it breaks). Re-importing updates the posts instead of duplicating them;
+    an update that would empty a published post's title, body, topics or author is refused
+    unless --allow-blanking.
 
     Example:
 
@@ -334,6 +349,7 @@ def posts_import(app: App, source: Path, fmt: str | None) -> None:
         tz=settings.tz,
         domain=settings.domain,
         now=app.now(),
+        allow_blanking=allow_blanking,
     )
     click.echo(
         f"Imported {result.total} posts from {source} "

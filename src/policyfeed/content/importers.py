@@ -13,6 +13,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 
 from sqlite_utils import Database
 
-from policyfeed.content.posts import draft_from_record, html_to_text, slugify
+from policyfeed.content.posts import draft_from_record, html_to_text, refuse_blanking, slugify
 from policyfeed.errors import ConflictError, InputError
 from policyfeed.model import PostDraft
 from policyfeed.store import posts as post_store
@@ -200,11 +201,44 @@ def _records_markdown(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "front matter", record | {"__source": str(file)}
 
 
+def check_well_formed(data: bytes, source: str) -> None:
+    """Refuse a document that is not well-formed XML, naming the line and column.
+
+    feedparser reads a truncated or broken feed as far as it can and returns what it found, so
+    a feed cut in the middle of an item would import that item half empty. A strict parse
+    (entities left unresolved, nothing fetched) decides first.
+    """
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position
+        # libxml2 may quote the text it stopped in on further lines: the first one says it all.
+        first = (str(exc.msg or exc).splitlines() or ["unreadable"])[0]
+        message = re.sub(r", line \d+, column \d+$", "", first)
+        raise InputError(
+            f"not well-formed XML: {message}; nothing imported",
+            source=source,
+            where=f"line {line}, column {column}",
+        ) from None
+
+
 def _records_feed(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     import feedparser
 
     data = path.read_bytes()
+    check_well_formed(data, str(path))
     parsed = feedparser.parse(data)
+    if parsed.bozo:  # what the strict parse let through but feedparser did not like
+        exc = parsed.get("bozo_exception")
+        where = None
+        if hasattr(exc, "getLineNumber"):
+            where = f"line {exc.getLineNumber()}, column {exc.getColumnNumber() + 1}"
+        raise InputError(
+            f"not a well-formed feed: {exc}; nothing imported", source=str(path), where=where
+        )
     if not parsed.entries:
         reason = parsed.get("bozo_exception") or "no entries found"
         raise InputError(f"not an RSS or Atom feed with entries ({reason})", source=str(path))
@@ -304,6 +338,14 @@ def iter_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> Iterator[
     The whole input is read (and must parse) before the last draft is given; a caller that
     saves drafts as they come must do so in a transaction it rolls back on error.
     """
+    for _source, _where, draft in located_drafts(path, fmt, base_url=base_url, tz=tz):
+        yield draft
+
+
+def located_drafts(
+    path: Path, fmt: str, *, base_url: str, tz: tzinfo
+) -> Iterator[tuple[str, str, PostDraft]]:
+    """:func:`iter_drafts` with the file and the record or line each draft came from."""
     if not path.exists():
         raise InputError("no such file or folder", source=str(path))
     items: list[_Item] = []
@@ -335,7 +377,7 @@ def iter_drafts(path: Path, fmt: str, *, base_url: str, tz: tzinfo) -> Iterator[
                     where=where,
                 )
             seen_guids[draft.guid] = where
-        yield draft
+        yield source, where, draft
     if unreadable is not None:
         raise unreadable
 
@@ -349,16 +391,24 @@ def import_posts(
     tz: tzinfo,
     domain: str,
     now: datetime,
+    allow_blanking: bool = False,
 ) -> ImportResult:
-    """Import every post in ``path`` or none of them."""
+    """Import every post in ``path`` or none of them.
+
+    An update that would empty a published post's title, body, topics or author is refused
+    (see :func:`posts.refuse_blanking`) unless ``allow_blanking``.
+    """
     fmt = fmt or detect_format(path)
-    drafts = iter_drafts(path, fmt, base_url=base_url, tz=tz)
+    drafts = located_drafts(path, fmt, base_url=base_url, tz=tz)
     result = ImportResult()
     # All or nothing. Drafts are saved while later ones are still being validated (on the
     # other cores); a bad record anywhere rolls back everything saved before it.
     with transaction(db):
-        for draft in drafts:
+        for source, where, draft in drafts:
             post_id = post_store.find_post_id(db, slug=draft.slug, guid=draft.guid)
+            if post_id is not None and not allow_blanking:
+                for current in post_store.get_posts_by_ids(db, [post_id]):
+                    refuse_blanking(current, draft, source=source, where=where)
             try:
                 post_store.save_post(db, draft, now=now, domain=domain, post_id=post_id)
             except ConflictError as exc:

@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 
 from policyfeed.errors import InputError
-from policyfeed.model import PostDraft, Topic
+from policyfeed.model import Post, PostDraft, Topic
 
 STATUSES = ("draft", "published")
 BODY_FORMATS = ("html", "markdown")
@@ -197,6 +197,34 @@ def parse_topics(value: Any) -> list[Topic]:
             raise ValueError(f"topic {name!r} has no letters or digits to make a slug from")
         topics.setdefault(slug, Topic(slug=slug, name=name))
     return list(topics.values())
+
+
+def blanked_fields(current: Post, draft: PostDraft) -> list[str]:
+    """What saving ``draft`` over the published post ``current`` would empty, in the order
+    title, body, topics, author (nothing for a draft: it is nobody's yet)."""
+    if current.status != "published":
+        return []
+    pairs = (
+        ("title", current.title, draft.title),
+        ("body", current.body_html, draft.body_html),
+        ("topics", current.topics, draft.topics),
+        ("author", current.author, draft.author),
+    )
+    return [name for name, before, after in pairs if before and not after]
+
+
+def refuse_blanking(current: Post, draft: PostDraft, *, source: str = "", where: str = "") -> None:
+    """Raise InputError when saving ``draft`` would empty what the published post ``current``
+    shows (a feed item cut short, a record missing a column): that is never done silently."""
+    fields = blanked_fields(current, draft)
+    if fields:
+        listed = fields[0] if len(fields) == 1 else ", ".join(fields[:-1]) + " and " + fields[-1]
+        raise InputError(
+            f"would empty the {listed} of published post {current.slug!r} "
+            "(pass --allow-blanking if that is meant)",
+            source=source or None,
+            where=where or None,
+        )
 
 
 def draft_from_record(
