@@ -45,6 +45,7 @@ def ok(*args: str, env: dict[str, str] | None = None) -> str:
 def site(tmp_path: Path) -> Path:
     """A config in the current folder and a posts.db with a published post and a draft."""
     (tmp_path / "policyfeed.toml").write_text(CONFIG, encoding="utf-8")
+    ok("init")
     ok("posts", "add", "--title", "IETF 84 in Vancouver", "--topic", "IETF",
        "--summary", "Five guests.", "--body", "<p>We meet in <b>Vancouver</b>.</p>",
        "--date", "2012-07-25 09:00", "--publish")  # fmt: skip
@@ -109,6 +110,7 @@ def test_init_puts_the_files_where_the_environment_says(tmp_path: Path) -> None:
 
 
 def test_db_flag_beats_the_environment(site: Path) -> None:
+    ok("--db", "other.db", "init")
     ok("--db", "other.db", "posts", "add", "--title", "Only in other")
     env = {"POLICYFEED_DB": "posts.db"}
     assert "only-in-other" not in ok("posts", "list", env=env)
@@ -177,6 +179,7 @@ def test_list_shows_a_table_newest_first_with_drafts_on_top(site: Path) -> None:
 
 
 def test_list_on_an_empty_database(tmp_path: Path) -> None:
+    ok("init")
     assert ok("posts", "list") == "No posts.\n"
     assert json.loads(ok("posts", "list", "--json")) == []
 
@@ -445,6 +448,7 @@ def test_python_dash_m_policyfeed_help_works() -> None:
 
 
 def test_python_dash_m_policyfeed_exit_codes(tmp_path: Path) -> None:
+    ok("init")
     usage = subprocess.run(
         [sys.executable, "-m", "policyfeed", "posts", "list", "--limit", "x"],
         capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,

@@ -6,6 +6,7 @@ Each command group lives in its own module; heavy libraries are imported inside 
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable
@@ -43,6 +44,8 @@ class App:
         self.config_path = config_path
         self.verbose = verbose
         self.overrides: dict[str, Any] = {}
+        #: Only ``init`` makes a database; every other command refuses a path that has none.
+        self.may_create_db = False
 
     @cached_property
     def settings(self) -> Settings:
@@ -54,7 +57,33 @@ class App:
     def db(self) -> sqlite_utils.Database:
         from policyfeed.store import open_db
 
+        if not self.may_create_db:
+            self.require_db()
         return open_db(self.db_path)
+
+    def require_db(self) -> None:
+        """Refuse a database path with no database: opening it would create an empty one, and
+        every command would then report an empty site as the truth."""
+        if self.db_path.exists():
+            return
+        from policyfeed.errors import NotFoundError
+
+        hint = _similar_database(self.db_path)
+        init = (
+            "policyfeed init"
+            if self.db_path == DEFAULT_DB
+            else f"policyfeed --db {self.db_path} init"
+        )
+        raise NotFoundError(
+            f"{self.db_path}: no such database{f' (did you mean {hint}?)' if hint else ''}. "
+            f"Check --db and POLICYFEED_DB, or create it with: {init}"
+        )
+
+    def check(self) -> None:
+        """What a command checks before it does anything: the settings load (a bad key is
+        reported before half a table is printed) and the database exists."""
+        self.settings  # noqa: B018 - loading is the check
+        self.require_db()
 
     def now(self) -> datetime:
         return datetime.now(UTC).replace(microsecond=0)
@@ -64,7 +93,50 @@ class App:
         return moment.astimezone(self.settings.tz).strftime(fmt) if moment else "-"
 
 
-pass_app = click.make_pass_decorator(App)
+DEFAULT_DB = Path("posts.db")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _similar_database(path: Path) -> str:
+    """The name of a database beside ``path`` whose name is close to it, or ""."""
+    import difflib
+
+    folder = path.parent
+    try:
+        names = [p.name for p in folder.iterdir() if p.is_file() and p.name != path.name]
+    except OSError:
+        return ""
+    databases = []
+    for name in names:
+        try:
+            with open(folder / name, "rb") as fh:
+                if fh.read(16) == SQLITE_MAGIC:
+                    databases.append(name)
+        except OSError:
+            continue
+    found = difflib.get_close_matches(path.name, databases, n=1, cutoff=0.6)
+    return str(folder / found[0]) if found else ""
+
+
+_find_app = click.make_pass_decorator(App)
+
+
+def pass_app(fn: F) -> F:
+    """Pass the :class:`App` to a command after :meth:`App.check` (settings load, the database
+    exists). A command that needs no database uses :func:`pass_app_unchecked` and checks what
+    it needs itself."""
+
+    @functools.wraps(fn)
+    def checked(app: App, *args: Any, **kwargs: Any) -> Any:
+        app.check()
+        return fn(app, *args, **kwargs)
+
+    return _find_app(checked)  # type: ignore[return-value]
+
+
+#: Pass the App without checking anything (``init``, and ``publish``, which reports even these
+#: errors as JSON with --json).
+pass_app_unchecked = _find_app
 
 
 def busy_database(exc: BaseException) -> PolicyfeedError | None:

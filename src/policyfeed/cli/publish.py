@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from policyfeed.cli import App, CliError, busy_database, cli, pass_app
+from policyfeed.cli import App, CliError, busy_database, cli, pass_app_unchecked
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
@@ -43,7 +43,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     is_flag=True,
     help="Hand over again (same Message-ID) the messages an interrupted SMTP run left unsure.",
 )
-@pass_app
+@pass_app_unchecked
 def publish_command(
     app: App,
     period: str | None,
@@ -138,10 +138,7 @@ def _run_locked(app: App, run: Any, *, dry_run: bool, wait: bool, as_json: bool)
     from policyfeed.cli.progress import sending_progress
     from policyfeed.lock import exclusive_lock, lock_path_for
 
-    if not app.db_path.is_file():  # a scheduler with a wrong path must not make a new one
-        from policyfeed.errors import NotFoundError
-
-        raise NotFoundError(f"{app.db_path}: no such database (`policyfeed init` makes one)")
+    app.check()  # here, so that --json reports a wrong path or config as JSON too
     if dry_run:
         return run()
     with (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from policyfeed.cli import App, cli, pass_app
+from policyfeed.cli import App, cli, pass_app_unchecked
 
 
 @cli.command()
@@ -14,7 +14,7 @@ from policyfeed.cli import App, cli, pass_app
 @click.option(
     "--base-url", default="http://127.0.0.1:8000/", show_default=True, help="Public site URL."
 )
-@pass_app
+@pass_app_unchecked
 def init(app: App, title: str, base_url: str) -> None:
     """Create the database and a policyfeed.toml (an existing config is kept).
 
@@ -43,5 +43,6 @@ def init(app: App, title: str, base_url: str) -> None:
         write_text_if_changed(config_path, text)
         click.echo(f"Wrote {config_path}")
     app.db_path.parent.mkdir(parents=True, exist_ok=True)
+    app.may_create_db = True
     app.db  # noqa: B018 - opening creates and migrates
     click.echo(f"Database ready: {app.db_path}")
