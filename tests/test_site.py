@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from policyfeed.cli import cli
 from policyfeed.config import Settings
+from policyfeed.errors import ConflictError
 from policyfeed.site.build import build_site
 from policyfeed.store import posts as post_store
 from site_support import NOW, check_feed_folder, day, mtimes, parse_feed, save, tree
@@ -242,7 +243,7 @@ def test_leftovers_of_an_earlier_site_are_removed_by_a_full_build(
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text("left from another database")
     (out / "robots.txt").write_text("User-agent: *\n")
-    build(demo_db, settings, out)
+    build(demo_db, settings, out, force=True)  # without --force the folder is refused
     assert not (out / "posts" / "old-post").exists()
     assert not (out / "topics" / "old").exists()
     assert not (out / "archive").exists()
@@ -296,17 +297,27 @@ def test_new_settings_templates_or_a_lost_state_mean_a_full_build_that_matches_a
     page = (out / "posts" / "public-policy-guests-at-ietf-84-vancouver" / "index.html").read_text()
     assert '<h1 class="mine">' in page
 
-    (out / ".policyfeed" / "build-state.json").write_text("{not json")
+    with demo_db.conn:
+        demo_db.execute("UPDATE build_state SET data = '{not json' WHERE name = 'site'")
     assert build(demo_db, themed, out).full  # type: ignore[attr-defined]
+    for page in out.rglob("index.html"):  # a folder emptied by hand: its state is stale
+        page.unlink()
+    assert build(demo_db, themed, out).full  # type: ignore[attr-defined]
+    build(demo_db, themed, tmp_path / "themed")
+    assert tree(tmp_path / "themed") == tree(out)
 
 
-def test_another_database_built_into_the_same_folder_replaces_the_site(
+def test_another_database_built_into_the_same_folder_replaces_the_site_only_when_forced(
     demo_db: sqlite_utils.Database, db: sqlite_utils.Database, settings: Settings, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     build(demo_db, settings, out)
     save(db, settings, "only-post", date=day(20), topics=["Elsewhere"])
-    result = build(db, settings, out)
+    before = tree(out)
+    with pytest.raises(ConflictError, match="holds files that this database did not build"):
+        build(db, settings, out)
+    assert tree(out) == before
+    result = build(db, settings, out, force=True)
     assert result.full  # type: ignore[attr-defined]
     assert sorted(p.parent.name for p in (out / "posts").glob("*/index.html")) == ["only-post"]
     assert sorted(p.name for p in (out / "topics").iterdir()) == ["elsewhere"]

@@ -10,9 +10,11 @@
     feeds.opml                              every feed, for feed readers to import
     issues/...                              the digest's web archive (policyfeed.site.issue_archive)
 
-and ``.policyfeed/build-state.json``, which lets the next build render only what changed (see
-:mod:`policyfeed.site.state`). Files are written only when their bytes change. Posts dated after
-``now`` are left out; nothing depends on the clock otherwise.
+Nothing else: the state that lets the next build render only what changed (see
+:mod:`policyfeed.site.state`) is kept in the database, not in the folder a web server publishes.
+A folder that holds something this database did not build is refused unless forced (see
+:mod:`policyfeed.site.ownership`). Files are written only when their bytes change. Posts dated
+after ``now`` are left out; nothing depends on the clock otherwise.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from policyfeed.site.feeds import (
     render_opml,
 )
 from policyfeed.site.issue_archive import build_issue_archive
-from policyfeed.site.state import STATE_DIR, BuildPlan, load_state, plan_build, save_state
+from policyfeed.site.ownership import claim_output_folder
+from policyfeed.site.state import BuildPlan, load_state, plan_build, save_state
 from policyfeed.store.posts import get_posts_by_ids
 from policyfeed.store.site import (
     all_topics,
@@ -470,18 +473,21 @@ def build_site(
     now: datetime,
     *,
     full: bool = False,
+    force: bool = False,
     notify_hub: bool = True,
 ) -> BuildResult:
     """Build the site into ``out_dir`` from the posts visible at ``now``; see the module doc.
 
     Renders only what changed since the last build into ``out_dir`` (``full`` renders every
-    page, e.g. after editing the folder by hand). When ``settings.websub_hub`` is set and
+    page, e.g. after editing the folder by hand). A folder holding files this database did not
+    build is refused (ConflictError) unless ``force``. When ``settings.websub_hub`` is set and
     ``notify_hub``, the hub is told about feeds that changed; a failure is reported in
     ``hub_error`` and retried by the next build.
     """
     out_dir = Path(out_dir)
     if now.tzinfo is None:
         raise ValueError("now must carry a time zone")
+    claim_output_folder(db, out_dir, force=force)
     result = BuildResult(out_dir=out_dir)
     context = context_fingerprint(settings)
     with read_snapshot(db):
@@ -492,7 +498,7 @@ def build_site(
         result.posts = plan.state.count
         if not plan.nothing_to_do:
             _Builder(db, settings, out_dir, now, plan, result).run()
-    save_state(out_dir, plan.state)
+    save_state(db, out_dir, plan.state)
     issues = build_issue_archive(db, settings, out_dir, full=full)
     result.written.extend(issues.written)
     result.removed.extend(issues.removed)
@@ -500,6 +506,6 @@ def build_site(
         from policyfeed.site.websub import notify_changes
 
         result.hub_notified, result.hub_error = notify_changes(
-            settings.websub_hub, out_dir / STATE_DIR, result.feed_urls_changed(settings)
+            settings.websub_hub, db, out_dir, result.feed_urls_changed(settings)
         )
     return result

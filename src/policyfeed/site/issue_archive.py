@@ -366,7 +366,7 @@ def build_issue_archive(
             archive.full()
         else:
             archive.incremental(since)
-    save_archive_state(out_dir, state)
+    save_archive_state(db, out_dir, state)
     return archive.result
 
 

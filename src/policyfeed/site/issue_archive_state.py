@@ -1,9 +1,10 @@
 """What the last build of the digest's web archive left, and whether the next build can trust it.
 
-The state file (``.policyfeed/archive-state.json`` in the output folder) records where the post
-and issue journals stood (``post_journal``, ``issue_journal``), how many posts each issue's web
-version showed (for the index, which then needs no posts), and which issues the feeds of issues
-hold. It is trusted only for the same settings and templates and the same database.
+The state (kept in the database per output folder, :mod:`policyfeed.store.build_state`)
+records where the post and issue journals stood (``post_journal``, ``issue_journal``), how many
+posts each issue's web version showed (for the index, which then needs no posts), and which
+issues the feeds of issues hold. It is trusted only for the same settings and templates and
+the same database.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
-from policyfeed.output import write_if_changed
-from policyfeed.site.state import STATE_DIR
+from policyfeed.site.ownership import folder_key
+from policyfeed.store import build_state
 from policyfeed.store import issues as store
 from policyfeed.store.site import journal_head, journal_post_at
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
 
-STATE_FILE = "archive-state.json"
+STATE_NAME = "archive"
 STATE_VERSION = 1
+#: A file every archive build writes: when it is gone, so is the archive the state describes.
+SENTINEL = "issues/index.html"
 #: Bump when the layout of the archive changes, so that the next build is a full one.
 LAYOUT_VERSION = "1"
 ARCHIVE_TEMPLATES = (
@@ -39,7 +42,7 @@ Position = tuple[int, int | None]
 
 @dataclass
 class ArchiveState:
-    """What a finished archive build wrote, saved in the output folder for the next build.
+    """What a finished archive build wrote into an output folder, saved for the next build.
 
     ``posts`` and ``issues`` are journal positions: (sequence number, the post or issue changed
     there), which tells whether the saved state is from this database.
@@ -84,10 +87,6 @@ class ArchiveState:
             return None
 
 
-def state_path(out_dir: Path) -> Path:
-    return out_dir / STATE_DIR / STATE_FILE
-
-
 def archive_fingerprint(settings: Settings) -> str:
     """Everything besides the database that shapes the archive: when it changes, build in full."""
     from policyfeed.templating import output_fingerprint
@@ -111,10 +110,10 @@ def load_archive_state(
     positions: tuple[Position, Position],
 ) -> ArchiveState | None:
     """The last build's state if it can be trusted for an incremental build, else None."""
-    try:
-        state = ArchiveState.from_bytes(state_path(out_dir).read_bytes())
-    except OSError:
+    raw = build_state.read(db, folder_key(out_dir), STATE_NAME)
+    if raw is None or not (out_dir / SENTINEL).is_file():
         return None
+    state = ArchiveState.from_bytes(raw)
     if state is None or state.context != context:
         return None
     (posts_head, _), (issues_head, _) = positions
@@ -127,5 +126,5 @@ def load_archive_state(
     return state
 
 
-def save_archive_state(out_dir: Path, state: ArchiveState) -> bool:
-    return write_if_changed(state_path(out_dir), state.to_bytes())
+def save_archive_state(db: Database, out_dir: Path, state: ArchiveState) -> bool:
+    return build_state.write(db, folder_key(out_dir), STATE_NAME, state.to_bytes())

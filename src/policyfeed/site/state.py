@@ -8,12 +8,14 @@ full: when the archive is an exact multiple of ``limit``, that page is empty. A 
 therefore never changes again, unless one of its own posts is edited, removed or backdated.
 
 The database keeps a journal of every change to a post (``post_journal``, with the slug, status
-and date the post had before). The state file records the journal position, the layout of the
-archive pages and the members of each current feed. A build then reads only the journal since
+and date the post had before). The state (kept in the database, per output folder: see
+:mod:`policyfeed.store.build_state`) records the journal position, the layout of the archive
+pages and the members of each current feed. A build then reads only the journal since
 that position, the posts it names, and the tail of the feed order from the first page those
 changes can touch, so a new post costs the same on a hundred posts or on a hundred thousand.
-Without a usable state (first build, other settings or templates, another database) the build
-is full; files whose bytes did not change are still left untouched.
+Without a usable state (first build, other settings or templates, another database, an output
+folder emptied since) the build is full; files whose bytes did not change are still left
+untouched.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from policyfeed.output import write_if_changed
+from policyfeed.site.ownership import folder_key
+from policyfeed.store import build_state
 from policyfeed.store.site import (
     Key,
     journal_head,
@@ -41,8 +44,9 @@ from policyfeed.store.site import (
 from policyfeed.store.site import changed_visibility as _changed_visibility
 
 STATE_VERSION = 1
-STATE_DIR = ".policyfeed"
-STATE_FILE = "build-state.json"
+STATE_NAME = "site"
+#: A file every build writes: when it is gone, so is the site the state describes.
+SENTINEL = "index.html"
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class PageSignature:
 
 @dataclass
 class SiteState:
-    """What a finished build wrote, saved in the output folder for the next build."""
+    """What a finished build wrote into an output folder, saved for the next build."""
 
     context: str
     journal_seq: int
@@ -108,16 +112,12 @@ class SiteState:
             return None
 
 
-def state_path(out_dir: Path) -> Path:
-    return out_dir / STATE_DIR / STATE_FILE
-
-
 def load_state(db: Database, out_dir: Path, context: str, head: int) -> SiteState | None:
     """The last build's state if it can be trusted for an incremental build, else None."""
-    try:
-        state = SiteState.from_bytes(state_path(out_dir).read_bytes())
-    except OSError:
+    raw = build_state.read(db, folder_key(out_dir), STATE_NAME)
+    if raw is None or not (out_dir / SENTINEL).is_file():
         return None
+    state = SiteState.from_bytes(raw)
     if state is None or state.context != context or state.journal_seq > head:
         return None
     if state.journal_seq and journal_post_at(db, state.journal_seq) != state.journal_post:
@@ -125,8 +125,8 @@ def load_state(db: Database, out_dir: Path, context: str, head: int) -> SiteStat
     return state
 
 
-def save_state(out_dir: Path, state: SiteState) -> bool:
-    return write_if_changed(state_path(out_dir), state.to_bytes())
+def save_state(db: Database, out_dir: Path, state: SiteState) -> bool:
+    return build_state.write(db, folder_key(out_dir), STATE_NAME, state.to_bytes())
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 The feeds advertise the hub (``rel="hub"`` in RSS, Atom and JSON Feed); after a build changes a
 feed, :func:`notify_changes` sends the hub a publish ping (``hub.mode=publish``, ``hub.url=``
-the feed). A ping that fails is kept in the output folder's state and sent again by the next
-build, so a hub that was down still hears about the change.
+the feed). A ping that fails is kept in the build state (in the database, for that output
+folder) and sent again by the next build, so a hub that was down still hears about the change.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlencode
 
+from sqlite_utils import Database
+
 from policyfeed import __version__
 from policyfeed.errors import TemporaryError
-from policyfeed.output import write_if_changed
+from policyfeed.site.ownership import folder_key
+from policyfeed.store import build_state
 
 log = logging.getLogger(__name__)
 
-PENDING_FILE = "websub-pending.json"
+PENDING_STATE = "websub-pending"
 TIMEOUT = 10.0
 
 
@@ -55,19 +58,26 @@ def publish(hub: str, topic_url: str, *, timeout: float = TIMEOUT) -> None:
 
 
 def notify_changes(
-    hub: str, state_dir: Path, changed: Sequence[str], *, timeout: float = TIMEOUT
+    hub: str,
+    db: Database,
+    out_dir: Path,
+    changed: Sequence[str],
+    *,
+    timeout: float = TIMEOUT,
 ) -> tuple[list[str], str]:
-    """Ping ``hub`` for every changed feed URL and every ping still pending from earlier builds.
+    """Ping ``hub`` for every changed feed URL and every ping still pending from earlier builds
+    into ``out_dir``.
 
-    Returns (the URLs the hub accepted, the first error or ""). URLs not accepted are saved in
-    ``state_dir`` for the next build.
+    Returns (the URLs the hub accepted, the first error or ""). URLs not accepted are kept in
+    the build state of ``out_dir`` for the next build.
     """
     if not hub.lower().startswith(("http://", "https://")):
         return [], f"WebSub hub must be an http(s) URL, not {hub!r}"
-    pending_path = state_dir / PENDING_FILE
+    folder = folder_key(out_dir)
     try:
-        pending = [str(u) for u in json.loads(pending_path.read_text(encoding="utf-8"))]
-    except (OSError, ValueError, TypeError):
+        raw = build_state.read(db, folder, PENDING_STATE)
+        pending = [str(u) for u in json.loads(raw)] if raw else []
+    except (ValueError, TypeError):
         pending = []
     todo = sorted(set(pending) | set(changed))
     done: list[str] = []
@@ -82,7 +92,7 @@ def notify_changes(
         done.append(url)
     left = [url for url in todo if url not in done]
     if left:
-        write_if_changed(pending_path, (json.dumps(left, indent=1) + "\n").encode())
+        build_state.write(db, folder, PENDING_STATE, (json.dumps(left, indent=1) + "\n").encode())
     elif pending:
-        pending_path.unlink(missing_ok=True)
+        build_state.remove(db, folder, PENDING_STATE)
     return done, error

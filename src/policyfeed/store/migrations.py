@@ -473,3 +473,20 @@ def m011_bounces_and_complaints(db: Database) -> None:
     )
     db.execute("CREATE INDEX complaints_subscriber ON complaints (subscriber_id)")
     db.execute("CREATE INDEX complaints_delivery ON complaints (delivery_id)")
+
+
+@MIGRATIONS()
+def m012_build_state(db: Database) -> None:
+    # What the last build into each output folder left (policyfeed.site.state and friends),
+    # kept here rather than in the folder, which a web server or a CDN sync would publish.
+    # ``folder`` is the output folder's absolute path; ``name`` the kind of state.
+    db.execute(
+        """
+        CREATE TABLE build_state (
+            folder TEXT NOT NULL,
+            name TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (folder, name)
+        ) WITHOUT ROWID
+        """
+    )
