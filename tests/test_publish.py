@@ -374,7 +374,7 @@ def test_the_outbox_without_a_secret_uses_the_development_key_and_says_so(
     assert "POLICYFEED_SECRET is not set" in caplog.text
 
 
-def test_an_issue_without_subscribers_is_made_and_marked_sent(
+def test_no_issue_is_made_without_subscribers_and_the_posts_wait(
     db: sqlite_utils.Database, settings: Settings, now: datetime
 ) -> None:
     from policyfeed.content.importers import import_posts
@@ -385,8 +385,8 @@ def test_an_issue_without_subscribers_is_made_and_marked_sent(
         domain=settings.domain, now=now,
     )  # fmt: skip
     result = publish(db, settings, now=now)
-    assert (result.status, result.recipients, result.sent) == ("sent", 0, 0)
-    assert publish(db, settings, now=now).status == "already_sent"
+    assert (result.status, result.issue, result.posts, result.sent) == ("no_recipients", None, 5, 0)
+    assert publish(db, settings, now=now).status == "no_recipients"  # the posts still wait
 
 
 def test_the_result_is_one_json_ready_object(

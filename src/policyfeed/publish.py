@@ -63,6 +63,7 @@ from policyfeed.schedule import (
 )
 from policyfeed.store import subscribers as subscriber_store
 from policyfeed.store.readonly import read_only
+from policyfeed.wording import counted
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -74,6 +75,7 @@ log = logging.getLogger(__name__)
 STATUS_EXIT = {
     "already_sent": EXIT_OK,
     "nothing_new": EXIT_OK,
+    "no_recipients": EXIT_OK,  # posts wait for members; a person should look (warning)
     "dry_run": EXIT_OK,
     "sent": EXIT_OK,
     "resumed": EXIT_OK,
@@ -132,20 +134,33 @@ class PublishResult:
         head = f"{self.status}: {what}, period {self.period}"
         if self.status == "nothing_new":
             return f"{head}: no post is waiting; nothing written, nothing sent"
+        if self.status == "no_recipients":
+            return (
+                f"{head}: {counted(self.posts, 'post')} waiting, but no active subscriber "
+                "would receive an issue; none made, nothing sent"
+            )
         if self.status == "already_sent":
-            return f"{head}: already delivered to {self.recipients} recipients; nothing to do"
+            return (
+                f"{head}: already delivered to {counted(self.recipients, 'recipient')}; "
+                "nothing to do"
+            )
         counts = (
-            f"{self.posts} posts, {self.recipients} recipients: {self.sent} sent, "
+            f"{counted(self.posts, 'post')}, {counted(self.recipients, 'recipient')}: "
+            f"{self.sent} sent, "
             f"{self.failed} failed, {self.skipped} skipped"
         )
         if self.status == "dry_run":
             sizes = ", ".join(
-                f"{v.chapter or 'all'} {v.posts} posts/{v.recipients} to/{v.bytes:,} bytes"
+                f"{v.chapter or 'all'} {counted(v.posts, 'post')}/{v.recipients} to/"
+                f"{counted(v.bytes, 'byte')}"
                 for v in self.variants
             )
-            counts = f"{self.posts} posts, {self.recipients} recipients ({sizes}); nothing written"
+            counts = (
+                f"{counted(self.posts, 'post')}, {counted(self.recipients, 'recipient')} "
+                f"({sizes}); nothing written"
+            )
         if self.bounced:
-            counts += f", {self.bounced} member(s) suspended (hard bounce)"
+            counts += f", {counted(self.bounced, 'member')} suspended (hard bounce)"
         if self.pending:
             counts += f", {self.pending} pending"
         if self.ambiguous:
@@ -185,6 +200,13 @@ def _plan_rows(
                 FrozenRow(subscriber_id, chapter_id, message_id, "skipped", f"no posts for {name}")
             )
     return rows
+
+
+def _has_recipients(db: Database, settings: Settings, issue: Issue, posts: list[Post]) -> bool:
+    """Whether any active subscriber would get a message of ``issue`` (a chapter whose topics
+    leave it nothing gets none)."""
+    rows = _plan_rows(db, settings, issue, _variants(db, posts))
+    return any(row.status == "pending" for row in rows)
 
 
 def _render(
@@ -279,6 +301,7 @@ def publish(
     clock = clock or (lambda: now)
     lateness = settings.max_lateness_delta if max_lateness is None else max_lateness
     scheduled, key, explicit = _resolve_period(db, settings, now, period)
+    _check_output_folder(db, settings)
     with read_only(db) if dry_run else contextlib.nullcontext():
         result = _publish(
             db,
@@ -346,10 +369,19 @@ def _publish(
             check_lateness(
                 f"period {key} was scheduled", scheduled.scheduled_at, now, lateness, force=force
             )
+        planned = plan_issue(db, settings, now=now, period=key)
+        if planned is None:
+            return PublishResult("nothing_new", key)
+        if not _has_recipients(db, settings, *planned):
+            # An issue nobody receives would use the posts up: members who join later would
+            # never get them. Make none; the posts wait.
+            warning = (
+                "no active subscriber would receive the issue: "
+                f"{counted(len(planned[1]), 'post')} keep waiting for the next run"
+            )
+            log.warning("%s", warning)
+            return PublishResult("no_recipients", key, posts=len(planned[1]), warnings=[warning])
         if dry_run:
-            planned = plan_issue(db, settings, now=now, period=key)
-            if planned is None:
-                return PublishResult("nothing_new", key)
             issue, posts = planned
             return _dry_run(db, settings, issue, posts, now=now, rows=None)
         secret = unsubscribe_secret(settings)  # refuse a missing secret before writing anything
@@ -458,6 +490,17 @@ def _publish(
         site_files=site_files,
         warnings=warnings,
     )
+
+
+def _check_output_folder(db: Database, settings: Settings) -> None:
+    """Refuse, before any issue is made, an output folder that holds another site: the build
+    would replace it (``policyfeed build --force`` takes such a folder over)."""
+    from policyfeed.errors import ConflictError
+    from policyfeed.site.ownership import output_folder_problem
+
+    problem = output_folder_problem(db, settings.output_dir)
+    if problem:
+        raise ConflictError(problem)
 
 
 def _build_site(db: Database, settings: Settings, now: datetime) -> int:

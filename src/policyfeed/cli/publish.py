@@ -129,6 +129,9 @@ def publish_command(
         click.echo(json.dumps(result.as_json(), ensure_ascii=False))
     else:
         click.echo(result.summary() + _where(app, result))
+    if result.status == "no_recipients":  # exit 0 for the scheduler; a person should know
+        for warning in result.warnings:
+            click.echo(f"Warning: {warning}", err=True)
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
 
