@@ -55,11 +55,33 @@ def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
     database.conn.close()
 
 
+def build_demo_db(target: Path) -> Path:
+    """The demo database made from its committed source, ``demo/``, as ``make demo-db`` does.
+
+    Never the working tree's ``posts.db``: ``make run`` changes that one (it records an issue),
+    and the tests must pass after it as before it.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_demo_db", ROOT / "demo" / "make_demo_db.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.build(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def pristine_demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo database, made once per test run from ``demo/``; copy it, never change it."""
+    return build_demo_db(tmp_path_factory.mktemp("demo-source") / "posts.db")
+
+
 @pytest.fixture
-def demo_db_path(tmp_path: Path) -> Path:
-    """A copy of the committed demo database (posts.db)."""
+def demo_db_path(tmp_path: Path, pristine_demo_db: Path) -> Path:
+    """A fresh copy of the demo database (made from ``demo/``) in the test's folder."""
     target = tmp_path / "posts.db"
-    shutil.copyfile(ROOT / "posts.db", target)
+    shutil.copyfile(pristine_demo_db, target)
     return target
 
 

@@ -363,10 +363,10 @@ def test_search_lists_matches(site: Path) -> None:
 def test_import_then_reimport(site: Path) -> None:
     (site / "more.json").write_text(json.dumps([{"title": "ACTA", "date": "2012-07-09"}]))
     assert ok("posts", "import", "more.json") == (
-        "Imported 1 posts from more.json (1 new, 0 updated)\n"
+        "Imported 1 post from more.json (1 new, 0 updated)\n"
     )
     assert ok("posts", "import", "more.json", "--format", "json") == (
-        "Imported 1 posts from more.json (0 new, 1 updated)\n"
+        "Imported 1 post from more.json (0 new, 1 updated)\n"
     )
 
 

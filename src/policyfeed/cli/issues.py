@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from policyfeed.cli import App, cli, echo_json, pass_app
+from policyfeed.wording import counted
 
 if TYPE_CHECKING:
     from policyfeed.digest.render import RenderedDigest
@@ -138,7 +139,9 @@ def issue_new(
     digest = render_issue(issue_, posts, settings)  # refuses a digest that would be clipped
     _warn(digest)
     if dry_run:
-        click.echo(f"Would create issue {issue_.number} (period {key}) with {len(posts)} posts:")
+        click.echo(
+            f"Would create issue {issue_.number} (period {key}) with {counted(len(posts), 'post')}:"
+        )
     else:
         created = create_issue(
             app.db, settings, period=key, now=now, note=note, exclude=exclude, pin=pin
@@ -147,7 +150,9 @@ def issue_new(
             click.echo("Nothing new: no published posts are waiting for an issue.")
             return
         issue_ = created
-        click.echo(f"Created issue {issue_.number} (period {key}) with {len(posts)} posts:")
+        click.echo(
+            f"Created issue {issue_.number} (period {key}) with {counted(len(posts), 'post')}:"
+        )
     _echo_posts(app, posts)
     click.echo(f"Subject: {issue_.subject}")
     if dry_run:
@@ -216,7 +221,7 @@ def issue_show(app: App, number: int, as_json: bool) -> None:
     click.echo(f"{'web:':<9}{data['web_url']}")
     if issue_.note:
         click.echo(f"{'note:':<9}{issue_.note}")
-    click.echo(f"\n{len(posts)} posts:")
+    click.echo(f"\n{counted(len(posts), 'post')}:")
     _echo_posts(app, posts)
 
 

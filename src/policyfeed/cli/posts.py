@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from policyfeed.cli import App, cli, echo_json, pass_app
+from policyfeed.wording import counted
 
 
 @cli.group()
@@ -352,6 +353,6 @@ def posts_import(app: App, source: Path, fmt: str | None, allow_blanking: bool) 
         allow_blanking=allow_blanking,
     )
     click.echo(
-        f"Imported {result.total} posts from {source} "
+        f"Imported {counted(result.total, 'post')} from {source} "
         f"({result.created} new, {result.updated} updated)"
     )

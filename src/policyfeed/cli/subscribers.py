@@ -9,6 +9,7 @@ import click
 
 from policyfeed.cli import App, cli, echo_json, pass_app
 from policyfeed.model import SUBSCRIBER_STATUSES
+from policyfeed.wording import counted
 
 
 @cli.group()
@@ -149,7 +150,7 @@ def subscribers_import(app: App, source: Path) -> None:
 
     result = import_subscribers(app.db, source, now=app.now())
     line = (
-        f"Imported {result.total} subscribers from {source} ({result.created} new, "
+        f"Imported {counted(result.total, 'subscriber')} from {source} ({result.created} new, "
         f"{result.updated} updated, {result.unchanged} unchanged)"
     )
     if result.not_resubscribed:
