@@ -284,7 +284,7 @@ def test_issue_new_dry_run_promises_the_number_and_posts_issue_new_then_gives(ru
 
     assert real.exit_code == dry.exit_code == 0, real.output
     promised = dry.output.splitlines()[:-1]
-    assert promised[0] == "Would create issue 2 (period w2) with 1 posts:"
+    assert promised[0] == "Would create issue 2 (period w2) with 1 post:"
     assert [promised[0].replace("Would create", "Created"), *promised[1:]] == (
         real.output.splitlines()
     )
