@@ -130,7 +130,7 @@ def test_a_5xx_from_the_relay_is_a_hard_bounce_and_the_member_is_not_mailed_agai
         live = with_secret(settings, **relay.settings_overrides())
         result = publish_week(demo_db, live, now)
         assert (result.sent, result.failed, result.bounced) == (3, 2, 1)
-        assert "1 member(s) suspended (hard bounce)" in result.summary()
+        assert "1 member suspended (hard bounce)" in result.summary()
         assert {m.mail_from.split("+")[0] for m in relay.messages} == {"policy-digest"}
     assert subscriber_status(demo_db, "policy-watch@example.org") == "bounced"
     assert subscriber_status(demo_db, "ana.silva@example.org") == "active"  # full: soft

@@ -79,18 +79,6 @@ def test_json_says_no_recipients_with_the_warning(site: Path) -> None:
     assert "Warning: no active subscriber" in result.stderr
 
 
-def test_members_whose_chapters_get_nothing_are_no_recipients_either(site: Path) -> None:
-    # The only member is in a chapter that wants none of the waiting posts' topics.
-    draft = run("posts", "add", "--title", "Draft elsewhere", "--topic", "Elsewhere")
-    assert draft.exit_code == 0, draft.output
-    added = run("chapters", "add", "nobody", "--name", "Nobody", "--topic", "Elsewhere")
-    assert added.exit_code == 0, added.output
-    assert run("subscribers", "add", "x@example.org", "--chapter", "nobody").exit_code == 0
-    result = run("publish", "--json")
-    assert json.loads(result.stdout)["status"] == "no_recipients"
-    assert run("issue", "list").stdout == "No issues yet.\n"
-
-
 def test_a_dry_run_warns_that_nobody_would_receive_it(site: Path) -> None:
     result = run("publish", "--dry-run", "--json")
     assert result.exit_code == 0, result.output

@@ -202,11 +202,10 @@ def _plan_rows(
     return rows
 
 
-def _has_recipients(db: Database, settings: Settings, issue: Issue, posts: list[Post]) -> bool:
-    """Whether any active subscriber would get a message of ``issue`` (a chapter whose topics
-    leave it nothing gets none)."""
-    rows = _plan_rows(db, settings, issue, _variants(db, posts))
-    return any(row.status == "pending" for row in rows)
+def _has_recipients(db: Database) -> bool:
+    """Whether any subscriber is active (a chapter whose topics leave it nothing this time
+    still counts: that is the chapter's choice, recorded as skipped)."""
+    return bool(subscriber_store.active_subscriber_ids(db))
 
 
 def _render(
@@ -372,7 +371,7 @@ def _publish(
         planned = plan_issue(db, settings, now=now, period=key)
         if planned is None:
             return PublishResult("nothing_new", key)
-        if not _has_recipients(db, settings, *planned):
+        if not _has_recipients(db):
             # An issue nobody receives would use the posts up: members who join later would
             # never get them. Make none; the posts wait.
             warning = (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from policyfeed.cli import App, cli, pass_app
+from policyfeed.cli import App, cli, pass_app_unchecked
 
 
 @cli.group()
@@ -28,7 +28,7 @@ def dkim() -> None:
     "--bits", type=click.IntRange(1024, 8192), default=2048, show_default=True, help="RSA size."
 )
 @click.option("--force", is_flag=True, help="Replace an existing key file.")
-@pass_app
+@pass_app_unchecked  # makes a key file: needs no database
 def dkim_keygen(
     app: App, out: Path | None, selector: str | None, domain: str | None, bits: int, force: bool
 ) -> None:
@@ -84,7 +84,7 @@ def dkim_keygen(
 
 
 @dkim.command("show")
-@pass_app
+@pass_app_unchecked  # reads the key and the config only
 def dkim_show(app: App) -> None:
     """Check the configured key (it signs a test message that must verify against it) and
     print the DNS record it needs.
