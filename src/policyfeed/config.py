@@ -84,6 +84,11 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "bounces_unmatched_folder",
         "bounces_soft_limit",
         "bounces_imap_ca_file",
+        "bounces_webhook",
+        "bounces_webhook_max_body",
+        "bounces_sns_topic_arns",
+        "bounces_sns_cert_hosts",
+        "bounces_sns_ca_file",
     ),
     "dkim": ("dkim_domain", "dkim_selector", "dkim_key_file"),
 }
@@ -136,6 +141,11 @@ class Settings:
     bounces_unmatched_folder: str = "Unmatched"
     bounces_soft_limit: int = 3
     bounces_imap_ca_file: Path | None = None
+    bounces_webhook: str = ""
+    bounces_webhook_max_body: int = 1024 * 1024
+    bounces_sns_topic_arns: str = ""
+    bounces_sns_cert_hosts: str = ""
+    bounces_sns_ca_file: Path | None = None
     dkim_domain: str = ""
     dkim_selector: str = ""
     dkim_key_file: Path | None = None
@@ -169,6 +179,14 @@ class Settings:
     @property
     def dkim_enabled(self) -> bool:
         return bool(self.dkim_domain)
+
+    @property
+    def sns_topic_arns(self) -> tuple[str, ...]:
+        return _split_list(self.bounces_sns_topic_arns)
+
+    @property
+    def sns_cert_hosts(self) -> tuple[str, ...]:
+        return _split_list(self.bounces_sns_cert_hosts)
 
     @property
     def list_identifier(self) -> str:
@@ -440,6 +458,7 @@ def parse_address_list(value: str, key: str) -> list[tuple[str, str]]:
 #: The longest VERP token (``<delivery id>.<subscriber id>.<mac>``) and its "+": the local part of
 #: a bounce address must leave room for it within SMTP's 64 octets.
 VERP_ROOM = 36
+WEBHOOKS = ("", "ses")
 _DNS_LABELS = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
@@ -472,6 +491,27 @@ def _validate_bounces(settings: Settings) -> None:
             )
     if settings.bounces_processed_folder == settings.bounces_unmatched_folder:
         raise ConfigError("bounces.processed_folder and bounces.unmatched_folder must differ")
+    if settings.bounces_webhook not in WEBHOOKS:
+        raise ConfigError(
+            'bounces.webhook must be "ses" (Amazon SES through SNS) or empty (off), '
+            f"not {settings.bounces_webhook!r}"
+        )
+    if settings.bounces_webhook == "ses" and not settings.sns_topic_arns:
+        raise ConfigError(
+            'bounces.webhook = "ses" needs bounces.sns_topic_arns: the ARN of the SNS '
+            "topic(s) your SES notifications go to (arn:aws:sns:REGION:ACCOUNT:NAME)"
+        )
+    for arn in settings.sns_topic_arns:
+        if not re.fullmatch(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}", arn):
+            raise ConfigError(f"bounces.sns_topic_arns: not an SNS topic ARN: {arn!r}")
+    for host in settings.sns_cert_hosts:
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", host):
+            raise ConfigError(f"bounces.sns_cert_hosts: not a host name: {host!r}")
+    if settings.bounces_webhook_max_body < 1024:
+        raise ConfigError(
+            "bounces.webhook_max_body must be at least 1024 bytes, "
+            f"not {settings.bounces_webhook_max_body}"
+        )
 
 
 def _validate_dkim(settings: Settings) -> None:
