@@ -5,7 +5,8 @@
                                                       says it is there)
     python publish_helper.py DB CONFIG kill POINT N   SIGKILL itself at POINT:
         site          the issue is made, the site being built, no ledger rows yet
-        before-send   hand-off N: its row is committed `sending`, the message not written
+        before-send   hand-off N: its row still pending, the message not written
+        at-handoff    hand-off N: its row committed `sending`, the message not in new/ yet
         after-write   hand-off N: the message is in the outbox, its row still `sending`
 
 Run exactly like ``policyfeed publish`` otherwise (same lock, same settings, real clock).
@@ -23,6 +24,7 @@ from pathlib import Path
 import policyfeed.publish
 from policyfeed.config import load_settings
 from policyfeed.delivery.outbox import OutboxTransport
+from policyfeed.delivery.transport import Handoff
 from policyfeed.lock import exclusive_lock, lock_path_for
 from policyfeed.store import open_db
 
@@ -38,7 +40,15 @@ class Stopping(OutboxTransport):
         super().__init__(root)
         self.point, self.at, self.gate, self.calls = point, at, gate, 0
 
-    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+    def send(
+        self,
+        message: bytes,
+        *,
+        sender: str,
+        recipient: str,
+        message_id: str,
+        handoff: Handoff | None = None,
+    ) -> None:
         self.calls += 1
         if self.gate is not None and self.calls == 1:
             (self.gate / "started").write_text(str(os.getpid()))
@@ -47,7 +57,16 @@ class Stopping(OutboxTransport):
                 time.sleep(0.01)
         if self.point == "before-send" and self.calls == self.at:
             die()
-        super().send(message, sender=sender, recipient=recipient, message_id=message_id)
+
+        def handing_off() -> None:
+            if handoff is not None:
+                handoff()
+            if self.point == "at-handoff" and self.calls == self.at:
+                die()
+
+        super().send(
+            message, sender=sender, recipient=recipient, message_id=message_id, handoff=handing_off
+        )
         if self.point == "after-write" and self.calls == self.at:
             die()
 

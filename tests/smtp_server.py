@@ -60,9 +60,10 @@ class TlsFiles:
     ca_file: Path
 
 
-def make_tls(folder: Path) -> TlsFiles:
+def make_tls(folder: Path, names: tuple[str, ...] = (HOST, "localhost")) -> TlsFiles:
+    """A CA and a certificate for ``names`` (by default the relay's own: 127.0.0.1)."""
     ca = trustme.CA()
-    cert = ca.issue_cert(HOST, "localhost")
+    cert = ca.issue_cert(*names)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(server_context)
     client_context = ssl.create_default_context()
@@ -132,6 +133,7 @@ class _Handler:
     ) -> str:
         with self.sink._lock:
             answer = self.sink._script.refuse.get(address.lower())
+            self.sink.rcpt_attempts[address.lower()] += 1
         if answer:
             return answer
         envelope.rcpt_tos.append(address)
@@ -216,6 +218,8 @@ class SmtpSink:
         )
         self._lock = threading.Lock()
         self.messages: list[Received] = []
+        #: How many times each address was given to RCPT (accepted or not).
+        self.rcpt_attempts: Counter[str] = Counter()
         self.connections = 0
         self.port = 0
         self.host = HOST

@@ -16,7 +16,13 @@ from policyfeed.audience.subscribers import add_subscriber, remove_subscriber, u
 from policyfeed.config import Settings
 from policyfeed.delivery.ledger import DeliveryLedger, FrozenRow, make_transport
 from policyfeed.delivery.outbox import OutboxTransport, outbox_name
-from policyfeed.delivery.transport import SendDeferred, SendRefused
+from policyfeed.delivery.transport import (
+    RecipientDeferred,
+    SendBlocked,
+    SendDeferred,
+    SendRefused,
+    SendUncertain,
+)
 from policyfeed.model import Delivery, Subscriber
 from policyfeed.store import issues as issue_store
 
@@ -24,27 +30,51 @@ SENDER = "policy-digest@example.org"
 
 
 class Recorder:
-    """A transport that records hand-offs; ``fail`` decides per recipient what goes wrong."""
+    """A transport that records hand-offs; ``fail`` decides per recipient what goes wrong
+    (before the hand-off's point of no return), ``after`` what goes wrong after it;
+    ``delivered`` answers for rows an interrupted run left ``sending`` (None: cannot tell)."""
 
     def __init__(
         self,
         *,
-        idempotent: bool = False,
+        delivered: Callable[[str], bool | None] = lambda _: None,
         fail: Callable[[str], Exception | None] = lambda _: None,
+        after: Callable[[str], Exception | None] = lambda _: None,
         spy: Callable[[str], None] = lambda _: None,
     ) -> None:
-        self.resend_is_idempotent = idempotent
+        self.answers = delivered
         self.sent: list[tuple[str, str]] = []
+        self.tried: list[str] = []
+        self.senders: list[str] = []
         self.fail = fail
+        self.after = after
         self.spy = spy
         self.closed = False
 
-    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+    def send(
+        self,
+        message: bytes,
+        *,
+        sender: str,
+        recipient: str,
+        message_id: str,
+        handoff: Callable[[], None] | None = None,
+    ) -> None:
+        self.tried.append(recipient)
+        self.senders.append(sender)
         self.spy(message_id)
         problem = self.fail(recipient)
         if problem is not None:
             raise problem
+        if handoff is not None:
+            handoff()
+        problem = self.after(recipient)
+        if problem is not None:
+            raise problem
         self.sent.append((recipient, message_id))
+
+    def delivered(self, message_id: str) -> bool | None:
+        return self.answers(message_id)
 
     def close(self) -> None:
         self.closed = True
@@ -151,20 +181,28 @@ def test_a_resumed_run_never_sends_a_sent_row_again(
     assert ledger.deliver(Recorder(), compose, sender=SENDER).sent == 0
 
 
-def test_the_row_is_committed_as_sending_before_the_hand_off(
+def test_the_row_is_sending_only_from_the_hand_offs_point_of_no_return(
     db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime, tmp_path: Path
 ) -> None:
     ledger = ledger_for(db, issue_id, now)
     freeze_all(ledger, members[:1])
     seen: list[str] = []
 
-    def spy(message_id: str) -> None:  # another connection sees what a crash would leave
+    def status() -> str:  # another connection sees what a crash would leave
         other = sqlite3.connect(tmp_path / "test.db")
-        seen.append(other.execute("SELECT status FROM deliveries").fetchone()[0])
+        found: str = other.execute("SELECT status FROM deliveries").fetchone()[0]
         other.close()
+        return found
 
-    ledger.deliver(Recorder(spy=spy), compose, sender=SENDER)
-    assert seen == ["sending"]
+    def after(recipient: str) -> None:
+        seen.append(status())
+
+    # While the transport waits (rate limit, connecting, the envelope, the data) the row is
+    # certainly unsent; it is `sending` from the point of no return until the answer.
+    transport = Recorder(spy=lambda _: seen.append(status()), after=after)
+    ledger.deliver(transport, compose, sender=SENDER)
+    assert seen == ["pending", "sending"]
+    assert status() == "sent"
 
 
 def test_a_permanent_refusal_fails_that_row_with_the_reason_and_the_others_go_out(
@@ -243,19 +281,18 @@ def test_a_removed_subscriber_takes_their_rows_with_them_and_gets_nothing(
     assert len(transport.sent) == 3 and report.total == 3 and report.settled
 
 
-def test_a_row_left_sending_is_redone_at_once_by_an_idempotent_transport(
+def test_a_row_left_sending_is_settled_without_asking_when_the_transport_can_tell(
     db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
 ) -> None:
     ledger = ledger_for(db, issue_id, now)
     freeze_all(ledger, members)
-    force_status(db, members[0], "sending")
-    transport = Recorder(idempotent=True)
+    force_status(db, members[0], "sending")  # it got there
+    force_status(db, members[1], "sending")  # it did not
+    transport = Recorder(delivered=lambda message_id: f".sub-{members[0]}." in message_id)
     report = ledger.deliver(transport, compose, sender=SENDER)
-    assert transport.sent[0] == (
-        "member1@example.org",
-        f"issue-1.sub-{members[0]}.test@policy.example.org",
-    )
-    assert (report.sent, report.ambiguous, report.settled) == (4, 0, True)
+    assert [r for r, _ in transport.sent] == [f"member{n}@example.org" for n in (2, 3, 4)]
+    assert (report.sent, report.resolved, report.ambiguous, report.settled) == (3, 1, 0, True)
+    assert set(statuses(ledger).values()) == {"sent"}
 
 
 def test_a_row_left_sending_over_smtp_is_reported_and_not_sent_again(
@@ -264,10 +301,15 @@ def test_a_row_left_sending_over_smtp_is_reported_and_not_sent_again(
     ledger = ledger_for(db, issue_id, now)
     freeze_all(ledger, members)
     force_status(db, members[0], "sending")
-    transport = Recorder(idempotent=False)
+    transport = Recorder()  # a relay never says
     report = ledger.deliver(transport, compose, sender=SENDER)
-    assert "member1@example.org" not in [r for r, _ in transport.sent]
+    assert "member1@example.org" not in transport.tried
     assert (report.sent, report.ambiguous, report.settled) == (3, 1, False)
+    [unsure] = report.unsure
+    assert (unsure.email, unsure.message_id) == (
+        "member1@example.org",
+        f"issue-1.sub-{members[0]}.test@policy.example.org",
+    )
     assert statuses(ledger)[members[0]] == "sending"
 
 
@@ -277,7 +319,7 @@ def test_resend_ambiguous_hands_it_over_again_with_the_same_message_id(
     ledger = ledger_for(db, issue_id, now)
     freeze_all(ledger, members[:1])
     force_status(db, members[0], "sending")
-    transport = Recorder(idempotent=False)
+    transport = Recorder()
     report = ledger.deliver(transport, compose, sender=SENDER, resend_ambiguous=True)
     assert transport.sent == [
         ("member1@example.org", f"issue-1.sub-{members[0]}.test@policy.example.org")
@@ -310,6 +352,94 @@ def test_frozen_skipped_rows_are_settled_and_never_sent(
     report = ledger.deliver(transport, compose, sender=SENDER)
     assert transport.sent == [("member1@example.org", "a@x.org")]
     assert report.ledger["skipped"] == 1 and report.settled
+
+
+def test_a_lost_answer_leaves_that_row_unsure_and_the_others_still_go_out(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+
+    def lost(recipient: str) -> Exception | None:
+        return SendUncertain("no answer") if recipient == "member2@example.org" else None
+
+    report = ledger.deliver(Recorder(after=lost), compose, sender=SENDER)
+    assert (report.sent, report.ambiguous, report.stopped) == (3, 1, False)
+    assert list(statuses(ledger).values()) == ["sent", "sending", "sent", "sent"]
+
+
+def test_a_deferred_recipient_waits_without_holding_up_the_others_and_is_tried_once_more(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+    tries: dict[str, int] = {}
+
+    def fail(recipient: str) -> Exception | None:  # member1 greylisted once, member3 for good
+        tries[recipient] = tries.get(recipient, 0) + 1
+        if recipient == "member3@example.org" or (
+            recipient == "member1@example.org" and tries[recipient] == 1
+        ):
+            return RecipientDeferred("451 4.7.1 Greylisted")
+        return None
+
+    transport = Recorder(fail=fail)
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    # Everyone once in order, then the deferred ones once more at the end.
+    assert transport.tried == [f"member{n}@example.org" for n in (1, 2, 3, 4, 1, 3)]
+    assert [r for r, _ in transport.sent] == [f"member{n}@example.org" for n in (2, 4, 1)]
+    assert (report.sent, report.waiting, report.stopped) == (3, 1, False)
+    row = next(r for r in ledger.rows() if r.subscriber_id == members[2])
+    assert (row.status, row.attempts, row.last_error) == ("pending", 2, "451 4.7.1 Greylisted")
+
+
+def test_a_relay_that_cannot_be_used_stops_at_once_and_tries_no_row(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members)
+    blocked = Recorder(fail=lambda r: SendBlocked("relay refused the login: 535 5.7.8"))
+    report = ledger.deliver(blocked, compose, sender=SENDER)
+    assert blocked.tried == ["member1@example.org"]
+    assert report.blocked == "relay refused the login: 535 5.7.8" and report.stopped
+    assert [(r.status, r.attempts) for r in ledger.rows()] == [("pending", 0)] * 4
+
+
+def test_attempts_count_every_try_whether_or_not_it_reached_the_hand_off(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members[:2])
+
+    def fail(recipient: str) -> Exception | None:
+        return SendRefused("550 5.1.1 unknown") if recipient == "member1@example.org" else None
+
+    ledger.deliver(Recorder(fail=fail), compose, sender=SENDER)
+    assert [(r.status, r.attempts) for r in ledger.rows()] == [("failed", 1), ("sent", 1)]
+
+
+def test_the_envelope_sender_may_be_chosen_per_message(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members[:2])
+    transport = Recorder()
+
+    def verp(row: Delivery) -> str:
+        return f"bounces+{row.id}@policy.example.org"
+
+    ledger.deliver(transport, compose, sender=SENDER, return_path=verp)
+    assert transport.senders == [f"bounces+{r.id}@policy.example.org" for r in ledger.rows()]
+
+
+def test_a_row_settled_by_someone_else_before_its_hand_off_is_not_sent(
+    db: sqlite_utils.Database, issue_id: int, members: list[int], now: datetime
+) -> None:
+    ledger = ledger_for(db, issue_id, now)
+    freeze_all(ledger, members[:1])
+    transport = Recorder(spy=lambda _: force_status(db, members[0], "sent"))
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert transport.sent == [] and report.sent == 0
 
 
 # --- the outbox --------------------------------------------------------------------------------
@@ -350,6 +480,40 @@ def test_a_message_a_mail_client_already_read_is_not_delivered_again(tmp_path: P
     assert [p.name for p in next_run.messages()] == ["m1@x.org:2,S"]
 
 
+def test_the_outbox_knows_whether_a_message_was_delivered(tmp_path: Path) -> None:
+    outbox = OutboxTransport(tmp_path)
+    assert outbox.delivered("m1@x.org") is False  # not even the folders yet
+    outbox.send(b"hi", sender=SENDER, recipient="a@x.org", message_id="m1@x.org")
+    assert outbox.delivered("m1@x.org") is True
+    (tmp_path / "new" / "m1@x.org").rename(tmp_path / "cur" / "m1@x.org:2,S")
+    assert outbox.delivered("m1@x.org") is True  # read by a mail client
+    assert outbox.delivered("m2@x.org") is False
+
+
+def test_the_outbox_hand_off_is_the_rename_into_new(tmp_path: Path) -> None:
+    outbox = OutboxTransport(tmp_path)
+    seen: list[tuple[list[str], list[str]]] = []
+
+    def handoff() -> None:  # staged in tmp/, not yet where a mail client looks
+        seen.append(
+            (
+                [p.name for p in (tmp_path / "tmp").iterdir()],
+                [p.name for p in (tmp_path / "new").iterdir()],
+            )
+        )
+
+    outbox.send(b"hi", sender=SENDER, recipient="a@x.org", message_id="m1@x.org", handoff=handoff)
+    assert seen == [(["m1@x.org"], [])]
+    assert [p.name for p in outbox.messages()] == ["m1@x.org"]
+
+    def refuse() -> None:
+        raise RuntimeError("the row was settled meanwhile")
+
+    with pytest.raises(RuntimeError):
+        outbox.send(b"x", sender=SENDER, recipient="b@x.org", message_id="m2@x.org", handoff=refuse)
+    assert outbox.delivered("m2@x.org") is False and list((tmp_path / "tmp").iterdir()) == []
+
+
 def test_an_outbox_that_cannot_be_written_defers_instead_of_failing_the_row(tmp_path: Path) -> None:
     (tmp_path / "outbox").write_text("a file where the folder should be")
     with pytest.raises(SendDeferred, match="cannot write to the outbox"):
@@ -376,7 +540,7 @@ def test_unsafe_message_ids_get_safe_distinct_names() -> None:
 
 def test_the_outbox_is_the_transport_when_no_relay_is_configured(settings: Settings) -> None:
     transport = make_transport(settings)
-    assert isinstance(transport, OutboxTransport) and transport.resend_is_idempotent
+    assert isinstance(transport, OutboxTransport)
     assert transport.root == settings.outbox_dir
 
 
@@ -385,4 +549,4 @@ def test_a_configured_relay_is_the_transport(settings: Settings) -> None:
 
     relay = replace(settings, smtp_host="127.0.0.1", secret="s3cret")
     transport = make_transport(relay)
-    assert isinstance(transport, SmtpTransport) and not transport.resend_is_idempotent
+    assert isinstance(transport, SmtpTransport) and transport.delivered("x@y") is None

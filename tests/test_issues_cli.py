@@ -151,6 +151,7 @@ def test_issue_show_prints_the_issue_and_its_posts_in_order(run) -> None:
     ]
     assert lines[6:] == [
         "web:     https://policy.example.org/issues/1/",
+        "mailed:  none yet",
         "note:    Hello",
         "",
         "5 posts:",
@@ -256,7 +257,7 @@ def test_issue_new_refuses_an_issue_too_large_to_send_before_recording_it(
 
 
 def test_every_issue_command_has_help_ending_with_an_example() -> None:
-    for name in ("new", "list", "show", "preview", "render"):
+    for name in ("new", "list", "show", "preview", "render", "deliveries"):
         result = CliRunner().invoke(cli, ["issue", name, "--help"])
         assert result.exit_code == 0
         assert "Example:" in result.output, name

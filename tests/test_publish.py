@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from email import policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -16,7 +17,7 @@ import policyfeed.digest.render
 from policyfeed.audience.subscribers import add_chapter, add_subscriber, unsubscribe
 from policyfeed.config import Settings
 from policyfeed.delivery.outbox import OutboxTransport
-from policyfeed.delivery.transport import SendDeferred
+from policyfeed.delivery.transport import Handoff, SendDeferred
 from policyfeed.digest.issues import get_issue_by_period
 from policyfeed.errors import EXIT_ERROR, EXIT_TEMPFAIL, ConfigError
 from policyfeed.publish import PublishResult, publish
@@ -39,17 +40,28 @@ class FlakyOutbox(OutboxTransport):
         super().__init__(root)
         self.accept = accept
 
-    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+    def send(
+        self,
+        message: bytes,
+        *,
+        sender: str,
+        recipient: str,
+        message_id: str,
+        handoff: Handoff | None = None,
+    ) -> None:
         if self.accept <= 0:
             raise SendDeferred("421 4.3.2 try again later")
         self.accept -= 1
-        super().send(message, sender=sender, recipient=recipient, message_id=message_id)
+        super().send(
+            message, sender=sender, recipient=recipient, message_id=message_id, handoff=handoff
+        )
 
 
 class UnsureTransport(OutboxTransport):
-    """An outbox that says handing a message over twice is not harmless (as SMTP does)."""
+    """An outbox that cannot tell whether an interrupted hand-off happened (as SMTP cannot)."""
 
-    resend_is_idempotent = False
+    def delivered(self, message_id: str) -> None:
+        return None
 
 
 def outbox_messages(settings: Settings) -> dict[str, email.message.EmailMessage]:
@@ -279,14 +291,18 @@ def test_a_row_left_sending_over_smtp_needs_resend_ambiguous(
     assert set(outbox_messages(settings)) == DEMO_ACTIVE
 
 
-def test_the_outbox_redoes_a_row_left_sending_without_being_asked(
+def test_the_outbox_settles_a_row_left_sending_without_being_asked(
     demo_db: sqlite_utils.Database, settings: Settings, now: datetime
 ) -> None:
     publish(demo_db, settings, now=now, transport=FlakyOutbox(settings.outbox_dir, 1))
-    with demo_db.conn:
+    with demo_db.conn:  # one whose file was written, one whose file was not
         demo_db.execute("UPDATE deliveries SET status = 'sending' WHERE status = 'sent'")
+        demo_db.execute(
+            "UPDATE deliveries SET status = 'sending' WHERE id = "
+            "(SELECT min(id) FROM deliveries WHERE status = 'pending')"
+        )
     result = publish(demo_db, settings, now=now)
-    assert (result.status, result.ambiguous) == ("resumed", 0)
+    assert (result.status, result.ambiguous, result.resolved, result.sent) == ("resumed", 0, 1, 4)
     assert set(outbox_messages(settings)) == DEMO_ACTIVE  # still one message each
 
 
@@ -438,12 +454,12 @@ def test_the_site_and_the_issue_page_exist_before_the_first_message_goes_out(
     seen: list[bool] = []
 
     class Watching(OutboxTransport):
-        def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+        def send(self, message: bytes, **envelope: Any) -> None:
             out = settings.output_dir
             seen.append(
                 (out / "issues" / "1" / "index.html").exists() and (out / "feed.xml").exists()
             )
-            super().send(message, sender=sender, recipient=recipient, message_id=message_id)
+            super().send(message, **envelope)
 
     result = publish(demo_db, settings, now=now, transport=Watching(settings.outbox_dir))
     assert result.site_files > 0

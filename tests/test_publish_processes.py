@@ -139,6 +139,7 @@ def test_wait_queues_behind_the_running_publish_instead_of_exiting_75(site: Path
         ("site",),
         ("before-send", "1"),
         ("after-write", "1"),
+        ("at-handoff", "2"),
         ("before-send", "3"),
         ("after-write", "4"),
         ("after-write", "5"),
@@ -166,4 +167,27 @@ def test_a_run_killed_twice_in_a_row_still_delivers_everything_once(site: Path) 
         killed.communicate(timeout=TIMEOUT)
         assert killed.returncode == -signal.SIGKILL
     assert cli(site).returncode == 0
+    assert_exactly_one_message_each_and_the_ledger_agrees(site)
+
+
+@pytest.mark.parametrize(
+    ("point", "unsure"),
+    [(("before-send", "2"), 0), (("at-handoff", "2"), 1), (("after-write", "2"), 1)],
+    ids=["before-the-hand-off", "at-the-hand-off", "after-the-write"],
+)
+def test_a_kill_leaves_a_row_sending_only_inside_the_hand_off_and_the_outbox_settles_it(
+    site: Path, point: tuple[str, str], unsure: int
+) -> None:
+    killed = helper(site, "kill", *point)
+    killed.communicate(timeout=TIMEOUT)
+    assert killed.returncode == -signal.SIGKILL
+    statuses = sorted(status for _, status in ledger(site).values())
+    assert statuses.count("sending") == unsure
+    assert statuses.count("sent") == 1
+    again = cli(site, "--json")
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    # The file named after the Message-ID says whether the interrupted hand-off happened.
+    written = point[0] == "after-write"
+    assert (report["resolved"], report["ambiguous"]) == (int(written), 0)
     assert_exactly_one_message_each_and_the_ledger_agrees(site)

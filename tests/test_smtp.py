@@ -14,6 +14,7 @@ from policyfeed.config import Settings
 from policyfeed.delivery.smtp import RateLimiter, SmtpTransport, backoff_delay
 from policyfeed.delivery.transport import (
     RecipientDeferred,
+    SendBlocked,
     SendDeferred,
     SendRefused,
     SendUncertain,
@@ -113,31 +114,60 @@ def test_implicit_tls_delivers(tls: TlsFiles) -> None:
     assert [(m.tls, m.login) for m in relay.messages] == [(True, "newsletter")]
 
 
-def test_an_untrusted_certificate_stops_the_run_without_sending(tls: TlsFiles) -> None:
+def test_an_untrusted_certificate_is_blocked_without_sending_or_retrying(tls: TlsFiles) -> None:
     with SmtpSink(security="starttls", tls=tls) as relay:
-        transport = transport_for(relay)  # the system's trust store: the test CA is not in it
+        sleeps = Sleeps()
+        transport = transport_for(relay, sleep=sleeps)  # the system's trust store: no test CA
         transport._ssl_context = ssl.create_default_context()
-        with pytest.raises(SendDeferred, match="certificate"):
+        with pytest.raises(SendBlocked, match=r"TLS certificate not accepted .*unable to get"):
+            send(transport, 1)
+    assert relay.messages == [] and sleeps == []
+
+
+def test_a_certificate_for_another_host_is_blocked(tmp_path: Path) -> None:
+    other = make_tls(tmp_path, names=("relay.example.org",))
+    with SmtpSink(security="starttls", tls=other) as relay:
+        transport = transport_for(relay, other)  # trusted, but not for 127.0.0.1
+        with pytest.raises(SendBlocked, match=r"TLS certificate not accepted .*mismatch"):
             send(transport, 1)
     assert relay.messages == []
 
 
-def test_starttls_is_required_when_configured(sink: SmtpSink) -> None:
-    transport = transport_for(sink, smtp_security="starttls")
-    with pytest.raises(SendDeferred, match="STARTTLS"):
+def test_implicit_tls_against_a_plain_text_port_is_blocked(sink: SmtpSink, tls: TlsFiles) -> None:
+    transport = transport_for(sink, tls, smtp_security="tls")
+    with pytest.raises(SendBlocked, match="TLS handshake failed"):
         send(transport, 1)
     assert sink.messages == []
+
+
+def test_starttls_is_required_when_configured(sink: SmtpSink) -> None:
+    sleeps = Sleeps()
+    transport = transport_for(sink, smtp_security="starttls", sleep=sleeps)
+    with pytest.raises(SendBlocked, match="does not offer STARTTLS"):
+        send(transport, 1)
+    assert sink.messages == [] and sleeps == []
 
 
 def test_a_refused_login_stops_at_once_and_names_the_user_not_the_password(tls: TlsFiles) -> None:
     with SmtpSink(security="starttls", tls=tls, auth=("newsletter", "pa55word")) as relay:
         sleeps = Sleeps()
         transport = transport_for(relay, tls, sleep=sleeps, smtp_password="wrong-password")
-        with pytest.raises(SendDeferred) as caught:
+        with pytest.raises(SendBlocked) as caught:
             send(transport, 1)
-    assert "newsletter" in str(caught.value)
+    assert "refused the login for 'newsletter': 535" in str(caught.value)
     assert "wrong-password" not in str(caught.value)
+    assert "\n" not in str(caught.value)
     assert sleeps == []  # no retries: they would only lock the account
+    assert relay.messages == []
+
+
+def test_a_relay_that_wants_a_login_refuses_the_sender_and_that_is_blocked(
+    tls: TlsFiles,
+) -> None:
+    with SmtpSink(security="starttls", tls=tls, auth=("newsletter", "pa55word")) as relay:
+        transport = transport_for(relay, tls, smtp_username="")
+        with pytest.raises(SendBlocked, match=r"refused the sender .*530"):
+            send(transport, 1)
     assert relay.messages == []
 
 
@@ -221,7 +251,7 @@ def test_a_lost_answer_after_the_data_is_uncertain_and_never_retried() -> None:
     assert transport.connections == 2
 
 
-def test_a_4xx_for_one_recipient_is_retried_then_deferred_for_that_recipient_only() -> None:
+def test_a_4xx_for_one_recipient_is_deferred_at_once_without_sleeping() -> None:
     with SmtpSink(refuse={"slow@example.org": "451 4.7.1 Greylisted, try again"}) as relay:
         sleeps = Sleeps()
         transport = transport_for(relay, sleep=sleeps, smtp_retries=2)
@@ -229,9 +259,95 @@ def test_a_4xx_for_one_recipient_is_retried_then_deferred_for_that_recipient_onl
             send(transport, 1, to="slow@example.org")
         send(transport, 2)
         transport.close()
-    assert sleeps == [0.5, 1.0]
+    assert sleeps == []  # the ledger retries it at the end of the run, not the transport now
     assert relay.recipients() == {"reader2@example.org": 1}
     assert transport.connections == 1
+
+
+def test_a_refusal_carries_its_code_enhanced_status_and_phase_for_bounce_rules() -> None:
+    answer = "550 5.1.1 <gone@example.org>: Recipient address rejected"
+    with SmtpSink(refuse={"gone@example.org": answer}) as relay:
+        transport = transport_for(relay)
+        with pytest.raises(SendRefused) as caught:
+            send(transport, 1, to="gone@example.org")
+        transport.close()
+    refusal = caught.value
+    assert (refusal.code, refusal.enhanced, refusal.phase) == (550, "5.1.1", "RCPT")
+
+
+# --- the hand-off: the ledger's `sending` covers only its point of no return -------------------
+
+
+def test_the_hand_off_comes_after_the_data_and_before_its_final_dot(sink: SmtpSink) -> None:
+    transport = transport_for(sink)
+    at_handoff: list[int] = []
+    transport.send(
+        message(1),
+        sender=SENDER,
+        recipient="reader1@example.org",
+        message_id="<1@x>",
+        handoff=lambda: at_handoff.append(len(sink.messages)),
+    )
+    transport.close()
+    assert at_handoff == [0]  # called once, when the relay had not got the message yet
+    assert len(sink.messages) == 1
+
+
+def test_a_refused_hand_off_leaves_nothing_at_the_relay_and_the_next_one_goes(
+    sink: SmtpSink,
+) -> None:
+    transport = transport_for(sink)
+
+    def refuse() -> None:
+        raise RuntimeError("the row was settled meanwhile")
+
+    with pytest.raises(RuntimeError):
+        transport.send(
+            message(1), sender=SENDER, recipient="a@example.org", message_id="<1>", handoff=refuse
+        )
+    send(transport, 2)
+    transport.close()
+    assert sink.recipients() == {"reader2@example.org": 1}  # the first transaction was dropped
+
+
+def test_a_recipient_refusal_never_reaches_the_hand_off() -> None:
+    answers = {"gone@example.org": "550 5.1.1 unknown", "slow@example.org": "451 4.7.1 later"}
+    with SmtpSink(refuse=answers) as relay:
+        transport = transport_for(relay)
+        for to, error in (("gone@example.org", SendRefused), ("slow@example.org", SendDeferred)):
+            with pytest.raises(error):
+                transport.send(
+                    message(1, to),
+                    sender=SENDER,
+                    recipient=to,
+                    message_id="<1>",
+                    handoff=lambda: pytest.fail("handed off a refused recipient"),
+                )
+        transport.close()
+
+
+def test_the_rate_limiter_and_the_backoff_wait_before_the_hand_off() -> None:
+    with SmtpSink(down_after=1, down_mode="421", down_for=1) as relay:
+        events: list[str] = []
+        transport = transport_for(
+            relay,
+            sleep=lambda seconds: events.append("sleep"),
+            smtp_rate_limit=10.0,
+            smtp_retries=2,
+        )
+        transport._limiter._clock = lambda: 0.0  # time stands still: every wait sleeps
+        transport._limiter._sleep = lambda seconds: events.append("wait")
+        for n in (1, 2):
+            transport.send(
+                message(n),
+                sender=SENDER,
+                recipient=f"r{n}@example.org",
+                message_id=f"<{n}>",
+                handoff=lambda: events.append("handoff"),
+            )
+        transport.close()
+    # 1: at once; 2: the limiter, a 421, the backoff, the limiter again, then the hand-off.
+    assert events == ["handoff", "wait", "sleep", "wait", "handoff"]
 
 
 def test_a_relay_that_does_not_answer_times_out_as_a_temporary_failure() -> None:
@@ -309,7 +425,7 @@ def test_sending_to_subscribers_over_smtp_refuses_to_start_without_a_secret() ->
     settings = dataclasses.replace(Settings(), smtp_host="127.0.0.1", secret="")
     with pytest.raises(ConfigError, match="POLICYFEED_SECRET"):
         SmtpTransport(settings)
-    assert SmtpTransport(settings, require_secret=False).resend_is_idempotent is False
+    assert SmtpTransport(settings, require_secret=False).delivered("x@y") is None
 
 
 def test_a_username_without_a_password_is_a_configuration_error() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from click.testing import CliRunner, Result
 from werkzeug.test import Client
 
 import policyfeed.delivery.smtp
-from policyfeed.audience.subscribers import add_subscriber
+from policyfeed.audience.subscribers import add_chapter, add_subscriber
 from policyfeed.audience.tokens import make_token, read_return_token
 from policyfeed.cli import App, cli
 from policyfeed.config import Settings
@@ -248,16 +249,69 @@ def test_starttls_and_auth_work_end_to_end(
     assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
 
 
-def test_a_wrong_relay_password_exits_75_and_sends_nothing(
+def test_a_wrong_relay_password_exits_1_with_the_relays_complaint_and_sends_nothing(
     db_path: Path, tmp_path: Path, tls: TlsFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_file))
     with SmtpSink(security="starttls", tls=tls, auth=("digest", "relay-password")) as relay:
         result, report = publish(db_path, relay, tmp_path, POLICYFEED_SMTP_PASSWORD="wrong")
-    assert result.exit_code == 75
-    assert "refused the login" in report["message"]
+        assert relay.connections == 1  # no retries: they would only lock the account
+    # A configuration error: the systemd unit must not retry it all day (it retries only 75).
+    assert result.exit_code == 1, result.output
+    assert report["status"] == "relay_error"
+    assert "refused the login for 'digest': 535" in report["message"]
+    assert "wrong" not in report["message"]
     assert relay.messages == []
     assert {status for status, _ in ledger(db_path).values()} == {"pending"}
+
+
+def plain(db_path: Path, relay: SmtpSink, tmp_path: Path, **env: str) -> Result:
+    """``publish`` without --json: the one summary line a log gets."""
+    environ = {
+        **relay.environ(),
+        "POLICYFEED_SECRET": SECRET,
+        "POLICYFEED_OUTPUT_DIR": str(tmp_path / "public"),
+        "POLICYFEED_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "POLICYFEED_SMTP_RETRIES": "1",
+        **env,
+    }
+    return CliRunner().invoke(
+        cli,
+        ["--db", str(db_path), "--config", str(ROOT / "policyfeed.toml"), "publish"],
+        env=environ,
+    )
+
+
+def test_an_untrusted_relay_certificate_exits_1_in_one_line(
+    db_path: Path, tmp_path: Path, tls: TlsFiles
+) -> None:
+    # No SSL_CERT_FILE: the system's trust store does not know the relay's CA.
+    with SmtpSink(security="starttls", tls=tls) as relay:
+        result = plain(db_path, relay, tmp_path)
+    assert result.exit_code == 1, result.output
+    [line] = result.stdout.splitlines()
+    assert line.startswith("relay_error: issue 1, period 2012-07-30T08:00: ")
+    assert "TLS certificate not accepted (unable to get local issuer certificate)" in line
+    assert relay.messages == []
+    assert {status for status, _ in ledger(db_path).values()} == {"pending"}
+
+
+def test_a_relay_without_starttls_when_it_is_required_exits_1(
+    db_path: Path, relay: SmtpSink, tmp_path: Path
+) -> None:
+    result, report = publish(db_path, relay, tmp_path, POLICYFEED_SMTP_SECURITY="starttls")
+    assert result.exit_code == 1
+    assert report["status"] == "relay_error"
+    assert "does not offer STARTTLS (smtp.security = starttls)" in report["message"]
+    assert relay.messages == []
+
+
+def test_a_relay_that_is_not_listening_is_still_temporary(db_path: Path, tmp_path: Path) -> None:
+    relay = SmtpSink().start()
+    relay.stop()  # its port is free now: connection refused
+    result, report = publish(db_path, relay, tmp_path)
+    assert result.exit_code == 75
+    assert report["status"] == "partial" and "cannot connect" in report["message"]
 
 
 def one_click(settings: Settings, db_path: Path, url: str) -> int:
@@ -344,16 +398,40 @@ def test_a_lost_answer_is_never_resent_without_the_operators_word(
 ) -> None:
     with SmtpSink(lose_answers=1) as relay:
         first, report = publish(db_path, relay, tmp_path)
-        assert first.exit_code == 75, first.output
-        assert "--resend-ambiguous" in report["message"]
+        # The unsure row does not stop the others: they all go out in the same run, and the
+        # run exits 1 naming only that row.
+        assert first.exit_code == 1, first.output
+        assert report["status"] == "ambiguous"
         unsure = [a for a, (status, _) in ledger(db_path).items() if status == "sending"]
         assert len(unsure) == 1
+        assert [u["email"] for u in report["unsure"]] == unsure
+        assert f"{unsure[0]} <{report['unsure'][0]['message_id']}>" in report["message"]
+        assert "--resend-ambiguous" in report["message"]
+        assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
         second, report = publish(db_path, relay, tmp_path)
-    # Everyone else got theirs; the unsure row waits for a decision (exit 1), not re-sent.
     assert second.exit_code == 1, second.output
-    assert report["status"] == "ambiguous"
+    assert report["status"] == "ambiguous" and report["sent"] == 0
     assert ledger(db_path)[unsure[0]][0] == "sending"
     assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
+
+
+def test_an_unsure_row_left_by_a_killed_run_does_not_stop_the_rest(
+    db_path: Path, tmp_path: Path
+) -> None:
+    with SmtpSink(down_after=2, down_mode="421") as relay:
+        publish(db_path, relay, tmp_path)  # two sent, the rest pending
+        with sqlite3.connect(db_path) as conn:  # as a run killed inside a hand-off leaves it
+            conn.execute(
+                "UPDATE deliveries SET status = 'sending' WHERE id = "
+                "(SELECT min(id) FROM deliveries WHERE status = 'pending')"
+            )
+        relay.recover()
+        second, report = publish(db_path, relay, tmp_path)
+    assert second.exit_code == 1, second.output
+    assert report["status"] == "ambiguous"
+    statuses = Counter(status for status, _ in ledger(db_path).values())
+    assert statuses == Counter(sent=len(active_subscribers(db_path)) - 1, sending=1)
+    assert len(report["unsure"]) == 1 and report["ambiguous"] == 1
 
 
 def test_a_4xx_for_one_recipient_keeps_that_row_waiting_and_the_others_get_theirs(
@@ -374,3 +452,59 @@ def test_a_4xx_for_one_recipient_keeps_that_row_waiting_and_the_others_get_their
     assert second.exit_code == 0, second.output
     assert report["status"] == "resumed"
     assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
+
+
+def test_greylisted_recipients_are_deferred_without_sleeping_and_tried_once_more_at_the_end(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(
+        policyfeed.delivery.smtp, "backoff_delay", lambda *a: slept.append(1.0) or 0.0
+    )
+    greylisted = MEMBERS[:5]
+    answers = {a: "451 4.7.1 Greylisted, try again in 5 minutes" for a in greylisted}
+    with SmtpSink(refuse=answers) as relay:
+        first, report = publish(db_path, relay, tmp_path, POLICYFEED_SMTP_RETRIES="3")
+        assert first.exit_code == 75, first.output
+        assert report["status"] == "partial"
+        assert "5 recipient(s) answered with a temporary failure" in report["message"]
+        assert slept == []  # no backoff at all for a recipient's 4xx
+        # Each greylisted address was asked twice: in its turn, and once more at the end.
+        assert {a: relay.rcpt_attempts[a] for a in greylisted} == dict.fromkeys(greylisted, 2)
+        others = active_subscribers(db_path) - set(greylisted)
+        assert arrived(relay) == Counter({address: 1 for address in others})
+        relay.stop_refusing()
+        second, report = publish(db_path, relay, tmp_path)
+    assert second.exit_code == 0, second.output
+    assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
+
+
+def counts_in(line: str) -> tuple[int, dict[str, int]]:
+    """(recipients, {"sent": n, "failed": n, ...}) from a summary line's main counts."""
+    found = re.search(r"(\d+) recipients: ((?:\d+ \w+(?:, )?)+)", line)
+    assert found, line
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (\w+)", found.group(2))}
+    return int(found.group(1)), counts
+
+
+def test_the_summary_line_counts_add_up_to_the_recipients(
+    db_path: Path, tmp_path: Path, now: datetime
+) -> None:
+    db = open_db(db_path)  # a chapter whose topic no post has: its member is skipped
+    with db.conn:
+        db.execute("INSERT INTO topics (slug, name) VALUES ('dns', 'DNS')")
+    add_chapter(db, slug="dns-people", name="DNS people", topics=["dns"])
+    add_subscriber(db, "resolver@example.org", now=now, chapter="dns-people")
+    db.conn.close()
+    with SmtpSink(down_after=3, down_mode="421") as relay:
+        first = plain(db_path, relay, tmp_path)
+        relay.recover()
+        second = plain(db_path, relay, tmp_path)
+    assert (first.exit_code, second.exit_code) == (75, 0), first.output + second.output
+    for result in (first, second):
+        recipients, counts = counts_in(result.stdout)
+        assert sum(counts.values()) == recipients, result.stdout
+        assert counts["skipped"] == 1
+    line = second.stdout
+    assert line.startswith(f"resumed: issue 1, period 2012-07-30T08:00: 5 posts, {recipients} ")
+    assert f"{recipients - 1} sent, 0 failed, 1 skipped (this run: {recipients - 4} sent" in line

@@ -230,3 +230,14 @@ def test_one_malformed_address_among_several_sends_nothing(
     assert result.exit_code == 2
     assert "'not-an-address'" in result.output
     assert sink.messages == []
+
+
+def test_a_relay_that_cannot_be_used_as_configured_exits_1_and_tries_no_other_address(
+    db_with_issue: Path, sink: SmtpSink
+) -> None:
+    env = {**sink.environ(), "POLICYFEED_SMTP_SECURITY": "starttls"}  # the sink offers none
+    result = run(db_with_issue, "1", "--to", EDITOR, "--to", "comms@example.org", env=env)
+    assert result.exit_code == 1, result.output
+    assert "does not offer STARTTLS" in result.output
+    assert "try again later" not in result.output
+    assert sink.messages == []

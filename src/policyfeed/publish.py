@@ -9,6 +9,10 @@ run lock (:mod:`policyfeed.lock`) around it.
 - No issue yet: one is made from the posts waiting to go out (``sent``), or, when none is
   waiting, nothing at all happens (``nothing_new``).
 - Some messages could not be handed over for now: ``partial`` (exit 75, re-run later).
+- The relay cannot be used as configured (certificate, STARTTLS, login, sender):
+  ``relay_error`` (exit 1, the relay's complaint in ``message``).
+- Everything is settled but hand-offs an interrupted run left unsure over SMTP: ``ambiguous``
+  (exit 1, the rows named); they never hold up the other rows, which are settled first.
 
 Lateness: a run never mails an *old* issue by surprise. Resuming an issue whose mailing began
 (or which was made) more than ``max_lateness`` ago, or publishing an explicit ``--period``
@@ -34,7 +38,13 @@ from policyfeed.audience.bounces import record_refusal
 from policyfeed.audience.subscribers import unsubscribe_secret
 from policyfeed.audience.verp import return_path
 from policyfeed.delivery.dkim import make_signer
-from policyfeed.delivery.ledger import DeliveryLedger, FrozenRow, Progress, make_transport
+from policyfeed.delivery.ledger import (
+    DeliveryLedger,
+    DeliveryReport,
+    FrozenRow,
+    Progress,
+    make_transport,
+)
 from policyfeed.digest.issues import (
     get_issue_by_period,
     issue_posts,
@@ -80,8 +90,11 @@ STATUS_EXIT = {
     "sent": EXIT_OK,
     "resumed": EXIT_OK,
     "partial": EXIT_TEMPFAIL,  # some messages wait for a later run: safe to re-run
-    "ambiguous": EXIT_ERROR,  # an interrupted hand-off over SMTP: an operator decides
+    "ambiguous": EXIT_ERROR,  # only unsure SMTP hand-offs are left: an operator decides
+    "relay_error": EXIT_ERROR,  # the relay cannot be used as configured: a person fixes it
 }
+#: Unsure rows named in a run's message (all of them are in ``unsure`` and the ledger).
+NAMED_UNSURE = 5
 
 
 @dataclass
@@ -96,8 +109,10 @@ class VariantReport:
 
 @dataclass
 class PublishResult:
-    """What a run did. ``sent``, ``failed`` and ``skipped`` count this run's messages; ``ledger``
-    holds the issue's deliveries per status afterwards."""
+    """What a run did. ``sent``, ``failed``, ``skipped`` and ``resolved`` (rows an interrupted
+    run left ``sending`` that this run found delivered) count this run's work; ``ledger`` holds
+    the issue's deliveries per status afterwards, and ``recipients``, ``pending`` (waiting for a
+    later run) and ``ambiguous`` (unsure, ``sending``) come from it; ``unsure`` names those."""
 
     status: str
     period: str
@@ -107,6 +122,7 @@ class PublishResult:
     sent: int = 0
     failed: int = 0
     skipped: int = 0
+    resolved: int = 0
     pending: int = 0
     ambiguous: int = 0
     #: Members suspended (bounced) because the relay refused their address for good.
@@ -114,6 +130,7 @@ class PublishResult:
     duration: float = 0.0
     subject: str = ""
     message: str = ""
+    unsure: list[dict[str, Any]] = field(default_factory=list)
     ledger: dict[str, int] = field(default_factory=dict)
     variants: list[VariantReport] = field(default_factory=list)
     site_files: int = 0
@@ -129,7 +146,8 @@ class PublishResult:
         return data
 
     def summary(self) -> str:
-        """One line for a log or a terminal."""
+        """One line for a log or a terminal. Its counts are the issue's (they add up to the
+        recipients); what this run did is added when it is not all of it."""
         what = f"issue {self.issue}" if self.issue else "no issue"
         head = f"{self.status}: {what}, period {self.period}"
         if self.status == "nothing_new":
@@ -144,11 +162,6 @@ class PublishResult:
                 f"{head}: already delivered to {counted(self.recipients, 'recipient')}; "
                 "nothing to do"
             )
-        counts = (
-            f"{counted(self.posts, 'post')}, {counted(self.recipients, 'recipient')}: "
-            f"{self.sent} sent, "
-            f"{self.failed} failed, {self.skipped} skipped"
-        )
         if self.status == "dry_run":
             sizes = ", ".join(
                 f"{v.chapter or 'all'} {counted(v.posts, 'post')}/{v.recipients} to/"
@@ -159,14 +172,33 @@ class PublishResult:
                 f"{counted(self.posts, 'post')}, {counted(self.recipients, 'recipient')} "
                 f"({sizes}); nothing written"
             )
-        if self.bounced:
-            counts += f", {counted(self.bounced, 'member')} suspended (hard bounce)"
-        if self.pending:
-            counts += f", {self.pending} pending"
-        if self.ambiguous:
-            counts += f", {self.ambiguous} interrupted (see --resend-ambiguous)"
+        else:
+            posts, recipients = counted(self.posts, "post"), counted(self.recipients, "recipient")
+            counts = f"{posts}, {recipients}: " + _counts(
+                self.ledger.get("sent", 0),
+                self.ledger.get("failed", 0),
+                self.ledger.get("skipped", 0),
+                self.pending,
+                self.ambiguous,
+            )
+            ran = (self.sent, self.failed, self.skipped)
+            whole = tuple(self.ledger.get(k, 0) for k in ("sent", "failed", "skipped"))
+            if ran != whole or self.resolved:
+                counts += f" (this run: {_counts(*ran)}"
+                counts += f", {self.resolved} found delivered)" if self.resolved else ")"
+            if self.bounced:
+                counts += f", {counted(self.bounced, 'member')} suspended (hard bounce)"
         tail = f" ({self.message})" if self.message else ""
         return f"{head}: {counts} in {self.duration:.1f} s{tail}"
+
+
+def _counts(sent: int, failed: int, skipped: int, waiting: int = 0, unsure: int = 0) -> str:
+    text = f"{sent} sent, {failed} failed, {skipped} skipped"
+    if waiting:
+        text += f", {waiting} waiting"
+    if unsure:
+        text += f", {unsure} unsure"
+    return text
 
 
 @dataclass
@@ -418,6 +450,7 @@ def _publish(
     skipped_early = 0
     if planned_rows is not None:
         ledger.freeze(planned_rows)
+        skipped_early = sum(1 for row in planned_rows if row.status == "skipped")
     else:  # a chapter's topics changed since delivery began and now leave it nothing
         for row in unsettled:
             if row.chapter_id not in templates:
@@ -460,17 +493,12 @@ def _publish(
     if report.settled:
         issue = mark_issue_status(db, issue, "sent", clock())
         status = "resumed" if resuming else "sent"
-    elif report.deferred:
+    elif report.blocked:
+        status = "relay_error"
+    elif report.ledger.get("pending", 0):
         status = "partial"
     else:
         status = "ambiguous"
-    message = report.deferred
-    if report.ambiguous:
-        message = (
-            f"{report.ambiguous} message(s) were being handed to the relay when an earlier run "
-            "stopped; re-run with --resend-ambiguous to send them again (same Message-ID)"
-            + (f"; {message}" if message else "")
-        )
     return PublishResult(
         status,
         key,
@@ -480,11 +508,16 @@ def _publish(
         sent=report.sent,
         failed=report.failed,
         skipped=report.skipped + skipped_early,
+        resolved=report.resolved,
         pending=report.ledger.get("pending", 0),
         ambiguous=report.ledger.get("sending", 0),
         bounced=report.bounced,
         subject=issue.subject,
-        message=message,
+        message=_delivery_message(report),
+        unsure=[
+            {"subscriber_id": u.subscriber_id, "email": u.email, "message_id": u.message_id}
+            for u in report.unsure
+        ],
         ledger=report.ledger,
         site_files=site_files,
         warnings=warnings,
@@ -500,6 +533,27 @@ def _check_output_folder(db: Database, settings: Settings) -> None:
     problem = output_folder_problem(db, settings.output_dir)
     if problem:
         raise ConflictError(problem)
+
+
+def _delivery_message(report: DeliveryReport) -> str:
+    """Why delivery is not complete, in one line: what stopped it, who waits, who is unsure."""
+    parts = [reason for reason in (report.blocked, report.deferred) if reason]
+    if report.waiting:
+        parts.append(
+            f"{report.waiting} recipient(s) answered with a temporary failure "
+            f"({report.waiting_reason}); they wait for the next run"
+        )
+    if report.unsure:
+        shown = report.unsure[:NAMED_UNSURE]
+        named = ", ".join(f"{u.email or u.subscriber_id} <{u.message_id}>" for u in shown)
+        if len(report.unsure) > len(shown):
+            named += f" and {len(report.unsure) - len(shown)} more"
+        parts.append(
+            f"{len(report.unsure)} message(s) may or may not have reached the relay: {named}; "
+            "look them up in the relay's log, then re-run with --resend-ambiguous to send "
+            "them again (same Message-ID)"
+        )
+    return "; ".join(parts)
 
 
 def _build_site(db: Database, settings: Settings, now: datetime) -> int:

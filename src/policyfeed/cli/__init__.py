@@ -232,6 +232,7 @@ COMMAND_MODULES = (
     "serve",
     "issues",
     "sendtest",
+    "deliveries",
     "subscribers",
     "publish",
     "bounces",

@@ -85,6 +85,14 @@ def _issue_dict(app: App, issue_: Issue, post_count: int) -> dict[str, Any]:
     }
 
 
+def count_line(counts: dict[str, int]) -> str:
+    """``5 sent, 1 failed, 0 skipped, 2 pending, 0 sending (unsure)``: every status, in order."""
+    order = ("sent", "failed", "skipped", "pending", "sending")
+    parts = [f"{counts.get(status, 0)} {status}" for status in order]
+    parts[-1] += " (unsure)"
+    return ", ".join(parts)
+
+
 @issue.command("new")
 @_note_option
 @click.option("--exclude", "exclude", multiple=True, metavar="SLUG", help="Leave a post out.")
@@ -194,19 +202,23 @@ def issue_list(app: App, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON, with the posts.")
 @pass_app
 def issue_show(app: App, number: int, as_json: bool) -> None:
-    """Show one issue and its posts, in order.
+    """Show one issue, where its mailing stands and its posts, in order (`issue deliveries
+    NUMBER` lists each message).
 
     Example:
 
     \b
         policyfeed issue show 1
     """
+    from policyfeed.delivery.ledger import DeliveryLedger
     from policyfeed.digest.issues import get_issue, issue_posts
 
     issue_ = get_issue(app.db, number)
     posts = issue_posts(app.db, issue_)
     data = _issue_dict(app, issue_, len(posts))
+    counts = DeliveryLedger(app.db, issue_.id or 0, clock=app.now).counts()
     if as_json:
+        data["deliveries"] = counts
         data["posts"] = [
             {"slug": p.slug, "title": p.title, "url": p.permalink(app.settings.base_url)}
             for p in posts
@@ -219,6 +231,9 @@ def issue_show(app: App, number: int, as_json: bool) -> None:
     click.echo(f"{'created:':<9}{app.local(issue_.created_at)}")
     click.echo(f"{'sent:':<9}{app.local(issue_.sent_at)}")
     click.echo(f"{'web:':<9}{data['web_url']}")
+    total = sum(counts.values())
+    mailed = f"{total}: {count_line(counts)}" if total else "none yet"
+    click.echo(f"{'mailed:':<9}{mailed}")
     if issue_.note:
         click.echo(f"{'note:':<9}{issue_.note}")
     click.echo(f"\n{counted(len(posts), 'post')}:")

@@ -58,6 +58,12 @@ def issue_send_test(app: App, number: int, addresses: tuple[str, ...], chapter: 
                 f"Error: the relay refused the test copy for {outcome.recipient}: {outcome.error}",
                 err=True,
             )
+        elif outcome.status == "blocked":
+            click.echo(
+                f"Error: test copy of issue {number} for {outcome.recipient} not sent: "
+                f"{outcome.error}",
+                err=True,
+            )
         elif outcome.status == "unsure":
             click.echo(
                 f"Error: the relay's answer about the test copy for {outcome.recipient} was "

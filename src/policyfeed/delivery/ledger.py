@@ -1,12 +1,28 @@
 """The deliveries ledger: which message each subscriber gets, and what became of it.
 
 A message goes out at most once per (issue, subscriber). When delivery of an issue starts, one
-row per active subscriber is frozen (later subscribers wait for the next issue). Each hand-off is
-written before and after: ``pending → sending`` (committed), hand-off, then ``sent``, ``failed``
-or back to ``pending`` (committed). A run killed during a hand-off leaves its row ``sending``:
-nobody knows whether the message left. The outbox writes each message under a name derived from
-its Message-ID, so doing such a row again is harmless and happens on the next run; over SMTP the
-row is reported and handed over again (same Message-ID) only when the operator says so.
+row per active subscriber is frozen (later subscribers wait for the next issue). A row is marked
+``sending`` (committed) only at the hand-off itself, when the transport calls back at its point
+of no return (see :mod:`policyfeed.delivery.transport`), and ``sent``, ``failed`` or back to
+``pending`` (committed) once the answer is in. So a run killed anywhere but in that instant
+leaves rows that are certainly sent or certainly unsent; a row left ``sending`` is one whose
+message may or may not have left.
+
+On the next run such a row is settled without a person whenever the transport can tell (the
+outbox: the file named after the Message-ID is there or not); over SMTP it stays ``sending``,
+is named in the run's result, and is handed over again (same Message-ID) only with
+``--resend-ambiguous``. It never holds up the others: every other row is settled first.
+
+A recipient the relay defers (4xx to RCPT: greylisting, a full mailbox) does not hold up the
+others either: the row waits, delivery goes on at once, and the row is tried once more at the
+end of the run, then left for the next run.
+
+The seams for what comes later: ``_deliver_one`` is one row's whole hand-off with its own ledger
+writes, so several connections can each run it with their own transport (the writes are short
+transactions; give each thread its own database connection or serialise ``_begin``/``_mark``);
+``return_path`` gives each row its envelope sender (VERP); and ``_refused`` records a permanent
+refusal (:class:`SendRefused` carries code, enhanced status and phase) with ``on_refused``'s
+bounce in one transaction.
 """
 
 from __future__ import annotations
@@ -15,12 +31,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 from policyfeed.delivery.transport import (
     RecipientDeferred,
+    SendBlocked,
     SendDeferred,
     SendRefused,
     SendUncertain,
@@ -72,24 +89,43 @@ class FrozenRow:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class UnsureRow:
+    """A row whose hand-off was interrupted: its message may or may not have left."""
+
+    subscriber_id: int
+    email: str
+    message_id: str
+
+
 @dataclass
 class DeliveryReport:
-    """What one delivery run did (``sent``, ``failed``, ``skipped``: by this run) and where the
-    ledger of the issue stands afterwards (``ledger``: rows per status)."""
+    """What one delivery run did (``sent``, ``failed``, ``skipped``, ``resolved``: by this run)
+    and where the ledger of the issue stands afterwards (``ledger``: rows per status)."""
 
     sent: int = 0
     failed: int = 0
     skipped: int = 0
-    #: Rows left ``sending`` by an interrupted run that this run did not hand over again.
-    ambiguous: int = 0
-    #: Why delivery stopped early (a temporary failure), if it did.
+    #: Rows an interrupted run left ``sending`` that this run found delivered (the outbox).
+    resolved: int = 0
+    #: Rows left ``sending`` (unsure) after this run: by an earlier run, or by a lost answer.
+    unsure: list[UnsureRow] = field(default_factory=list)
+    #: Why delivery stopped early for now (a temporary failure), if it did.
     deferred: str = ""
-    #: Rows left pending by a temporary failure of their recipient alone (the others went on).
+    #: Why delivery stopped because the relay cannot be used as configured, if it did.
+    blocked: str = ""
+    #: Rows left pending because their recipient alone was deferred (after one more try).
     waiting: int = 0
+    #: The last temporary answer given for such a recipient.
+    waiting_reason: str = ""
     #: Members suspended (status bounced) by a permanent refusal at SMTP time.
     bounced: int = 0
     failures: list[tuple[int, str]] = field(default_factory=list)
     ledger: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ambiguous(self) -> int:
+        return len(self.unsure)
 
     @property
     def total(self) -> int:
@@ -99,6 +135,27 @@ class DeliveryReport:
     def settled(self) -> bool:
         """Every row is sent, failed or skipped: the issue is done."""
         return self.ledger.get("pending", 0) == 0 and self.ledger.get("sending", 0) == 0
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.deferred or self.blocked)
+
+
+# What became of one row's hand-off.
+_DONE, _DEFERRED, _GONE = "done", "deferred", "gone"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every hand-off of one delivery run needs besides its row and its transport."""
+
+    compose: Compose
+    sender: str
+    return_path: ReturnPath | None = None
+    on_refused: OnRefused | None = None
+
+    def envelope_sender(self, row: Delivery) -> str:
+        return self.return_path(row) if self.return_path is not None else self.sender
 
 
 class DeliveryLedger:
@@ -136,13 +193,28 @@ class DeliveryLedger:
         """Rows per status."""
         return store.status_counts(self.db, self.issue_id)
 
+    def listing(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Each row with its subscriber's address and chapter (only ``status``'s if given)."""
+        return store.delivery_listing(self.db, self.issue_id, status)
+
     def skip(self, row: Delivery, reason: str) -> None:
         """Settle a row without a hand-off."""
         self._mark(row, "skipped", reason)
 
-    def _mark(self, row: Delivery, status: str, error: str = "") -> None:
+    def _mark(self, row: Delivery, status: str, error: str = "", *, attempt: bool = False) -> None:
+        """Record an outcome; ``attempt``: the relay was asked about this row without a
+        hand-off (which counts its own attempt)."""
         with transaction(self.db):
-            store.mark_result(self.db, row.id, status, now=self.clock(), error=error)
+            store.mark_result(
+                self.db, row.id, status, now=self.clock(), error=error, attempt=attempt
+            )
+
+    def _begin(self, row: Delivery) -> None:
+        """The hand-off's point of no return: the row is `sending` (committed) before the
+        transport takes the last step. Refuses a row that was settled or removed meanwhile."""
+        with transaction(self.db):
+            if not store.mark_sending(self.db, row.id, now=self.clock()):
+                raise _RowGone(row.id)
 
     def deliver(
         self,
@@ -155,79 +227,141 @@ class DeliveryLedger:
         return_path: ReturnPath | None = None,
         on_refused: OnRefused | None = None,
     ) -> DeliveryReport:
-        """Hand over every row that is not settled; stop at the first temporary failure.
+        """Hand over every row that is not settled. Rows an interrupted run left ``sending``
+        are settled first when the transport can tell, else left unsure (or handed over again
+        with ``resend_ambiguous``). A recipient deferred by the relay is tried once more at the
+        end; a relay that is down or unusable stops the run.
 
         ``return_path`` gives each row its own envelope sender (default: ``sender``);
         ``on_refused`` records a permanent refusal as a bounce of the row's member."""
         report = DeliveryReport()
-        todo = [row for row in self.rows() if not row.settled]
-        redo_ambiguous = transport.resend_is_idempotent or resend_ambiguous
+        plan = _Plan(compose, sender, return_path, on_refused)
+        todo: list[Delivery] = []
+        for row in self.rows():
+            if row.settled:
+                continue
+            if row.status == "sending" and not self._settle_interrupted(
+                row, transport, resend_ambiguous, report
+            ):
+                continue
+            todo.append(row)
+        deferred: list[Delivery] = []
         for done, row in enumerate(todo, 1):
-            if row.status == "sending" and not redo_ambiguous:
-                report.ambiguous += 1
-                log.warning(
-                    "message %s (subscriber %s) may or may not have left during an interrupted "
-                    "run: not handed over again without --resend-ambiguous",
-                    row.message_id,
-                    row.subscriber_id,
-                )
-            else:
-                envelope = return_path(row) if return_path is not None else sender
-                self._deliver_one(row, transport, compose, envelope, report, on_refused)
+            if self._deliver_one(row, transport, plan, report) == _DEFERRED:
+                deferred.append(row)
             if progress is not None:
                 progress(done, len(todo))
-            if report.deferred:
-                log.warning("delivery stopped, the rest stays pending: %s", report.deferred)
+            if report.stopped:
+                log.warning(
+                    "delivery stopped, the rest stays pending: %s",
+                    report.blocked or report.deferred,
+                )
                 break
-        if report.waiting and not report.deferred:
-            report.deferred = (
-                f"{report.waiting} recipient(s) answered with a temporary failure; "
-                "they wait for the next run"
-            )
+        if deferred and not report.stopped:
+            # Once more at the end of the run (a greylisting relay may take it by now), then
+            # they wait for the next run: never a sleep that holds up everyone else.
+            for row in deferred:
+                outcome = self._deliver_one(row, transport, plan, report)
+                if outcome == _DEFERRED:
+                    report.waiting += 1
+                if report.stopped:
+                    break
         report.ledger = self.counts()
         return report
+
+    def _settle_interrupted(
+        self, row: Delivery, transport: Transport, resend: bool, report: DeliveryReport
+    ) -> bool:
+        """Decide a row an interrupted run left ``sending``; True when it is to be handed over
+        (again)."""
+        delivered = transport.delivered(row.message_id)
+        if delivered is True:
+            self._mark(row, "sent")
+            report.resolved += 1
+            log.info("message %s was delivered before an earlier run stopped", row.message_id)
+            return False
+        if delivered is False or resend:
+            return True
+        subscriber = subscriber_store.subscriber_by_id(self.db, row.subscriber_id)
+        report.unsure.append(
+            UnsureRow(row.subscriber_id, subscriber.email if subscriber else "", row.message_id)
+        )
+        log.warning(
+            "message %s (subscriber %s) may or may not have reached the relay when an earlier "
+            "run stopped: not handed over again without --resend-ambiguous",
+            row.message_id,
+            row.subscriber_id,
+        )
+        return False
 
     def _deliver_one(
         self,
         row: Delivery,
         transport: Transport,
-        compose: Compose,
-        sender: str,
+        plan: _Plan,
         report: DeliveryReport,
-        on_refused: OnRefused | None = None,
-    ) -> None:
+    ) -> str:
+        """One row's whole hand-off and its ledger writes."""
         # Checked just before the hand-off: someone may have left since the issue started.
         subscriber = subscriber_store.subscriber_by_id(self.db, row.subscriber_id)
         if subscriber is None:
-            return  # removed, and their rows with them
+            return _GONE  # removed, and their rows with them
         if subscriber.status != "active":
             self._mark(row, "skipped", f"{subscriber.status} before the message went out")
             report.skipped += 1
-            return
-        message = compose(row, subscriber)
-        with transaction(self.db):
-            if not store.mark_sending(self.db, row.id, now=self.clock()):
-                return
+            return _DONE
+        message = plan.compose(row, subscriber)
+        began = False
+
+        def handoff() -> None:
+            nonlocal began
+            self._begin(row)
+            began = True
+
         try:
             transport.send(
-                message, sender=sender, recipient=subscriber.email, message_id=row.message_id
+                message,
+                sender=plan.envelope_sender(row),
+                recipient=subscriber.email,
+                message_id=row.message_id,
+                handoff=handoff,
             )
+        except _RowGone:
+            return _GONE  # settled or removed by someone else meanwhile: nothing was sent
         except SendRefused as exc:
-            with transaction(self.db):
-                self._mark(row, "failed", str(exc))
-                if on_refused is not None and on_refused(row, exc):
-                    report.bounced += 1
+            if self._refused(row, exc, plan.on_refused, attempt=not began):
+                report.bounced += 1
             report.failed += 1
             report.failures.append((row.subscriber_id, str(exc)))
-        except RecipientDeferred as exc:  # this address only: the others go on
-            self._mark(row, "pending", str(exc))
-            report.waiting += 1
+        except RecipientDeferred as exc:  # this address only: the others go on at once
+            self._mark(row, "pending", str(exc), attempt=not began)
+            report.waiting_reason = str(exc)
+            return _DEFERRED
+        except SendBlocked as exc:  # no row's fault: it stays as it was, untried
+            if began:
+                self._mark(row, "pending", str(exc))
+            report.blocked = str(exc)
         except SendDeferred as exc:
-            self._mark(row, "pending", str(exc))
+            self._mark(row, "pending", str(exc), attempt=not began)
             report.deferred = str(exc) or "temporary failure"
         except SendUncertain as exc:  # the relay may have it: the row stays `sending`
-            report.ambiguous += 1
-            report.deferred = str(exc)
+            report.unsure.append(UnsureRow(row.subscriber_id, subscriber.email, row.message_id))
+            log.warning("%s (Message-ID %s)", exc, row.message_id)
         else:
-            self._mark(row, "sent")
+            self._mark(row, "sent", attempt=not began)
             report.sent += 1
+        return _DONE
+
+    def _refused(
+        self, row: Delivery, refusal: SendRefused, on_refused: OnRefused | None, *, attempt: bool
+    ) -> bool:
+        """A permanent refusal for this recipient: the row fails with the relay's answer, and
+        ``on_refused`` records it as a bounce in the same transaction. True when that suspended
+        the member."""
+        with transaction(self.db):
+            self._mark(row, "failed", str(refusal), attempt=attempt)
+            return on_refused is not None and on_refused(row, refusal)
+
+
+class _RowGone(Exception):
+    """The row was settled or removed between its planning and its hand-off."""

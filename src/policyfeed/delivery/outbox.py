@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from policyfeed.delivery.transport import SendDeferred
+from policyfeed.delivery.transport import Handoff, SendDeferred
 from policyfeed.output import write_if_changed
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@+=-]")
@@ -28,26 +28,45 @@ class OutboxTransport:
     """Delivers into a Maildir folder (``tmp/``, ``new/``, ``cur/``): nothing leaves the machine.
 
     Each message is written to ``tmp/`` then renamed into ``new/`` under a name derived from its
-    Message-ID, so a mail client never sees half a message and doing a hand-off again replaces
-    the file instead of adding a second copy. Its first line is ``Return-Path:`` with the
-    envelope sender, as a delivering mail server writes it, so the program that picks the
-    message up knows where bounces go.
+    Message-ID, so a mail client never sees half a message, doing a hand-off again replaces the
+    file instead of adding a second copy, and whether an interrupted hand-off happened is never
+    in doubt: the file is there or it is not (:meth:`delivered`). Its first line is
+    ``Return-Path:`` with the envelope sender, as a delivering mail server writes it, so the
+    program that picks the message up knows where bounces go.
     """
-
-    resend_is_idempotent = True
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._read: set[str] | None = None  # names in cur/, listed once per run
 
+    def _folders(self) -> None:
+        for folder in ("tmp", "new", "cur"):
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+
     def _already_read(self, name: str) -> bool:
         if self._read is None:
-            for folder in ("tmp", "new", "cur"):
-                (self.root / folder).mkdir(parents=True, exist_ok=True)
+            self._folders()
             self._read = {entry.split(":", 1)[0] for entry in os.listdir(self.root / "cur")}
         return name in self._read
 
-    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+    def delivered(self, message_id: str) -> bool:
+        """Whether the message is in ``new/`` or ``cur/`` (a mail client moves it there)."""
+        name = outbox_name(message_id)
+        if (self.root / "new" / name).is_file():
+            return True
+        with contextlib.suppress(FileNotFoundError):
+            return any(entry.split(":", 1)[0] == name for entry in os.listdir(self.root / "cur"))
+        return False
+
+    def send(
+        self,
+        message: bytes,
+        *,
+        sender: str,
+        recipient: str,
+        message_id: str,
+        handoff: Handoff | None = None,
+    ) -> None:
         name = outbox_name(message_id)
         if sender and not message.startswith(b"Return-Path:"):
             message = b"Return-Path: <" + sender.encode("utf-8") + b">\r\n" + message
@@ -60,6 +79,12 @@ class OutboxTransport:
                     return
             staged = self.root / "tmp" / name
             write_if_changed(staged, message)
+            try:
+                if handoff is not None:
+                    handoff()
+            except BaseException:
+                staged.unlink(missing_ok=True)
+                raise
             os.replace(staged, final)
         except OSError as exc:  # a full disk or a permission problem may pass: try again later
             raise SendDeferred(f"cannot write to the outbox {self.root}: {exc}") from exc

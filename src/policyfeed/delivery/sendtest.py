@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from policyfeed.delivery.transport import (
     RecipientDeferred,
+    SendBlocked,
     SendDeferred,
     SendRefused,
     SendUncertain,
@@ -37,6 +38,7 @@ TEST_PREFIX = "[Test] "
 
 # What became of one copy.
 SENT, REFUSED, DEFERRED, UNSURE, NOT_TRIED = "sent", "refused", "deferred", "unsure", "not tried"
+BLOCKED = "blocked"  # the relay cannot be used as configured (certificate, STARTTLS, login)
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,10 @@ class CopiesReport:
 
     @property
     def exit_code(self) -> int:
-        """75 when some copies may go later (the relay was unavailable), 1 when one was
-        refused for good, else 0."""
+        """1 when the relay cannot be used as configured, 75 when some copies may go later
+        (the relay was unavailable), 1 when one was refused for good, else 0."""
+        if self.with_status(BLOCKED):
+            return EXIT_ERROR
         if self.with_status(DEFERRED, UNSURE, NOT_TRIED):
             return EXIT_TEMPFAIL
         if self.with_status(REFUSED):
@@ -165,7 +169,7 @@ def send_copies(
     if transport is None:
         transport, via = copy_transport(settings)
     report = CopiesReport(issue=issue.number, via=via)
-    stopped = ""
+    stopped, untried = "", NOT_TRIED
     # One copy per mailbox: addresses are compared without case, as the subscribers' are.
     first: dict[str, str] = {}
     for address in recipients:
@@ -174,7 +178,7 @@ def send_copies(
     try:
         for recipient in unique:
             if stopped:
-                report.outcomes.append(CopyOutcome(recipient, NOT_TRIED, error=stopped))
+                report.outcomes.append(CopyOutcome(recipient, untried, error=stopped))
                 continue
             message, message_id = copy_message(
                 template, issue, settings, recipient, now=now, kind=kind
@@ -184,6 +188,9 @@ def send_copies(
                 transport.send(
                     message, sender=settings.sender, recipient=recipient, message_id=message_id
                 )
+            except SendBlocked as exc:  # the others would meet the same: not tried either
+                status, error = BLOCKED, str(exc)
+                stopped, untried = f"not tried: {exc}", BLOCKED
             except RecipientDeferred as exc:
                 status, error = DEFERRED, str(exc)
             except SendDeferred as exc:

@@ -4,16 +4,24 @@ The relay's answers decide what happens to a ledger row:
 
 - 2xx: sent;
 - 5xx for the recipient (or for this message's data): :class:`SendRefused` with the relay's
-  answer, so that row is marked failed and delivery goes on with the others;
-- 4xx, a dropped connection or a timeout: retried with exponential backoff up to
-  ``settings.smtp_retries`` times, then :class:`SendDeferred`, so the row stays pending for the
-  next run (exit 75); a 4xx for the recipient alone (mailbox full, greylisting) is
-  :class:`RecipientDeferred`: that row waits, the others go on;
-- the answer to the message's data lost (a timeout, a dropped connection): the relay may have
-  it, so it is not handed over again: :class:`SendUncertain`, and the row stays ``sending``;
-- anything that is not about one recipient (the relay refuses the login or the sender, or the
-  connection cannot be made at all) is also :class:`SendDeferred`: no row is marked failed for a
-  problem that is the configuration's.
+  answer (its code, enhanced status and the phase it came at), so that row is marked failed and
+  delivery goes on with the others;
+- 4xx for the recipient alone (greylisting, mailbox full): :class:`RecipientDeferred` at once,
+  without sleeping; the ledger goes on with the others and tries the row once more at the end;
+- 4xx otherwise, a dropped connection or a timeout before the data is complete: retried with
+  exponential backoff up to ``settings.smtp_retries`` times, then :class:`SendDeferred`, so the
+  row stays pending for the next run (exit 75);
+- the answer to the message's final ``.`` lost (a timeout, a dropped connection): the relay may
+  have it, so it is not handed over again: :class:`SendUncertain`, and the row stays ``sending``;
+- what will not heal by itself (an untrusted or mismatched certificate, no STARTTLS when
+  ``security = "starttls"``, a refused login, a refused sender): :class:`SendBlocked`, delivery
+  stops and the run exits 1 with the relay's complaint; no row is marked failed for a problem
+  that is the configuration's.
+
+The row is marked ``sending`` (the ``handoff`` call, see :mod:`policyfeed.delivery.transport`)
+only once the limiter has waited, the connection is up, the relay has taken the envelope and
+every byte of the message but the final ``.``: a run killed anywhere before leaves the row
+certainly unsent, and the relay drops a transaction whose data never ended.
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from policyfeed.delivery.transport import (
+    Handoff,
     RecipientDeferred,
+    SendBlocked,
     SendDeferred,
     SendRefused,
     SendUncertain,
@@ -87,23 +97,40 @@ def _answer(code: int, message: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}".strip()
 
 
+_ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+def _enhanced(message: bytes | str) -> str:
+    """The RFC 3463 enhanced status code at the start of an answer's text (``5.1.1``), or ""."""
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    found = _ENHANCED.match(text)
+    return found.group(1) if found else ""
+
+
 class _Temporary(Exception):
     """Internal: a failure worth retrying (``stale``: a reused connection the relay had closed)."""
 
-    def __init__(self, reason: str, *, stale: bool = False, recipient: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        stale: bool = False,
+        recipient: bool = False,
+        after_handoff: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.stale = stale
         self.recipient = recipient  # about this recipient only (4xx to RCPT)
+        self.after_handoff = after_handoff  # the row is `sending`: no retry in this run
 
 
 class SmtpTransport:
-    """Sends each message to one recipient through the configured relay.
+    """Sends each message to one recipient through the configured relay, over one connection.
 
-    ``resend_is_idempotent`` is False: a relay that accepted a message delivers it, and handing
-    it over again would deliver it twice.
+    Several connections at once are several instances (one instance is not thread-safe; the
+    rate limit would then be shared between them); each hand-off calls only its own
+    ``handoff``, so each connection's rows are marked on their own.
     """
-
-    resend_is_idempotent = False
 
     def __init__(
         self,
@@ -151,7 +178,8 @@ class SmtpTransport:
         return self._ssl_context
 
     def _connect(self) -> smtplib.SMTP:
-        """Open, secure and log in; a failure here is temporary for the row being sent."""
+        """Open, secure and log in. What the configuration can fix is SendBlocked; the rest is
+        temporary for the row being sent."""
         where = f"{self.host}:{self.port}"
         conn: smtplib.SMTP | None = None
         try:
@@ -170,8 +198,7 @@ class SmtpTransport:
             conn.ehlo()
             if self.security == "starttls":
                 if not conn.has_extn("starttls"):
-                    conn.close()
-                    raise SendDeferred(
+                    raise SendBlocked(
                         f"relay {where} does not offer STARTTLS (smtp.security = starttls); "
                         "refusing to send in clear text"
                     )
@@ -179,21 +206,36 @@ class SmtpTransport:
                 conn.ehlo()
             if self.username:
                 conn.login(self.username, self._password)
+        except SendBlocked:
+            self._discard(conn)
+            raise
         except smtplib.SMTPAuthenticationError as exc:
             self._discard(conn)
-            # Retrying a refused login only locks the account: stop this run at once.
-            raise SendDeferred(
-                f"relay {where} refused the login for {self.username!r}: "
-                f"{_answer(exc.smtp_code, exc.smtp_error)}; check smtp.username and "
-                "POLICYFEED_SMTP_PASSWORD"
+            answer = _answer(exc.smtp_code, exc.smtp_error)
+            if 400 <= exc.smtp_code < 500:  # 454: the relay cannot check it just now
+                raise _Temporary(f"relay {where} could not log in just now: {answer}") from None
+            # Retrying a refused login only locks the account: stop, and tell a person.
+            raise SendBlocked(
+                f"relay {where} refused the login for {self.username!r}: {answer}; check "
+                "smtp.username and POLICYFEED_SMTP_PASSWORD"
             ) from None
         except smtplib.SMTPNotSupportedError as exc:
             self._discard(conn)
-            raise SendDeferred(f"relay {where}: {exc}") from None
+            raise SendBlocked(f"relay {where}: {_describe(exc)}") from None
         except ssl.SSLCertVerificationError as exc:
             self._discard(conn)
-            raise SendDeferred(
-                f"relay {where}: TLS certificate not trusted ({exc.verify_message})"
+            raise SendBlocked(
+                f"relay {where}: TLS certificate not accepted ({exc.verify_message}); check "
+                "smtp.host, or the trust store (SSL_CERT_FILE)"
+            ) from None
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:  # a connection cut mid-handshake
+            self._discard(conn)
+            raise _Temporary(f"cannot connect to relay {where}: {_describe(exc)}") from None
+        except ssl.SSLError as exc:
+            self._discard(conn)
+            raise SendBlocked(
+                f"relay {where}: TLS handshake failed ({exc.reason or _describe(exc)}); do "
+                f"smtp.port and smtp.security ({self.security}) match the relay?"
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
             self._discard(conn)
@@ -223,29 +265,49 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError):
             self._discard(conn)
 
+    def delivered(self, message_id: str) -> None:
+        """A relay never says whether it took a message whose answer was lost."""
+        return None
+
     # --- sending -------------------------------------------------------------------------
-    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
-        """Hand one message for one recipient to the relay, or raise SendDeferred/SendRefused."""
+    def send(
+        self,
+        message: bytes,
+        *,
+        sender: str,
+        recipient: str,
+        message_id: str,
+        handoff: Handoff | None = None,
+    ) -> None:
+        """Hand one message for one recipient to the relay, or raise (see the module)."""
         retry = 0
         free_reconnect = True
         while True:
             self._limiter.wait()
             try:
-                self._send_once(message, sender, recipient)
+                self._send_once(message, sender, recipient, handoff)
                 return
             except _Temporary as exc:
+                if exc.recipient:
+                    raise RecipientDeferred(str(exc)) from None
                 if exc.stale and free_reconnect:
                     # An idle connection the relay closed: reconnect at once, no retry spent.
                     free_reconnect = False
                     log.debug("relay closed the connection; reconnecting (%s)", message_id)
                     continue
                 retry += 1
-                if retry > self.retries:
-                    deferred = RecipientDeferred if exc.recipient else SendDeferred
-                    raise deferred(
-                        f"{exc} (gave up after {self.retries} "
-                        f"{'retry' if self.retries == 1 else 'retries'})"
-                    ) from None
+                if retry > self.retries or exc.after_handoff:
+                    # After the hand-off the row is `sending`: it waits for the next run
+                    # instead of sitting marked unsure through a backoff.
+                    tried = (
+                        ""
+                        if exc.after_handoff
+                        else (
+                            f" (gave up after {self.retries} "
+                            f"{'retry' if self.retries == 1 else 'retries'})"
+                        )
+                    )
+                    raise SendDeferred(f"{exc}{tried}") from None
                 delay = backoff_delay(retry, self._backoff)
                 log.warning(
                     "temporary failure for %s: %s; retry %d/%d in %.1fs",
@@ -257,9 +319,11 @@ class SmtpTransport:
                 )
                 self._sleep(delay)
 
-    def _send_once(self, message: bytes, sender: str, recipient: str) -> None:
-        """One SMTP transaction, phase by phase, so a lost answer after the message is known to
-        be the one case where the relay may have it (:class:`SendUncertain`)."""
+    def _send_once(
+        self, message: bytes, sender: str, recipient: str, handoff: Handoff | None
+    ) -> None:
+        """One SMTP transaction, phase by phase, so a lost answer after the final ``.`` is the
+        one case where the relay may have the message (:class:`SendUncertain`)."""
         reused = self._conn is not None and self._sent_on_conn > 0
         if self._conn is None:
             self._conn = self._connect()
@@ -273,6 +337,7 @@ class SmtpTransport:
             options.append("SMTPUTF8")
         if conn.has_extn("size"):
             options.append(f"SIZE={len(message)}")
+        data = _data_payload(message)
         try:
             code, text = conn.mail(sender, options)
             if code != 250:
@@ -283,7 +348,7 @@ class SmtpTransport:
             code, text = conn.docmd("DATA")
             if code != 354:
                 self._answered("DATA", code, text, sender)
-            conn.send(_data_payload(message))
+            conn.send(data[: -len(_END_OF_DATA)])
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
             if isinstance(exc.__context__, TimeoutError):
@@ -292,6 +357,22 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise _Temporary(f"connection to relay failed: {_describe(exc)}") from None
+        # The relay has everything but the final ".": until it gets that, it keeps nothing.
+        # The ledger marks the row `sending` now, and only now.
+        if handoff is not None:
+            try:
+                handoff()
+            except BaseException:
+                self._drop()  # the data never ends: the relay drops the transaction
+                raise
+        try:
+            conn.send(_END_OF_DATA)
+        except (smtplib.SMTPException, OSError) as exc:
+            # The "." did not go out: the relay cannot have taken the message.
+            self._drop()
+            raise _Temporary(
+                f"connection to relay failed: {_describe(exc)}", after_handoff=True
+            ) from None
         # The whole message is with the relay now: without its answer nobody knows whether it
         # took it, and handing it over again could deliver it twice.
         try:
@@ -307,7 +388,7 @@ class SmtpTransport:
         self._sent_on_conn += 1
 
     def _answered(self, phase: str, code: int, text: bytes, sender: str) -> NoReturn:
-        """Turn a refusal into SendRefused (5xx), SendDeferred or a retry (4xx)."""
+        """Turn a refusal into SendRefused or SendBlocked (5xx) or a temporary failure (4xx)."""
         answer = _answer(code, text)
         if code == 421:  # the relay is closing the session
             self._drop()
@@ -318,12 +399,18 @@ class SmtpTransport:
                 self._drop()
         if 500 <= code < 600:
             if phase == "MAIL":
-                # Refused for every row alike: not a reason to fail this subscriber.
-                raise SendDeferred(f"relay refused the sender {sender}: {answer}")
-            raise SendRefused(answer, phase=phase)
+                # Refused for every row alike (the sender, or a login the relay wants): the
+                # configuration's problem, not this subscriber's.
+                raise SendBlocked(f"relay refused the sender {sender}: {answer}")
+            raise SendRefused(answer, code=code, enhanced=_enhanced(text), phase=phase)
         raise _Temporary(
-            f"relay answered {answer} (at {phase})", recipient=phase == "RCPT" and code != 421
+            f"relay answered {answer} (at {phase})",
+            recipient=phase == "RCPT" and code != 421,
+            after_handoff=phase == "end of data",
         )
+
+
+_END_OF_DATA = b".\r\n"
 
 
 def _data_payload(message: bytes) -> bytes:

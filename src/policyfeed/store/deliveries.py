@@ -87,6 +87,42 @@ def status_counts(db: Database, issue_id: int) -> dict[str, int]:
     return counts
 
 
+def delivery_listing(
+    db: Database, issue_id: int, status: str | None = None
+) -> list[dict[str, Any]]:
+    """The deliveries of an issue with their subscriber's address and chapter, in the order
+    they go out; only those of ``status`` if given."""
+    where = "d.issue_id = ?"
+    args: list[Any] = [issue_id]
+    if status is not None:
+        where += " AND d.status = ?"
+        args.append(status)
+    rows = db.execute(
+        "SELECT d.id, s.email, s.name, c.slug, d.status, d.attempts, d.last_error, "
+        "d.message_id, d.sent_at, d.updated_at FROM deliveries d "
+        "JOIN subscribers s ON s.id = d.subscriber_id "
+        f"LEFT JOIN chapters c ON c.id = d.chapter_id WHERE {where} ORDER BY d.id",
+        args,
+    ).fetchall()
+    keys = (
+        "id",
+        "email",
+        "name",
+        "chapter",
+        "status",
+        "attempts",
+        "last_error",
+        "message_id",
+        "sent_at",
+        "updated_at",
+    )
+    found = [dict(zip(keys, row, strict=True)) for row in rows]
+    for item in found:
+        for stamp in ("sent_at", "updated_at"):
+            item[stamp] = from_db_time(item[stamp]) if item[stamp] else None
+    return found
+
+
 def mark_sending(db: Database, delivery_id: int, *, now: datetime) -> bool:
     """pending/sending → sending, one more attempt. False when the row is settled or gone."""
     cursor = db.execute(
@@ -98,16 +134,25 @@ def mark_sending(db: Database, delivery_id: int, *, now: datetime) -> bool:
 
 
 def mark_result(
-    db: Database, delivery_id: int, status: str, *, now: datetime, error: str = ""
+    db: Database,
+    delivery_id: int,
+    status: str,
+    *,
+    now: datetime,
+    error: str = "",
+    attempt: bool = False,
 ) -> None:
-    """Record the outcome of a hand-off (or a decision not to make one)."""
+    """Record the outcome of a hand-off (or a decision not to make one); ``attempt`` counts
+    one more attempt (one that ended before the hand-off's point of no return, which
+    :func:`mark_sending` counts)."""
     if status not in DELIVERY_STATUSES:
         raise ValueError(f"unknown delivery status {status!r}")
     stamp = to_db_time(now)
     db.execute(
         "UPDATE deliveries SET status = ?, last_error = ?, updated_at = ?, "
+        "attempts = attempts + ?, "
         "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
-        [status, error, stamp, status, stamp, delivery_id],
+        [status, error, stamp, int(attempt), status, stamp, delivery_id],
     )
 
 
