@@ -390,6 +390,23 @@ def test_a_folder_that_is_not_a_maildir_and_an_empty_mbox(
     assert "nothing to do" in empty.output
 
 
+def test_the_outbox_is_not_taken_for_a_bounce_mailbox(
+    demo_db_path: Path, live: Settings, sent: dict[str, Sent], tmp_path: Path
+) -> None:
+    before = sorted(p.name for p in (tmp_path / "outbox" / "new").iterdir())
+    config = tmp_path / "policyfeed.toml"
+    config.write_text(
+        (Path(__file__).resolve().parent.parent / "policyfeed.toml").read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    result = cli_run(demo_db_path, "--config", str(config), "bounces", "process", "outbox")
+    assert result.exit_code == 1
+    assert "outbox is policyfeed's outbox (the mail going out), not a bounce mailbox" in (
+        result.output
+    )
+    assert sorted(p.name for p in (tmp_path / "outbox" / "new").iterdir()) == before
+
+
 def test_reactivate_refuses_someone_who_unsubscribed(demo_db_path: Path) -> None:
     cli_run(demo_db_path, "subscribers", "unsubscribe", ANA)
     result = cli_run(demo_db_path, "subscribers", "reactivate", ANA)

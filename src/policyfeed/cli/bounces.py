@@ -66,6 +66,13 @@ def bounces_process(
             from policyfeed.errors import NotFoundError
 
             raise NotFoundError(f"{app.db_path}: no such database (`policyfeed init` makes one)")
+        if not spec.lower().startswith(("imap://", "imaps://")) and _same_folder(
+            spec, settings.outbox_dir
+        ):
+            raise ConfigError(
+                f"{spec} is policyfeed's outbox (the mail going out), not a bounce mailbox; "
+                "give the mailbox bounces arrive in"
+            )
         secret = unsubscribe_secret(settings)
         lock = lock_path_for(app.db_path).with_suffix(".bounces-lock")
         with exclusive_lock(lock, wait=wait):
@@ -100,6 +107,15 @@ def bounces_process(
         click.echo(result.summary())
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)
+
+
+def _same_folder(spec: str, folder: object) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(spec).expanduser().resolve() == Path(str(folder)).resolve()
+    except OSError:
+        return False
 
 
 @bounces.command("list")
