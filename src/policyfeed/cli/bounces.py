@@ -96,10 +96,11 @@ def bounces_process(
         for event in result.events:
             if event.outcome in ("hard", "soft", "complaint"):
                 issue = f" (issue {event.issue})" if event.issue else ""
+                would = "would be " if dry_run else ""
                 action = (
-                    " -> bounced"
+                    f" -> {would}bounced"
                     if event.suspended
-                    else " -> unsubscribed"
+                    else f" -> {would}unsubscribed"
                     if event.unsubscribed
                     else ""
                 )
