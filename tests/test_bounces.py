@@ -187,6 +187,10 @@ def test_a_hard_bounce_suspends_the_member_and_the_next_issue_is_not_mailed_to_t
     result = run(demo_db, live, folder, now)
     assert (result.counts["hard"], result.suspended) == (1, 1)
     assert bounce_rows(demo_db) == [(WATCH, "hard", "554", "mailbox")]
+    from policyfeed.audience.subscribers import export_subscriber
+
+    (exported,) = export_subscriber(demo_db, WATCH)["bounces"]
+    assert (exported["kind"], exported["status"], exported["issue"]) == ("hard", "554", 1)
     publish_week(demo_db, live, now, week=1)
     assert WATCH not in sent_messages(live)
     assert subscriber_status(demo_db, WATCH) == "bounced"

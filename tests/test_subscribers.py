@@ -336,6 +336,7 @@ def test_export_holds_everything_stored_about_one_subscriber(
             }
         ],
         "deliveries": [],
+        "bounces": [],
     }
 
 

@@ -20,6 +20,7 @@ from sqlite_utils import Database
 from policyfeed.content.posts import check_slug, slugify, strip_forbidden
 from policyfeed.errors import ConfigError, ConflictError, InputError
 from policyfeed.model import Chapter, Subscriber
+from policyfeed.store import bounces as bounce_store
 from policyfeed.store import deliveries as delivery_store
 from policyfeed.store import signups as signup_store
 from policyfeed.store import subscribers as store
@@ -448,6 +449,11 @@ def export_subscriber(db: Database, email: str) -> dict[str, Any]:
         "unsubscribed_at": stamp(subscriber.unsubscribed_at),
         "consents": consents,
         "deliveries": delivery_store.deliveries_for_subscriber(db, subscriber.id or 0),
+        # What their mail system sent back about them (bounces, complaints), oldest first.
+        "bounces": [
+            {k: v for k, v in event.items() if k != "email"}
+            for event in reversed(bounce_store.events(db, email=subscriber.email, limit=100_000))
+        ],
     }
 
 
