@@ -88,7 +88,7 @@ def test_the_proxies_cap_bodies_at_the_apps_largest_cap() -> None:
     assert cap == 16 * 1024
     assert "client_max_body_size 16k;" in (DOCS / "nginx" / "policyfeed.conf").read_text()
     caddy = (DOCS / "caddy" / "Caddyfile").read_text()
-    assert "max_size 16KB" in caddy and f"> {cap}`" in caddy
+    assert "max_size 16KiB" in caddy and f"> {cap}`" in caddy
 
 
 def test_the_proxies_set_the_apps_content_security_policy() -> None:
