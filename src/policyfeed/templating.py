@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from policyfeed.content.plaintext import text_heading, wrap_text
+from policyfeed.content.text import clean_text
 from policyfeed.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,6 +49,18 @@ def _default_template_loader() -> jinja2.BaseLoader:
     return PackageResourceLoader()
 
 
+def _clean_output(value: Any) -> Any:
+    """Every ``{{ … }}`` of every template goes out through :func:`clean_text` (controls and
+    noncharacters from a title or the site description never reach a page or a message)."""
+    from markupsafe import Markup
+
+    if isinstance(value, Markup):
+        return Markup(clean_text(str(value)))
+    if isinstance(value, str):
+        return clean_text(value)
+    return value
+
+
 @functools.lru_cache(maxsize=8)
 def _environment(templates_dir: Path | None) -> jinja2.Environment:
     import jinja2
@@ -58,6 +71,7 @@ def _environment(templates_dir: Path | None) -> jinja2.Environment:
     loaders.append(_default_template_loader())
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
+        finalize=_clean_output,
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html", "htm", "xml"), default_for_string=True
         ),

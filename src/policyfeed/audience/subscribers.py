@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
-from policyfeed.content.posts import check_slug, slugify, strip_forbidden
+from policyfeed.content.posts import check_slug, slugify
+from policyfeed.content.text import clean_line
 from policyfeed.errors import ConfigError, ConflictError, InputError
 from policyfeed.model import Chapter, Subscriber
 from policyfeed.store import bounces as bounce_store
@@ -93,7 +94,7 @@ def address_hash(address: str) -> str:
 
 
 def _clean_name(text: str) -> str:
-    return " ".join(strip_forbidden(text).split())[:200]
+    return clean_line(text)[:200]
 
 
 # --- chapters -------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ def _checked_chapter(
                 where=where,
             )
         topic_ids.append(known[topic_slug])
-    intro = " ".join(strip_forbidden(intro).split())
+    intro = clean_line(intro)
     return Chapter(slug=slug, name=name, intro=intro), topic_ids
 
 

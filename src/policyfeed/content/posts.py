@@ -14,15 +14,13 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+from policyfeed.content.text import clean_line, clean_text
 from policyfeed.errors import InputError
 from policyfeed.model import Post, PostDraft, Topic
 
 STATUSES = ("draft", "published")
 BODY_FORMATS = ("html", "markdown")
 
-# Characters XML 1.0 forbids (C0 controls but tab/newline/CR, surrogates, U+FFFE/U+FFFF). Feeds
-# with any of them are rejected by strict parsers, so they never enter the store.
-_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SLUG_OK = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 
 ALLOWED_TAGS = {
@@ -47,8 +45,9 @@ ALLOWED_ATTRIBUTES = {
 
 
 def strip_forbidden(text: str) -> str:
-    """Remove characters that XML 1.0 forbids."""
-    return _XML_FORBIDDEN.sub("", text)
+    """Remove what no feed, page or message may carry (:func:`text.clean_text`): characters
+    XML 1.0 forbids, C1 controls, Unicode noncharacters."""
+    return clean_text(text)
 
 
 def slugify(text: str) -> str:
@@ -189,7 +188,7 @@ def parse_topics(value: Any) -> list[Topic]:
     items = value if isinstance(value, list | tuple) else re.split(r"[;,]", str(value))
     topics: dict[str, Topic] = {}
     for item in items:
-        name = " ".join(strip_forbidden(str(item)).split())
+        name = clean_line(str(item))
         if not name:
             continue
         slug = slugify(name)
@@ -236,7 +235,7 @@ def draft_from_record(
     url, topics, status, published_at (or date), updated_at, guid.
     """
     try:
-        title = " ".join(_text(record, "title").split())
+        title = clean_line(_text(record, "title"))
         if not title:
             raise ValueError("missing title")
         slug = _text(record, "slug") or slugify(title)
@@ -250,10 +249,10 @@ def draft_from_record(
         if body_format == "markdown":
             body = markdown_to_html(body)
         body_html = sanitize_html(body, base_url)
-        summary = " ".join(_text(record, "summary").split())
+        summary = clean_line(_text(record, "summary"))
         if "<" in summary or "&" in summary:
             # Summaries are plain text; imported ones may carry markup.
-            summary = " ".join(clean_html_to_text(sanitize_html(summary, base_url)).split())
+            summary = clean_line(clean_html_to_text(sanitize_html(summary, base_url)))
         url = _text(record, "url") or None
         if url:
             parts = urlsplit(urljoin(base_url, url))
@@ -275,7 +274,7 @@ def draft_from_record(
             summary=summary,
             body_html=body_html,
             body_text=clean_html_to_text(body_html),
-            author=" ".join(_text(record, "author").split()),
+            author=clean_line(_text(record, "author")),
             url=url,
             status=status,
             published_at=published_at,

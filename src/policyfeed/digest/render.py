@@ -22,6 +22,7 @@ from policyfeed.content.plaintext import (
     wrap_text,
 )
 from policyfeed.content.posts import sanitize_html
+from policyfeed.content.text import clean_line
 from policyfeed.errors import DigestTooLargeError
 from policyfeed.model import Issue, Post
 from policyfeed.templating import format_date, render_template
@@ -154,12 +155,12 @@ def post_views(
         text_body, links = html_to_mail_text(body_html) if with_text else ("", [])
         views.append(
             PostView(
-                title=post.title,
+                title=clean_line(post.title),
                 url=post.permalink(settings.base_url),
                 date=format_date(post.published_at, settings.tz),
                 date_iso=post.published_at.isoformat() if post.published_at else "",
-                author=post.author,
-                topics=tuple(topic.name for topic in post.topics),
+                author=clean_line(post.author),
+                topics=tuple(clean_line(topic.name) for topic in post.topics),
                 summary=summary,
                 short_summary=shorten(summary, SUMMARY_CHARS),
                 body_html=Markup(body_html),
@@ -249,7 +250,7 @@ def render_subject(
         posts=post_views(posts[:1], settings, with_text=False) if posts else [],
         post_count=len(posts),
     )
-    return shorten(text, 200)
+    return shorten(clean_line(text), 200)
 
 
 def preheader_text(issue: Issue, posts: Sequence[Post], settings: Settings) -> str:

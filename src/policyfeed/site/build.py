@@ -29,6 +29,7 @@ from urllib.parse import urljoin
 
 from sqlite_utils import Database
 
+from policyfeed.content.text import clean_line
 from policyfeed.model import Post, Topic
 from policyfeed.output import write_if_changed
 from policyfeed.site.feeds import (
@@ -192,13 +193,15 @@ class _Pages:
         assert post.published_at is not None
         own_page = self.settings.absolute(f"posts/{post.slug}/")
         view: dict[str, Any] = {
-            "title": post.title,
+            "title": clean_line(post.title),
             "url": f"{root}posts/{post.slug}/",
             "date": format_date(post.published_at, self.settings.tz),
             "date_iso": post.published_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "author": post.author,
+            "author": clean_line(post.author),
             "summary": post.summary or excerpt(post.body_text),
-            "topics": [{"name": t.name, "url": f"{root}topics/{t.slug}/"} for t in post.topics],
+            "topics": [
+                {"name": clean_line(t.name), "url": f"{root}topics/{t.slug}/"} for t in post.topics
+            ],
         }
         if full:
             view["body_html"] = Markup(post.body_html)  # sanitised when it was saved
@@ -220,7 +223,7 @@ class _Pages:
             depth=0,
             feeds=feed_links(self.settings),
             posts=[self.post_view(p, "") for p in posts],
-            topics=[{"name": t.name, "url": f"topics/{t.slug}/"} for t in topics],
+            topics=[{"name": clean_line(t.name), "url": f"topics/{t.slug}/"} for t in topics],
             older=f"archive/{older}/" if older else "",
         )
 
@@ -229,9 +232,11 @@ class _Pages:
         return self.render(
             "site/topic.html",
             depth=2,
-            feeds=feed_links(self.settings, folder, f"{self.settings.title}: {topic.name}")
+            feeds=feed_links(
+                self.settings, folder, f"{self.settings.title}: {clean_line(topic.name)}"
+            )
             + feed_links(self.settings),
-            topic={"name": topic.name, "slug": topic.slug},
+            topic={"name": clean_line(topic.name), "slug": topic.slug},
             posts=[self.post_view(p, "../../") for p in posts],
         )
 

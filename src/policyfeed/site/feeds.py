@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +26,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from policyfeed.content.posts import sanitize_html, strip_forbidden
+from policyfeed.content.posts import sanitize_html
+from policyfeed.content.text import clean_line, clean_text
 from policyfeed.output import write_if_changed
 
 
@@ -53,13 +53,11 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 #: ``updated`` of a feed without entries: a fixed date, never the build time.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNTITLED = "(untitled)"
-# Control characters XML allows but readers choke on (DEL and the C1 range; feedparser, for one,
-# reads U+0080-U+009F as Windows-1252). XML-forbidden ones go through posts.strip_forbidden.
-_CONTROLS = re.compile("[\x7f-\x9f]")
 
 
 def _clean(text: str) -> str:
-    return _CONTROLS.sub("", strip_forbidden(text))
+    """What no feed may carry removed (XML-forbidden and C1 controls, noncharacters)."""
+    return clean_text(text)
 
 
 def _absolute_url(value: str, what: str) -> str:
@@ -70,8 +68,9 @@ def _absolute_url(value: str, what: str) -> str:
 
 
 def _plain(text: str) -> str:
-    """One line of plain text: control characters removed, white space folded."""
-    return " ".join(_clean(text).split())
+    """One line of plain text (an Atom text construct, a name): control characters and
+    bidirectional overrides removed, white space folded."""
+    return clean_line(text)
 
 
 def _aware(moment: datetime, what: str) -> datetime:
@@ -313,7 +312,9 @@ def _generator(
         fe.description(html.escape(summary, quote=False))
         fe.content(entry.content_html, type="html")
         if not rss:
-            fe.summary(summary, type="text")
+            # type="html", the text escaped, as RSS does: readers render type="text" that
+            # looks like markup (a title about <b>) as HTML anyway (W3C: ContainsUndeclaredHTML).
+            fe.summary(html.escape(summary, quote=False), type="html")
         fe.published(entry.published)
         fe.updated(entry.updated)
         for name in entry.authors:
@@ -347,7 +348,19 @@ def render_atom(
     meta: FeedMeta, entries: Sequence[FeedEntry], archive: ArchiveLinks | None = None
 ) -> bytes:
     """An Atom 1.0 document (content ``type="html"`` plus a plain-text summary)."""
-    data: bytes = _generator(meta, entries, archive, ATOM_FILE).atom_str(pretty=True)
+    from lxml import etree
+
+    feed, doc = _generator(meta, entries, archive, ATOM_FILE)._create_atom()
+    # Text constructs as type="html" with the text escaped (see the entries' summaries).
+    # (feedgen makes its elements without a namespace and declares Atom's as the default.)
+    for element in (
+        *feed.findall("title"),
+        *feed.findall("subtitle"),
+        *feed.findall("entry/title"),
+    ):
+        element.text = html.escape(element.text or "", quote=False)
+        element.attrib["type"] = "html"
+    data: bytes = etree.tostring(doc, pretty_print=True, encoding="UTF-8", xml_declaration=True)
     return data
 
 

@@ -1,0 +1,36 @@
+"""The one clean-up every piece of text passes wherever it goes out (feeds, pages, mail) and on
+the way in: :func:`clean_text` for any text, :func:`clean_line` for single-line text (titles,
+names, subjects)."""
+
+from __future__ import annotations
+
+import re
+
+# XML 1.0 forbids C0 controls (but tab, newline and carriage return), surrogates and
+# U+FFFE/U+FFFF; strict parsers reject a feed holding one. DEL and the C1 controls are allowed
+# but read as Windows-1252 by some parsers and shown as boxes by browsers. Unicode's
+# noncharacters (U+FDD0-U+FDEF and the last two code points of every plane) are "not for
+# interchange": the W3C validator rejects feeds with them.
+_UNWANTED = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(
+        f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(17)
+    )
+    + "]"
+)
+# Bidirectional embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069): in a
+# title or a name they reorder what readers see ("edirrevo-LTR") and can make one name pass for
+# another. The marks (U+200E, U+200F) do not override anything and stay.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` without the characters no feed, page or message should carry (see above).
+    Line breaks and tabs stay."""
+    return _UNWANTED.sub("", text)
+
+
+def clean_line(text: str) -> str:
+    """One line of text: :func:`clean_text`, bidirectional controls removed, white space
+    (line breaks included) folded to single spaces."""
+    return " ".join(_BIDI_CONTROLS.sub("", clean_text(text)).split())
