@@ -54,6 +54,7 @@ from policyfeed.store.site import (
     newest_in_topic,
     newest_visible,
     read_snapshot,
+    site_last_change,
 )
 from policyfeed.templating import format_date
 
@@ -135,7 +136,12 @@ def post_entry(post: Post, settings: Settings) -> FeedEntry:
 
 
 def site_meta(
-    settings: Settings, folder: str = "", *, title: str = "", subtitle: str = ""
+    settings: Settings,
+    folder: str = "",
+    *,
+    title: str = "",
+    subtitle: str = "",
+    last_change: datetime | None = None,
 ) -> FeedMeta:
     """The FeedMeta of the site's feed whose documents live in ``folder`` (relative, "" = root)."""
     url = settings.absolute(folder)
@@ -152,15 +158,17 @@ def site_meta(
         author_email=settings.author_email,
         hub=settings.websub_hub,
         category_scheme=settings.absolute("topics/"),
+        last_change=last_change,
     )
 
 
-def topic_meta(settings: Settings, topic: Topic) -> FeedMeta:
+def topic_meta(settings: Settings, topic: Topic, last_change: datetime | None = None) -> FeedMeta:
     return site_meta(
         settings,
         f"topics/{topic.slug}/",
         title=f"{settings.title}: {topic.name}",
         subtitle=f"Posts on {topic.name} from {settings.title}",
+        last_change=last_change,
     )
 
 
@@ -286,6 +294,8 @@ class _Builder:
         self.limit = settings.feed_limit
         self._entries: dict[int, FeedEntry] = {}
         self.rendered_slugs: set[str] = set()
+        #: Dates a feed without entries (the site's last change, never after now).
+        self.last_change = site_last_change(db, now)
 
     def run(self) -> None:
         names = {t.slug: t for t in all_topics(self.db)}
@@ -365,7 +375,8 @@ class _Builder:
                 is_archive=True,
             )
             entries = [post_entry(p, self.settings) for p in posts]
-            self.write_feeds(folder, site_meta(self.settings, folder), entries, links)
+            meta = site_meta(self.settings, folder, last_change=self.last_change)
+            self.write_feeds(folder, meta, entries, links)
             self.write(
                 folder + "index.html",
                 self.pages.archive_page(page.number, posts, is_last=page.is_last),
@@ -381,9 +392,9 @@ class _Builder:
             current=self.settings.base_url,
             prev_archive=self.settings.absolute(f"archive/{len(pages)}/") if pages else "",
         )
-        self.write_feeds("", site_meta(self.settings), [self.entry(p) for p in posts], archive)
-        older = len(pages) - (1 if pages and pages[-1].count == 0 else 0)
-        self.write("index.html", self.pages.index_page(posts, topics, older))
+        meta = site_meta(self.settings, last_change=self.last_change)
+        self.write_feeds("", meta, [self.entry(p) for p in posts], archive)
+        self.write("index.html", self.pages.index_page(posts, topics, len(pages)))
         return posts
 
     def topics(self, names: dict[str, Topic]) -> list[Topic]:
@@ -407,7 +418,10 @@ class _Builder:
                 continue
             state.topics[slug] = [p.id for p in posts if p.id is not None]
             self.write_feeds(
-                folder, topic_meta(self.settings, topic), [self.entry(p) for p in posts], None
+                folder,
+                topic_meta(self.settings, topic, self.last_change),
+                [self.entry(p) for p in posts],
+                None,
             )
             self.write(folder + "index.html", self.pages.topic_page(topic, posts))
             self.post_pages(posts)
@@ -437,7 +451,7 @@ class _Builder:
                     group="Topics",
                 )
             )
-        updated = feed_updated([self.entry(p) for p in posts])
+        updated = feed_updated([self.entry(p) for p in posts], self.last_change)
         self.write(
             "feeds.opml",
             render_opml(
@@ -504,7 +518,9 @@ def build_site(
         if not plan.nothing_to_do:
             _Builder(db, settings, out_dir, now, plan, result).run()
     save_state(db, out_dir, plan.state)
-    issues = build_issue_archive(db, settings, out_dir, full=full)
+    issues = build_issue_archive(
+        db, settings, out_dir, full=full, now=now, site_changed=not plan.nothing_to_do
+    )
     result.written.extend(issues.written)
     result.removed.extend(issues.removed)
     if settings.websub_hub and notify_hub:

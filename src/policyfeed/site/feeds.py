@@ -50,7 +50,8 @@ GENERATOR = "policyfeed"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 FH_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
 ATOM_NS = "http://www.w3.org/2005/Atom"
-#: ``updated`` of a feed without entries: a fixed date, never the build time.
+#: ``updated`` of a feed without entries when its FeedMeta gives no ``last_change``: a fixed
+#: date, never the build time. (Builds always give one: readers refuse a feed dated 1970.)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNTITLED = "(untitled)"
 
@@ -93,6 +94,7 @@ class FeedMeta:
     ``link`` is the HTML page the feed belongs to; ``self_base`` the absolute URL of the folder
     that holds this document (ending in ``/``): the self link is ``self_base`` plus the file name.
     ``id`` is the feed's permanent identity (Atom ``id``). ``hub`` is a WebSub hub URL or "".
+    ``last_change`` dates the feed while it has no entries (the site's last change).
     """
 
     title: str
@@ -107,6 +109,7 @@ class FeedMeta:
     author_email: str = ""
     hub: str = ""
     category_scheme: str = ""
+    last_change: datetime | None = None
 
     def __post_init__(self) -> None:
         _absolute_url(self.link, "feed link")
@@ -200,9 +203,10 @@ def discovery_links(folder_url: str, title: str) -> list[dict[str, str]]:
     ]
 
 
-def feed_updated(entries: Sequence[FeedEntry]) -> datetime:
-    """A feed's ``updated``: the newest change among its entries (:data:`EPOCH` if none)."""
-    return max((e.updated for e in entries), default=EPOCH)
+def feed_updated(entries: Sequence[FeedEntry], last_change: datetime | None = None) -> datetime:
+    """A feed's ``updated``: the newest change among its entries, else ``last_change`` (else
+    :data:`EPOCH`)."""
+    return max((e.updated for e in entries), default=last_change or EPOCH)
 
 
 # --- RSS and Atom (feedgen) ----------------------------------------------------------------
@@ -286,7 +290,7 @@ def _generator(
         fg.icon(meta.icon)
     if meta.logo or meta.icon:
         fg.logo(meta.logo or meta.icon)  # also the RSS <image>
-    updated = feed_updated(entries)
+    updated = feed_updated(entries, meta.last_change)
     fg.updated(updated)  # also RSS lastBuildDate: the newest change, never the build time
     if entries and rss:
         fg.pubDate(max(e.published for e in entries))

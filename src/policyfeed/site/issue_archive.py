@@ -51,7 +51,7 @@ from policyfeed.site.issue_archive_state import (
     save_archive_state,
 )
 from policyfeed.store import issues as store
-from policyfeed.store.site import journal_since, read_snapshot
+from policyfeed.store.site import journal_since, read_snapshot, site_last_change
 from policyfeed.templating import render_template
 
 if TYPE_CHECKING:
@@ -185,7 +185,12 @@ def _absolute(settings: Settings, url: str) -> str:
     return url if not url or url.startswith(("http://", "https://")) else settings.absolute(url)
 
 
-def write_issue_feeds(settings: Settings, entries: list[FeedEntry], out_dir: Path) -> list[Path]:
+def write_issue_feeds(
+    settings: Settings,
+    entries: list[FeedEntry],
+    out_dir: Path,
+    last_change: datetime | None = None,
+) -> list[Path]:
     """RSS, Atom and JSON feeds of issues (``issues/feed.xml``, ``atom.xml``, ``feed.json``)."""
     from policyfeed.site.feeds import FeedMeta, write_feed_set
 
@@ -202,6 +207,7 @@ def write_issue_feeds(settings: Settings, entries: list[FeedEntry], out_dir: Pat
         author=settings.author,
         author_email=settings.author_email,
         hub=settings.websub_hub,
+        last_change=last_change,
     )
     return write_feed_set(out_dir, ISSUES_DIR, meta, entries)
 
@@ -221,11 +227,23 @@ class ArchiveResult:
 class _Archive:
     """One archive build: renders pages and feeds, and keeps what the next build needs."""
 
-    def __init__(self, db: Database, settings: Settings, out_dir: Path, state: ArchiveState):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        out_dir: Path,
+        state: ArchiveState,
+        now: datetime | None = None,
+        site_changed: bool = True,
+    ):
         self.db = db
         self.settings = settings
         self.out_dir = out_dir
         self.state = state
+        self.now = now
+        self.site_changed = site_changed
+        #: Dates the feeds while there is no issue (the site's last change).
+        self.last_change = site_last_change(db, now) if now is not None else None
         self.result = ArchiveResult()
         self.feed_ids: set[int] = set()
         self._shown: dict[int, tuple[ArchivedIssue, list[LazyPostView]]] = {}
@@ -279,7 +297,9 @@ class _Archive:
         for issue in newest:
             item, views = self.shown(issue)
             entries.append(issue_feed_entry(self.settings, item, views))
-        self.result.written.extend(write_issue_feeds(self.settings, entries, self.out_dir))
+        self.result.written.extend(
+            write_issue_feeds(self.settings, entries, self.out_dir, self.last_change)
+        )
         self.state.feed = [issue.id for issue in newest if issue.id is not None]
 
     def full(self) -> None:
@@ -314,6 +334,8 @@ class _Archive:
         dirty = store.issue_ids_of_posts(db, sorted(changed_posts))
         dirty.update(change.issue_id for change in changes)
         if not dirty:
+            if self.site_changed and not since.feed:  # empty feeds carry the site's last change
+                self.feeds([])
             return
         current = store.issues_by_ids(db, sorted(dirty))
         # Numbers where an issue appeared or went: the pages beside them link elsewhere now.
@@ -344,11 +366,19 @@ class _Archive:
 
 
 def build_issue_archive(
-    db: Database, settings: Settings, out_dir: Path, *, full: bool = False
+    db: Database,
+    settings: Settings,
+    out_dir: Path,
+    *,
+    full: bool = False,
+    now: datetime | None = None,
+    site_changed: bool = True,
 ) -> ArchiveResult:
     """Bring ``issues/`` under ``out_dir`` up to date with the database: every issue's page
     (``issues/<number>/index.html``), ``issues/index.html`` and the feeds of the newest
-    ``feed_limit`` issues. Renders only what changed since the last build (``full``: all)."""
+    ``feed_limit`` issues. Renders only what changed since the last build (``full``: all).
+    ``now`` is the site build's (it dates the feeds while there is no issue); ``site_changed``
+    False says the site build found nothing changed (the empty feeds of issues keep their date)."""
     out_dir = Path(out_dir)
     context = archive_fingerprint(settings)
     with read_snapshot(db):
@@ -361,7 +391,7 @@ def build_issue_archive(
             counts=dict(since.counts) if since is not None else {},
             feed=list(since.feed) if since is not None else [],
         )
-        archive = _Archive(db, settings, out_dir, state)
+        archive = _Archive(db, settings, out_dir, state, now, site_changed)
         if since is None:
             archive.full()
         else:

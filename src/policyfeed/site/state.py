@@ -3,9 +3,11 @@ build that renders only what changed.
 
 Feed order is the key ``(published_at, id)``, oldest first. The newest ``limit`` visible posts
 form the current feeds; all older ones are cut, from the oldest, into RFC 5005 archive pages of
-``limit`` entries. A full page always links the next page, so the newest archive page is never
-full: when the archive is an exact multiple of ``limit``, that page is empty. A full page
-therefore never changes again, unless one of its own posts is edited, removed or backdated.
+``limit`` entries. The newest page may be full (the archive is an exact multiple of ``limit``;
+no empty page is ever written, since some readers refuse a feed without entries). A page that
+has a newer page never changes again, unless one of its own posts is edited, removed or
+backdated; the newest one changes once more, when a newer page appears and it gains its
+``next-archive`` link.
 
 The database keeps a journal of every change to a post (``post_journal``, with the slug, status
 and date the post had before). The state (kept in the database, per output folder: see
@@ -166,10 +168,10 @@ class BuildPlan:
 
 
 def page_count(archived: int, limit: int) -> int:
-    """How many archive pages ``archived`` posts fill; an exact multiple adds an empty page."""
+    """How many archive pages ``archived`` posts fill (never an empty one)."""
     if archived <= 0:
         return 0
-    return -(-archived // limit) + (1 if archived % limit == 0 else 0)
+    return -(-archived // limit)
 
 
 def plan_build(
@@ -214,6 +216,13 @@ def plan_build(
         first_kept, tail = 0, visible_keys_from(db, now=now, start=None)
     elif moved:
         first_kept, tail = _tail_from(db, old_pages, min(moved), now=now, limit=limit)
+        # The page that ends up the newest is always rendered (it loses its next-archive link):
+        # when the archive shrank back into the kept pages, start the tail at that page.
+        total = page_count(max(0, first_kept * limit + len(tail) - limit), limit)
+        if 0 < total <= first_kept:
+            first_kept = total - 1
+            start = old_pages[first_kept].first
+            tail = visible_keys_from(db, now=now, start=start)
     else:
         first_kept, tail = len(old_pages), []
     layout_changed = full or bool(moved)

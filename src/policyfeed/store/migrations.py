@@ -490,3 +490,14 @@ def m012_build_state(db: Database) -> None:
         ) WITHOUT ROWID
         """
     )
+
+
+@MIGRATIONS()
+def m013_no_future_changes(db: Database) -> None:
+    # Imports could store a post's last change in the future (an "updated" of 2099), which then
+    # dated every feed holding the post there. Saves now keep it at or before the save; rows
+    # written before get the time of this migration.
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    db.execute("UPDATE posts SET updated_at = ? WHERE updated_at > ?", [stamp, stamp])

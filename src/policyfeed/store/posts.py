@@ -261,7 +261,9 @@ def _save_post(
         "url": draft.url,
         "status": status,
         "published_at": to_db_time(published) if published else None,
-        "updated_at": to_db_time(draft.updated_at or published or now),
+        # A change is never later than the save (an import saying 2099 would date every feed
+        # holding the post there); a publication may be, it schedules the post.
+        "updated_at": to_db_time(min(draft.updated_at or published or now, now)),
     }
     # The permanent id is given in the same write as the row (an UPDATE afterwards would index
     # the whole post for full-text search a second time).

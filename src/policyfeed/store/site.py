@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlite_utils import Database
 
@@ -229,3 +229,23 @@ def newest_in_topic(
         params = [stamp, topic_id]
     ids = [int(r[0]) for r in db.execute(sql, params).fetchall()]
     return get_posts_by_ids(db, ids)
+
+
+def site_last_change(db: Database, now: datetime) -> datetime:
+    """When the site last changed as of ``now``: the newest publication among visible posts
+    (one step down the date index), else when the database was made. Dates feeds that have no
+    entries, so that none says 1970."""
+    from policyfeed.store import from_db_time
+
+    newest, _upcoming = visibility_window(db, now=now)
+    if newest:
+        return from_db_time(newest)
+    made = db.execute("SELECT min(applied_at) FROM _sqlite_migrations").fetchone()
+    try:
+        created = datetime.fromisoformat(str(made[0]))
+    except (TypeError, ValueError):
+        return now
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    # Not clamped to now: a date that moved with the clock would rewrite the feeds every build.
+    return created.astimezone(UTC).replace(microsecond=0)
