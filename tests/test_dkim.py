@@ -238,3 +238,19 @@ def test_keygen_refuses_a_missing_folder(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "no such folder" in result.output
     assert not os.path.exists(tmp_path / "no")
+
+
+def test_a_test_copy_is_signed_as_the_members_copies_are(
+    demo_db: sqlite_utils.Database, settings: Settings, now: datetime,
+    keypair: tuple[Path, str, bytes],
+) -> None:  # fmt: skip
+    from policyfeed.delivery.sendtest import send_test_copies
+
+    key, name, text = keypair
+    live = signed_settings(settings, key)
+    publish_week(demo_db, live, now)
+    report = send_test_copies(demo_db, live, 1, ["editor@example.org"], now=now)
+    (outcome,) = report.outcomes
+    copy = next(p.read_bytes() for p in (live.outbox_dir / "new").iterdir() if "test-" in p.name)
+    assert copy.startswith(b"Return-Path: <policy-digest@example.org>\r\nDKIM-Signature:")
+    assert dkim.verify(copy, dnsfunc=dns_serving(name, text)), outcome

@@ -165,6 +165,9 @@ def send_copies(
 ) -> CopiesReport:
     """Hand one copy per address over one connection. A refused address does not stop the
     others; once the relay is unavailable, the addresses left are not tried."""
+    from policyfeed.delivery.dkim import make_signer
+
+    signer = make_signer(settings)  # signed as the members' copies are (a broken key: stop here)
     via = "the given transport"
     if transport is None:
         transport, via = copy_transport(settings)
@@ -183,10 +186,16 @@ def send_copies(
             message, message_id = copy_message(
                 template, issue, settings, recipient, now=now, kind=kind
             )
+            if signer is not None:
+                message = signer.sign(message)
             status, error = SENT, ""
             try:
+                # The bounce address without a token: a copy names no delivery.
                 transport.send(
-                    message, sender=settings.sender, recipient=recipient, message_id=message_id
+                    message,
+                    sender=settings.bounce_mailbox_address,
+                    recipient=recipient,
+                    message_id=message_id,
                 )
             except SendBlocked as exc:  # the others would meet the same: not tried either
                 status, error = BLOCKED, str(exc)
