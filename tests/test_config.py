@@ -140,7 +140,7 @@ def test_secrets_in_the_file_are_refused(tmp_path: Path, text: str, message: str
         (
             "[sight]\n",
             "policyfeed.toml: unknown section [sight] "
-            "(known: site, build, digest, smtp, web, bounces, dkim)",
+            "(known: site, build, digest, smtp, web, bounces, dkim, signup)",
         ),
         (
             'title = "x"\n',

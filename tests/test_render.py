@@ -117,7 +117,7 @@ def test_no_scripts_and_every_link_is_absolute_or_the_unsubscribe_placeholder(de
     assert links
     for href in links:
         parts = urlsplit(href)
-        assert href == UNSUBSCRIBE_URL_TOKEN or (
+        assert href in render.PLACEHOLDERS or (
             parts.scheme in ("http", "https") and parts.netloc
         ), href
 
@@ -165,10 +165,13 @@ def test_the_demo_digest_is_small_and_carries_full_posts(demo_digest) -> None:
 def test_size_counts_utf8_bytes_and_room_for_the_substituted_unsubscribe_url(demo_digest):
     raw = len(demo_digest.html.encode("utf-8"))
     tokens = demo_digest.html.count(UNSUBSCRIBE_URL_TOKEN)
+    preferences = demo_digest.html.count(render.PREFERENCES_URL_TOKEN)
 
-    assert tokens == 1
-    assert demo_digest.size_bytes == raw + tokens * (
-        render.PLACEHOLDER_URL_BYTES - len(UNSUBSCRIBE_URL_TOKEN)
+    assert tokens == 1 and preferences == 1
+    assert demo_digest.size_bytes == (
+        raw
+        + tokens * (render.PLACEHOLDER_URL_BYTES - len(UNSUBSCRIBE_URL_TOKEN))
+        + preferences * (render.PLACEHOLDER_URL_BYTES - len(render.PREFERENCES_URL_TOKEN))
     )
 
 
@@ -192,10 +195,13 @@ def test_the_text_part_has_every_posts_link_headings_and_no_html(demo_digest, de
 
 
 def test_the_text_part_ends_with_the_unsubscribe_placeholder_and_address(demo_digest):
-    tail = demo_digest.text.splitlines()[-8:]
+    tail = demo_digest.text.splitlines()[-11:]
 
     assert "Unsubscribe:" in tail
     assert tail[tail.index("Unsubscribe:") + 1] == UNSUBSCRIBE_URL_TOKEN
+    assert tail[tail.index("Your preferences (name, chapter, pause):") + 1] == (
+        render.PREFERENCES_URL_TOKEN
+    )
     assert tail[-1] == "Public Policy team, 1775 Wiehle Avenue, Reston, VA 20190, USA"
 
 
@@ -294,7 +300,7 @@ def test_scripts_styles_and_javascript_links_in_a_body_never_reach_the_email(set
     assert "<script" not in digest.html and "javascript:" not in digest.html
     assert "onclick" not in digest.html
     for href in hrefs(digest.html):
-        assert href == UNSUBSCRIBE_URL_TOKEN or urlsplit(href).scheme in ("http", "https")
+        assert href in render.PLACEHOLDERS or urlsplit(href).scheme in ("http", "https")
 
 
 def huge_post(slug: str, size: int) -> object:

@@ -202,6 +202,8 @@ def test_a_link_that_is_not_valid_says_so_with_how_to_leave_and_changes_nothing(
 def test_a_link_that_is_not_valid_offers_a_fresh_link_when_the_app_has_that_page(
     site: Settings, db_path: Path, ada: int
 ) -> None:
+    # Without the sign-up's pages (signup.enabled = false) there is no such page to offer.
+    site = dataclasses.replace(site, signup_enabled=False)
     without = Client(make_unsubscribe_app(site, db_path))
     assert "/preferences/link" not in without.get("/unsubscribe?t=x").get_data(as_text=True)
 
@@ -213,6 +215,16 @@ def test_a_link_that_is_not_valid_offers_a_fresh_link_when_the_app_has_that_page
     page = with_page.get("/unsubscribe?t=x").get_data(as_text=True)
     assert 'href="/preferences/link"' in page
     assert with_page.get("/preferences/link").status_code == 200
+
+
+def test_the_sign_ups_page_for_a_fresh_link_is_offered_when_a_link_is_not_valid(
+    client: Client,
+) -> None:
+    page = client.get("/unsubscribe?t=x").get_data(as_text=True)
+    assert 'href="/preferences/link"' in page
+    assert "Get a link to your preferences" in client.get("/preferences/link").get_data(
+        as_text=True
+    )
 
 
 def test_the_genuine_link_of_a_member_removed_since_says_they_are_not_on_the_list(

@@ -103,15 +103,16 @@ def test_an_added_token_page_gets_the_token_limit_and_the_token_headers(
     def confirm(request: Request, site: WebContext) -> Response:
         return site.page("web/error.html", code=200, title="Confirmed", message=site.token(request))
 
-    app = app_with(configured, db_path, Endpoint("/confirm", confirm, token_page=True))
+    # (/confirm itself is the sign-up's: a path of its own for this made-up token page)
+    app = app_with(configured, db_path, Endpoint("/token-page", confirm, token_page=True))
     client = Client(app)
-    ok = client.get("/confirm?t=abc")
+    ok = client.get("/token-page?t=abc")
     assert ok.status_code == 200
     assert ok.headers["Cache-Control"] == "no-store"
     assert ok.headers["Referrer-Policy"] == "no-referrer"
     assert "frame-ancestors 'none'" in ok.headers["Content-Security-Policy"]
-    assert client.get("/confirm?t=" + "a" * 401).status_code == 400
-    assert client.get("/confirm?t=a&t=" + "a" * 401).status_code == 400  # every value counts
+    assert client.get("/token-page?t=" + "a" * 401).status_code == 400
+    assert client.get("/token-page?t=a&t=" + "a" * 401).status_code == 400  # every value counts
 
 
 def test_pages_of_endpoints_have_the_sites_look(configured: Settings, db_path: Path) -> None:

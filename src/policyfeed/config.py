@@ -53,6 +53,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "editor_email",
         "icon",
         "logo",
+        "app_url",
     ),
     "build": ("output_dir", "feed_limit", "templates_dir", "websub_hub"),
     "digest": (
@@ -91,8 +92,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "bounces_sns_ca_file",
     ),
     "dkim": ("dkim_domain", "dkim_selector", "dkim_key_file"),
+    "signup": ("signup_enabled", "signup_consent_text", "signup_confirm_within"),
 }
-PREFIXED = ("smtp", "bounces", "dkim")
+PREFIXED = ("smtp", "bounces", "dkim", "signup")
 PATH_FIELDS = ("output_dir", "templates_dir", "outbox_dir")
 SMTP_SECURITY = ("starttls", "tls", "none")
 
@@ -111,6 +113,8 @@ class Settings:
     editor_email: str = ""
     icon: str = ""
     logo: str = ""
+    #: Where the WSGI app's endpoints are (/subscribe, /unsubscribe, …); empty: base_url.
+    app_url: str = ""
     output_dir: Path = Path("public")
     feed_limit: int = 50
     templates_dir: Path | None = None
@@ -124,6 +128,11 @@ class Settings:
     max_lateness: str = "2d"
     outbox_dir: Path = Path("outbox")
     unsubscribe_url: str = ""
+    signup_enabled: bool = True
+    #: What a reader agrees to by signing up (shown by the forms, kept in the consent record);
+    #: empty: a sentence naming the site.
+    signup_consent_text: str = ""
+    signup_confirm_within: str = "7d"
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_security: str = "starttls"
@@ -194,7 +203,22 @@ class Settings:
 
     @property
     def unsubscribe_endpoint(self) -> str:
-        return self.unsubscribe_url or self.absolute("unsubscribe")
+        return self.unsubscribe_url or self.app_endpoint("unsubscribe")
+
+    @property
+    def confirm_within(self) -> timedelta:
+        return parse_duration(self.signup_confirm_within)
+
+    @property
+    def consent_text(self) -> str:
+        return " ".join(self.signup_consent_text.split()) or (
+            f"I would like to receive the {self.title} digest by email. I can unsubscribe at "
+            "any time with the link in every message."
+        )
+
+    def app_endpoint(self, path: str) -> str:
+        """The absolute URL of one of the WSGI app's endpoints (``subscribe``, …)."""
+        return (self.app_url or self.base_url) + path.lstrip("/")
 
     def absolute(self, path: str) -> str:
         """An absolute URL on the site for a path relative to its root."""
@@ -389,6 +413,16 @@ def validate(settings: Settings) -> None:
         raise ConfigError(
             f"web.channel_timeout must be at least 1 second, not {settings.channel_timeout}"
         )
+    if settings.app_url:
+        app = urlsplit(settings.app_url)
+        if app.scheme not in ("http", "https") or not app.netloc or not settings.app_url.isascii():
+            raise ConfigError(
+                f"site.app_url must be an absolute http(s) URL, not {settings.app_url!r}"
+            )
+        if not settings.app_url.endswith("/"):
+            object.__setattr__(settings, "app_url", settings.app_url + "/")
+    if parse_duration(settings.signup_confirm_within) < timedelta(hours=1):
+        raise ConfigError("signup.confirm_within must be at least 1h (e.g. 7d)")
     _validate_mail_headers(settings)
     _validate_bounces(settings)
     _validate_dkim(settings)

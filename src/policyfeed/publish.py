@@ -244,7 +244,7 @@ def _render(
     issue: Issue, variant: _Variant, settings: Settings, *, now: datetime
 ) -> tuple[MessageTemplate, tuple[str, ...]]:
     """Render and inline one variant, once, and build its message template."""
-    from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN, render_issue
+    from policyfeed.digest.render import MESSAGE_PLACEHOLDERS, render_issue
 
     digest = render_issue(issue, variant.posts, settings, chapter=variant.chapter)
     template = build_template(
@@ -253,7 +253,7 @@ def _render(
         issue_number=issue.number,
         variant=variant.chapter.slug if variant.chapter else "",
         now=now,
-        placeholders={"unsubscribe_url": UNSUBSCRIBE_URL_TOKEN},
+        placeholders=MESSAGE_PLACEHOLDERS,
     )
     return template, digest.warnings
 
@@ -333,6 +333,8 @@ def publish(
     lateness = settings.max_lateness_delta if max_lateness is None else max_lateness
     scheduled, key, explicit = _resolve_period(db, settings, now, period)
     _check_output_folder(db, settings)
+    if not dry_run:
+        _sign_up_messages(db, settings, now=now, clock=clock, transport=transport)
     with read_only(db) if dry_run else contextlib.nullcontext():
         result = _publish(
             db,
@@ -533,6 +535,24 @@ def _check_output_folder(db: Database, settings: Settings) -> None:
     problem = output_folder_problem(db, settings.output_dir)
     if problem:
         raise ConflictError(problem)
+def _sign_up_messages(
+    db: Database,
+    settings: Settings,
+    *,
+    now: datetime,
+    clock: Callable[[], datetime],
+    transport: Transport | None,
+) -> None:
+    """Send the sign-up's messages that the relay could not take when they were asked for, and
+    purge sign-ups nobody confirmed in time. A relay still down only leaves them waiting (the
+    digest's own delivery reports it)."""
+    from policyfeed.audience.signup import tidy
+    from policyfeed.delivery.notices import send_waiting_notices
+    from policyfeed.store import transaction
+
+    with transaction(db):
+        tidy(db, settings, now=now)
+    send_waiting_notices(db, settings, clock=clock, transport=transport)
 
 
 def _delivery_message(report: DeliveryReport) -> str:

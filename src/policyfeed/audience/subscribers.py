@@ -42,6 +42,7 @@ __all__ = [
     "forget_subscriber",
     "import_subscribers",
     "normalize_email",
+    "preferences_url",
     "unsubscribe_secret",
     "unsubscribe_url",
 ]
@@ -93,7 +94,7 @@ def address_hash(address: str) -> str:
     return hashlib.sha256(f"policyfeed-forgotten:{normalized}".encode()).hexdigest()
 
 
-def _clean_name(text: str) -> str:
+def clean_name(text: str) -> str:
     return clean_line(text)[:200]
 
 
@@ -114,7 +115,7 @@ def _checked_chapter(
         check_slug(slug)
     except ValueError as exc:
         raise InputError(str(exc), source=source, where=where) from None
-    name = _clean_name(name)
+    name = clean_name(name)
     if not name:
         raise InputError(f"chapter {slug!r} needs a name", source=source, where=where)
     known = store.topic_ids_by_slug(db)
@@ -213,7 +214,7 @@ def add_subscriber(
                     )
                 signup_store.remove_forgotten(db, forgotten)
             subscriber_id = store.insert_subscriber(
-                db, email=address, name=_clean_name(name), chapter_id=chapter_id, now=now
+                db, email=address, name=clean_name(name), chapter_id=chapter_id, now=now
             )
         elif existing.status == "active":
             raise ConflictError(f"{existing.email} is already subscribed")
@@ -229,7 +230,7 @@ def add_subscriber(
                 db,
                 subscriber_id,
                 now=now,
-                name=_clean_name(name) or None,
+                name=clean_name(name) or None,
                 set_chapter=bool(chapter),
                 chapter_id=chapter_id,
                 status="active",
@@ -240,7 +241,7 @@ def add_subscriber(
             subscriber_id=subscriber_id,
             method="operator",
             source="policyfeed subscribers add" + (" --resubscribe" if resubscribe else ""),
-            name=_clean_name(name),
+            name=clean_name(name),
             chapter_id=chapter_id,
             now=now,
             confirmed=True,
@@ -300,7 +301,7 @@ def read_subscribers_csv(text: str, *, source: str) -> list[_Row]:
             address = normalize_email(values.get("email", ""))
         except ValueError as exc:
             raise InputError(str(exc), source=source, where=f"line {line}") from None
-        row = _Row(address, _clean_name(values.get("name", "")), values.get("chapter", ""), line)
+        row = _Row(address, clean_name(values.get("name", "")), values.get("chapter", ""), line)
         key = address.lower()
         if key not in merged:
             merged[key] = row
@@ -477,6 +478,11 @@ def unsubscribe_secret(settings: Settings) -> str:
         "key; set the variable before sending to real recipients"
     )
     return DEVELOPMENT_SECRET
+
+
+def preferences_url(settings: Settings, token: str) -> str:
+    """A member's preferences page, carrying their preferences token."""
+    return f"{settings.app_endpoint('preferences')}?t={quote(token, safe='.-_~')}"
 
 
 def unsubscribe_url(settings: Settings, token: str) -> str:

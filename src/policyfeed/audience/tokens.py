@@ -1,4 +1,5 @@
-"""Unsubscribe tokens: an HMAC of the subscriber id and the list, keyed by POLICYFEED_SECRET.
+"""Signed tokens, keyed by POLICYFEED_SECRET: unsubscribe tokens (an HMAC of the subscriber id and
+the list), and the sign-up's confirmation, preferences and form (CSRF) tokens.
 
 A token names the subscriber by id (no address in it) and cannot be forged without the secret.
 """
@@ -89,3 +90,111 @@ def read_return_token(secret: str, token: str, list_id: str) -> tuple[int, int] 
     if not hmac.compare_digest(parts[2], expected):
         return None
     return delivery_id, subscriber_id
+
+
+# --- the sign-up's links and forms -----------------------------------------------------------
+#
+# Each kind has a purpose of its own inside the MAC, so that no token of one kind is ever
+# accepted as another (an unsubscribe token is not a preferences token, a form token confirms
+# nothing). Times are whole seconds since the epoch, in the token, so an expired link can be
+# told from a forged one without looking anything up.
+
+#: How long a form the app rendered may be sent back (a page left open over lunch still works).
+FORM_TOKEN_LIFETIME = 12 * 3600
+
+
+def _signed(secret: str, purpose: str, fields: tuple[str, ...], list_id: str) -> str:
+    message = "\0".join((_VERSION, purpose, list_id, *fields)).encode("utf-8")
+    digest = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+
+
+def _number(text: str) -> int | None:
+    """A canonical, ASCII, non-negative whole number, or None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or str(int(text)) != text:
+        return None
+    return int(text)
+
+
+def _read(secret: str, prefix: str, token: str, list_id: str, fields: int) -> list[int] | None:
+    if not secret or not token or len(token) > 120 or not token.isascii():
+        return None
+    parts = token.split(".")
+    if len(parts) != fields + 2 or parts[0] != prefix:
+        return None
+    numbers = [_number(p) for p in parts[1:-1]]
+    if any(n is None for n in numbers):
+        return None
+    expected = _signed(secret, prefix, tuple(parts[1:-1]), list_id)
+    if not hmac.compare_digest(parts[-1], expected):
+        return None
+    return [n for n in numbers if n is not None]
+
+
+def _need_secret(secret: str) -> None:
+    if not secret:
+        raise ValueError("a signed link needs a secret")
+
+
+def make_confirm_token(secret: str, consent_id: int, list_id: str, *, expires: int) -> str:
+    """``c.<consent id>.<expiry, epoch seconds>.<mac>``: confirms one sign-up until it expires."""
+    _need_secret(secret)
+    fields = (str(int(consent_id)), str(int(expires)))
+    return f"c.{fields[0]}.{fields[1]}.{_signed(secret, 'c', fields, list_id)}"
+
+
+def read_confirm_token(secret: str, token: str, list_id: str) -> tuple[int, int] | None:
+    """(consent id, expiry in epoch seconds) of a genuine confirmation token, expired or not;
+    None for anything else."""
+    found = _read(secret, "c", token, list_id, 2)
+    return (found[0], found[1]) if found else None
+
+
+def make_preferences_token(secret: str, subscriber_id: int, list_id: str) -> str:
+    """``p.<subscriber id>.<mac>``: opens one member's preferences page.
+
+    Like an unsubscribe token it keeps working (links in old mail, in the welcome message): it
+    names the member by id, carries no address, and stops working when they are forgotten
+    (ids are never given to anyone else).
+    """
+    _need_secret(secret)
+    field = str(int(subscriber_id))
+    return f"p.{field}.{_signed(secret, 'p', (field,), list_id)}"
+
+
+def read_preferences_token(secret: str, token: str, list_id: str) -> int | None:
+    found = _read(secret, "p", token, list_id, 1)
+    return found[0] if found else None
+
+
+def make_form_token(secret: str, form: str, list_id: str, *, issued: int, bound_to: int = 0) -> str:
+    """``f.<issued>.<bound to>.<mac>``: a stateless CSRF token for one form of the app
+    (``form`` names it; ``bound_to`` is e.g. the member whose preferences the form changes)."""
+    _need_secret(secret)
+    fields = (str(int(issued)), str(int(bound_to)))
+    return f"f.{fields[0]}.{fields[1]}.{_signed(secret, 'f:' + form, fields, list_id)}"
+
+
+def check_form_token(
+    secret: str,
+    token: str,
+    form: str,
+    list_id: str,
+    *,
+    now: int,
+    bound_to: int = 0,
+    lifetime: int = FORM_TOKEN_LIFETIME,
+) -> bool:
+    """Whether ``token`` was made for this form (and member) within ``lifetime`` seconds."""
+    if not secret or not token or len(token) > 120 or not token.isascii():
+        return False
+    parts = token.split(".")
+    if len(parts) != 4 or parts[0] != "f":
+        return False
+    issued, bound = _number(parts[1]), _number(parts[2])
+    if issued is None or bound is None or bound != bound_to:
+        return False
+    expected = _signed(secret, "f:" + form, (parts[1], parts[2]), list_id)
+    if not hmac.compare_digest(parts[3], expected):
+        return False
+    return now - lifetime <= issued <= now + 300  # a little clock skew between workers

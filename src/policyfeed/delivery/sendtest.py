@@ -102,7 +102,7 @@ def copy_template(
     """The message of a copy, built once for every address: the subject marked with
     ``prefix``, the placeholders kept for each copy's values."""
     from policyfeed.digest.mail import build_template
-    from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN
+    from policyfeed.digest.render import MESSAGE_PLACEHOLDERS
 
     marked = dataclasses.replace(digest, subject=prefix + digest.subject)
     return build_template(
@@ -111,7 +111,7 @@ def copy_template(
         issue_number=issue.number,
         variant=digest.chapter or "",
         now=now,
-        placeholders={"unsubscribe_url": UNSUBSCRIBE_URL_TOKEN},
+        placeholders=MESSAGE_PLACEHOLDERS,
     )
 
 

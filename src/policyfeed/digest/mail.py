@@ -29,7 +29,7 @@ from email.utils import format_datetime, formataddr
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
-from policyfeed.audience.tokens import make_token
+from policyfeed.audience.tokens import make_preferences_token, make_token
 from policyfeed.config import parse_address_list
 from policyfeed.errors import ConfigError
 
@@ -41,7 +41,7 @@ SOFT_BREAK = b"=\r\n"
 QP_LINE = 76
 
 # Fields a body placeholder may stand for, and the per-recipient header fields.
-BODY_FIELDS = ("unsubscribe_url", "email", "name")
+BODY_FIELDS = ("unsubscribe_url", "preferences_url", "email", "name")
 _HEADER, _TEXT, _HTML = "header", "text", "html"
 # Printable ASCII but "=", plus space and tab: quoted-printable keeps them as they are.
 _QP_SAFE_BYTES = bytes(range(33, 127)).replace(b"=", b"") + b" \t"
@@ -320,9 +320,10 @@ class Personaliser:
     """Turns a template into each recipient's message: their token, links and headers."""
 
     def __init__(self, settings: Settings, secret: str) -> None:
-        from policyfeed.audience.subscribers import unsubscribe_url
+        from policyfeed.audience.subscribers import preferences_url, unsubscribe_url
 
         self._secret = secret
+        self._preferences_url = preferences_url
         self._list_id = settings.list_identifier
         self._settings = settings
         self._unsubscribe_url = unsubscribe_url
@@ -344,9 +345,19 @@ class Personaliser:
             elif field == "unsubscribe_mailto":
                 values[slot] = f"mailto:{self._mailto}?subject=unsubscribe%20{token}".encode()
             else:
-                text = {"unsubscribe_url": url, "email": recipient.email, "name": recipient.name}[
-                    field
-                ]
+                if field == "preferences_url":
+                    text = self._preferences_url(
+                        self._settings,
+                        make_preferences_token(
+                            self._secret, recipient.subscriber_id, self._list_id
+                        ),
+                    )
+                else:
+                    text = {
+                        "unsubscribe_url": url,
+                        "email": recipient.email,
+                        "name": recipient.name,
+                    }[field]
                 if context == _HEADER:
                     values[slot] = text.encode("ascii")
                 else:

@@ -33,7 +33,14 @@ if TYPE_CHECKING:
 #: Stands for the recipient's unsubscribe URL in both parts. Delivery replaces it per recipient:
 #: with the HTML-escaped URL in ``html`` and the bare URL in ``text``.
 UNSUBSCRIBE_URL_TOKEN = "%%UNSUBSCRIBE_URL%%"
-PLACEHOLDERS = (UNSUBSCRIBE_URL_TOKEN,)
+#: Stands for the recipient's preferences page (the sign-up's ``/preferences?t=…``), the same way.
+PREFERENCES_URL_TOKEN = "%%PREFERENCES_URL%%"
+PLACEHOLDERS = (UNSUBSCRIBE_URL_TOKEN, PREFERENCES_URL_TOKEN)
+#: What :func:`policyfeed.digest.mail.build_template` substitutes per recipient, by field.
+MESSAGE_PLACEHOLDERS = {
+    "unsubscribe_url": UNSUBSCRIBE_URL_TOKEN,
+    "preferences_url": PREFERENCES_URL_TOKEN,
+}
 #: Room counted for each placeholder once substituted (a token URL is far shorter).
 PLACEHOLDER_URL_BYTES = 300
 
@@ -323,6 +330,8 @@ def render_issue(
         "posts": post_views(posts, settings),
         "summaries_only": False,
         "unsubscribe_url": UNSUBSCRIBE_URL_TOKEN,
+        # Without the sign-up's endpoints there is no preferences page to link to.
+        "preferences_url": PREFERENCES_URL_TOKEN if settings.signup_enabled else "",
         "preheader": preheader_text(issue, posts, settings),
     }
     html, text = _render_variant(settings, context)

@@ -14,7 +14,7 @@ import html
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from policyfeed.audience.tokens import make_token
+from policyfeed.audience.tokens import make_preferences_token, make_token
 from policyfeed.digest.mail import Personaliser, Recipient, build_template
 
 if TYPE_CHECKING:
@@ -36,16 +36,26 @@ def sample_unsubscribe_url(settings: Settings) -> str:
     return unsubscribe_url(settings, token)
 
 
+def sample_preferences_url(settings: Settings) -> str:
+    """The preferences link as a member gets it, for a member who does not exist."""
+    from policyfeed.audience.subscribers import preferences_url
+
+    token = make_preferences_token(SAMPLE_KEY, SAMPLE_SUBSCRIBER_ID, settings.list_identifier)
+    return preferences_url(settings, token)
+
+
 def with_sample_links(digest: RenderedDigest, settings: Settings) -> RenderedDigest:
     """The rendered variant with the sample member's links in place of the placeholders."""
-    from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN
+    from policyfeed.digest.render import PREFERENCES_URL_TOKEN, UNSUBSCRIBE_URL_TOKEN
 
-    url = sample_unsubscribe_url(settings)
-    return dataclasses.replace(
-        digest,
-        html=digest.html.replace(UNSUBSCRIBE_URL_TOKEN, html.escape(url)),
-        text=digest.text.replace(UNSUBSCRIBE_URL_TOKEN, url),
-    )
+    links = {
+        UNSUBSCRIBE_URL_TOKEN: sample_unsubscribe_url(settings),
+        PREFERENCES_URL_TOKEN: sample_preferences_url(settings),
+    }
+    text, page = digest.text, digest.html
+    for token, url in links.items():
+        text, page = text.replace(token, url), page.replace(token, html.escape(url))
+    return dataclasses.replace(digest, html=page, text=text)
 
 
 def sample_message(
@@ -53,7 +63,7 @@ def sample_message(
 ) -> bytes:
     """The whole message the sample member would get (headers, both parts, one-click
     unsubscribe), dated ``date`` (default: when the issue was made, so it is deterministic)."""
-    from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN
+    from policyfeed.digest.render import MESSAGE_PLACEHOLDERS
 
     variant = digest.chapter or ""
     template = build_template(
@@ -62,7 +72,7 @@ def sample_message(
         issue_number=issue.number,
         variant=variant,
         now=date or issue.created_at,
-        placeholders={"unsubscribe_url": UNSUBSCRIBE_URL_TOKEN},
+        placeholders=MESSAGE_PLACEHOLDERS,
     )
     suffix = f"-{variant}" if variant else ""
     recipient = Recipient(

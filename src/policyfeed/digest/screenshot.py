@@ -59,7 +59,7 @@ def offline_page(browser: Any, width: int, height: int = 900, **options: Any) ->
 def demo_digest_html(db_path: Path, settings: Settings) -> str:
     """The HTML of the demo's first issue, with the unsubscribe link pointing at the site."""
     from policyfeed.digest.issues import get_issue_by_period, issue_posts, list_issues, plan_issue
-    from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN, render_issue
+    from policyfeed.digest.render import PREFERENCES_URL_TOKEN, UNSUBSCRIBE_URL_TOKEN, render_issue
     from policyfeed.schedule import next_period
     from policyfeed.store import open_db
     from policyfeed.store.posts import latest_published
@@ -85,7 +85,10 @@ def demo_digest_html(db_path: Path, settings: Settings) -> str:
         finally:
             db.conn.close()
     endpoint = html_lib.escape(settings.unsubscribe_endpoint)
-    return digest.html.replace(UNSUBSCRIBE_URL_TOKEN, endpoint)
+    preferences = html_lib.escape(settings.app_endpoint("preferences/link"))
+    return digest.html.replace(UNSUBSCRIBE_URL_TOKEN, endpoint).replace(
+        PREFERENCES_URL_TOKEN, preferences
+    )
 
 
 def _far_future() -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 
 from sqlite_utils import Database, Migrations
 
@@ -304,10 +305,30 @@ def m009_subscriber_statuses(db: Database) -> None:
     # transaction of our own; if the process dies after COMMIT but before sqlite-utils records
     # the migration, the next open finds the new constraint and does nothing.
     conn = db.conn
-    row = conn.execute(
+    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    if conn.in_transaction:
+        conn.commit()
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        if conn.execute("PRAGMA foreign_keys").fetchone()[0]:
+            raise RuntimeError("subscribers: foreign keys could not be turned off; not migrated")
+        conn.execute("BEGIN IMMEDIATE")  # read the schema under the lock: another process may
+        try:  # be migrating the same file
+            _rebuild_subscribers(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA legacy_alter_table = OFF")
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+
+
+def _rebuild_subscribers(conn: sqlite3.Connection) -> None:
+    table_sql = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'"
-    ).fetchone()
-    table_sql = row[0]
+    ).fetchone()[0]
     if _NEW_STATUS_CHECK in table_sql:
         return
     if table_sql.count(_OLD_STATUS_CHECK) != 1:
@@ -321,40 +342,23 @@ def m009_subscriber_statuses(db: Database) -> None:
     )
     if renamed != 1:
         raise RuntimeError(f"subscribers: unexpected schema, not migrated: {table_sql}")
-    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
-    if conn.in_transaction:
-        conn.commit()
-    conn.execute("PRAGMA foreign_keys = OFF")
-    try:
-        if conn.execute("PRAGMA foreign_keys").fetchone()[0]:
-            raise RuntimeError("subscribers: foreign keys could not be turned off; not migrated")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            dependants = conn.execute(
-                "SELECT sql FROM sqlite_master WHERE tbl_name = 'subscribers' "
-                "AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name"
-            ).fetchall()
-            conn.execute(new_sql)
-            conn.execute("INSERT INTO subscribers_rebuilt SELECT * FROM subscribers")
-            conn.execute("DROP TABLE subscribers")
-            # Legacy renaming leaves every other table's REFERENCES subscribers(id) as it is
-            # (it names the rebuilt table once renamed) and does not re-check other triggers.
-            conn.execute("PRAGMA legacy_alter_table = ON")
-            conn.execute("ALTER TABLE subscribers_rebuilt RENAME TO subscribers")
-            conn.execute("PRAGMA legacy_alter_table = OFF")
-            for (sql,) in dependants:
-                conn.execute(sql)
-            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
-            if broken:
-                raise RuntimeError(f"subscribers rebuild broke foreign keys: {broken[:5]}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    finally:
-        conn.execute("PRAGMA legacy_alter_table = OFF")
-        conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+    dependants = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'subscribers' "
+        "AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name"
+    ).fetchall()
+    conn.execute(new_sql)
+    conn.execute("INSERT INTO subscribers_rebuilt SELECT * FROM subscribers")
+    conn.execute("DROP TABLE subscribers")
+    # Legacy renaming leaves every other table's REFERENCES subscribers(id) as it is (it names
+    # the rebuilt table once renamed) and does not re-check other tables' triggers.
+    conn.execute("PRAGMA legacy_alter_table = ON")
+    conn.execute("ALTER TABLE subscribers_rebuilt RENAME TO subscribers")
+    conn.execute("PRAGMA legacy_alter_table = OFF")
+    for (sql,) in dependants:
+        conn.execute(sql)
+    broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"subscribers rebuild broke foreign keys: {broken[:5]}")
 
 
 @MIGRATIONS()

@@ -72,7 +72,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 View = Callable[..., Response]
 
 #: The modules of ``policyfeed.web`` whose ``endpoints(settings)`` the app serves.
-VIEW_MODULES: tuple[str, ...] = ("unsubscribe", "health", "ses")
+VIEW_MODULES: tuple[str, ...] = ("unsubscribe", "health", "ses", "signup")
 
 #: Longer than any token the site makes (about 30 characters), short enough not to be echoed.
 MAX_TOKEN_LENGTH = 400
