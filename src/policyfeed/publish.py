@@ -535,6 +535,8 @@ def _check_output_folder(db: Database, settings: Settings) -> None:
     problem = output_folder_problem(db, settings.output_dir)
     if problem:
         raise ConflictError(problem)
+
+
 def _sign_up_messages(
     db: Database,
     settings: Settings,
