@@ -4,6 +4,7 @@ and the forms' defences (CSRF, honeypot, rate limits, no enumeration, escaping).
 from __future__ import annotations
 
 import re
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -314,7 +315,9 @@ def test_a_member_can_ask_for_a_fresh_preferences_link_without_anyone_learning_w
 
 
 class DownTransport(OutboxTransport):
-    def send(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+    def send(
+        self, message: bytes, *, sender: str, recipient: str, message_id: str, **kw: object
+    ) -> None:
         from policyfeed.delivery.transport import SendDeferred
 
         raise SendDeferred("421 4.3.2 try again later")
@@ -377,3 +380,42 @@ def test_a_member_added_on_the_command_line_is_told_nothing(
 ) -> None:
     add_subscriber(demo_db, "quiet@example.org", now=now)
     assert web.sql("SELECT count(*) FROM notices") == [(0,)]
+
+
+class UnsureTransport(OutboxTransport):
+    """Like a relay: it cannot tell whether an interrupted hand-off arrived."""
+
+    def delivered(self, message_id: str) -> bool | None:
+        return None
+
+
+def test_a_notice_left_sending_by_a_crash_is_settled_only_when_the_transport_can_tell(
+    web: Web, monkeypatch: pytest.MonkeyPatch, now: datetime
+) -> None:
+    import policyfeed.delivery.ledger
+    from policyfeed.delivery.notices import deliver_notices
+
+    monkeypatch.setattr(
+        policyfeed.delivery.ledger, "make_transport", lambda s: DownTransport(s.outbox_dir)
+    )
+    web.subscribe("crash@example.org")
+    monkeypatch.undo()
+    # as if killed during the hand-off:
+    with sqlite3.connect(web.db_path) as conn:
+        conn.execute("UPDATE notices SET status = 'sending'")
+
+    db = open_db(web.db_path)
+    try:
+        unsure = deliver_notices(
+            db, UnsureTransport(web.settings.outbox_dir), sender="x@example.org", clock=lambda: now
+        )
+        assert (unsure.ambiguous, unsure.sent) == (1, 0)
+        assert web.sql("SELECT status FROM notices") == [("sending",)]
+        outbox = deliver_notices(
+            db, OutboxTransport(web.settings.outbox_dir), sender="x@example.org", clock=lambda: now
+        )
+    finally:
+        db.conn.close()
+    assert outbox.sent == 1  # the outbox knew it had no such file: handed over once
+    assert len(web.messages_to("crash@example.org")) == 1
+    assert web.sql("SELECT status FROM notices") == [("sent",)]

@@ -21,6 +21,7 @@ from sqlite_utils import Database
 from policyfeed.audience.signup import NoticeRequest
 from policyfeed.delivery.transport import (
     RecipientDeferred,
+    SendBlocked,
     SendDeferred,
     SendRefused,
     SendUncertain,
@@ -89,14 +90,22 @@ def deliver_notices(
     ids: Sequence[int] | None = None,
     resend_ambiguous: bool = False,
 ) -> NoticeReport:
-    """Hand over the unsettled notices (only ``ids``, if given), oldest first; stop at the first
-    temporary failure of the relay."""
+    """Hand over the unsettled notices (only ``ids``, if given), oldest first; stop when the
+    relay is down or unusable. A notice an interrupted hand-off left ``sending`` is settled when
+    the transport can tell whether it arrived, else left alone (or sent again with
+    ``resend_ambiguous``)."""
     report = NoticeReport()
-    redo = transport.resend_is_idempotent or resend_ambiguous
     for notice in store.unsettled_notices(db, ids):
-        if notice.status == "sending" and not redo:
-            report.ambiguous += 1
-            continue
+        redo = notice.status == "sending"
+        if redo:
+            arrived = transport.delivered(notice.message_id)
+            if arrived is True:
+                _mark(db, notice.id, "sent", clock)
+                report.sent += 1
+                continue
+            if arrived is None and not resend_ambiguous:
+                report.ambiguous += 1
+                continue
         if clock() >= notice.expires_at or notice.message is None:
             _mark(db, notice.id, "expired", clock, "not handed over before it expired")
             report.expired += 1
@@ -108,34 +117,65 @@ def deliver_notices(
             _mark(db, notice.id, "failed", clock, f"{subscriber.status} before it went out")
             report.skipped += 1
             continue
+        if not _send_one(db, transport, notice, subscriber.email, sender, clock, redo, report):
+            break
+    return report
+
+
+class _Taken(Exception):
+    """Another sender took the notice (or it was settled) before this one's hand-off."""
+
+
+def _send_one(
+    db: Database,
+    transport: Transport,
+    notice: store.Notice,
+    recipient: str,
+    sender: str,
+    clock: Callable[[], datetime],
+    redo: bool,
+    report: NoticeReport,
+) -> bool:
+    """One notice's hand-off and its ledger writes; False when delivery must stop."""
+    assert notice.message is not None
+
+    def handoff() -> None:  # the point of no return: `sending` is committed first
         with transaction(db):
             if not store.mark_sending(db, notice.id, now=clock(), redo=redo):
-                continue  # another sender took it
-        try:
-            transport.send(
-                notice.message,
-                sender=sender,
-                recipient=subscriber.email,
-                message_id=notice.message_id,
-            )
-        except SendRefused as exc:
-            _mark(db, notice.id, "failed", clock, str(exc))
-            report.failed += 1
-            report.failures.append(str(exc))
-        except RecipientDeferred as exc:
-            _mark(db, notice.id, "pending", clock, str(exc))
-        except SendDeferred as exc:
-            _mark(db, notice.id, "pending", clock, str(exc))
-            report.deferred = str(exc) or "temporary failure"
-            break
-        except SendUncertain as exc:
-            report.ambiguous += 1
-            report.deferred = str(exc)
-            break
-        else:
-            _mark(db, notice.id, "sent", clock)
-            report.sent += 1
-    return report
+                raise _Taken(notice.id)
+
+    try:
+        transport.send(
+            notice.message,
+            sender=sender,
+            recipient=recipient,
+            message_id=notice.message_id,
+            handoff=handoff,
+        )
+    except _Taken:
+        return True
+    except SendRefused as exc:
+        _mark(db, notice.id, "failed", clock, str(exc))
+        report.failed += 1
+        report.failures.append(str(exc))
+    except RecipientDeferred as exc:
+        _mark(db, notice.id, "pending", clock, str(exc))
+    except SendBlocked as exc:
+        _mark(db, notice.id, "pending", clock, str(exc))
+        report.deferred = str(exc)
+        return False
+    except SendDeferred as exc:
+        _mark(db, notice.id, "pending", clock, str(exc))
+        report.deferred = str(exc) or "temporary failure"
+        return False
+    except SendUncertain as exc:  # the relay may have it: the row stays `sending`
+        report.ambiguous += 1
+        report.deferred = str(exc)
+        return False
+    else:
+        _mark(db, notice.id, "sent", clock)
+        report.sent += 1
+    return True
 
 
 def _mark(
