@@ -64,3 +64,56 @@ def test_text_is_written_as_utf8(tmp_path: Path) -> None:
     assert write_text_if_changed(path, "Genève – 29 July\n") is True
     assert path.read_bytes() == "Genève – 29 July\n".encode()
     assert write_text_if_changed(path, "Genève – 29 July\n") is False
+
+
+def test_a_batch_writer_writes_whole_files_and_only_changed_ones(tmp_path: Path) -> None:
+    from policyfeed.output import STAGING_DIR, BatchWriter
+
+    writer = BatchWriter(tmp_path)
+    page = tmp_path / "posts" / "a" / "index.html"
+    assert writer.write(page, b"<html>one</html>") is True
+    os.utime(page, (OLD_MTIME, OLD_MTIME))
+    assert writer.write(page, b"<html>one</html>") is False
+    assert page.stat().st_mtime == OLD_MTIME
+    assert writer.write(page, b"<html>two</html>") is True
+    assert page.read_bytes() == b"<html>two</html>"
+    assert stat.S_IMODE(page.stat().st_mode) == 0o644
+    assert os.listdir(tmp_path / STAGING_DIR) == []  # every temporary file was renamed
+    writer.sync()
+    writer.clear_stale()
+    assert not (tmp_path / STAGING_DIR).exists()
+
+
+def test_a_batch_writer_clears_what_killed_writers_left_only(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from policyfeed.output import STAGING_DIR, BatchWriter
+
+    staging = tmp_path / STAGING_DIR
+    staging.mkdir()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    (staging / f"{gone.stdout.strip()}-0").write_bytes(b"half a pa")  # its writer was killed
+    (staging / f"{os.getppid()}-3").write_bytes(b"in progress")  # a live writer's file
+    BatchWriter(tmp_path).clear_stale()
+    assert os.listdir(staging) == [f"{os.getppid()}-3"]
+
+
+def test_a_mark_lasts_until_removed_and_survives_clearing(tmp_path: Path) -> None:
+    from policyfeed.output import BatchWriter, is_marked
+
+    writer = BatchWriter(tmp_path)
+    assert not is_marked(tmp_path, "site")
+    writer.mark("site")
+    writer.mark("site")
+    assert is_marked(tmp_path, "site")
+    BatchWriter(tmp_path).clear_stale()  # the next build's writer keeps it
+    assert is_marked(tmp_path, "site")
+    writer.unmark("site")
+    writer.unmark("site")
+    assert not is_marked(tmp_path, "site")

@@ -171,8 +171,8 @@ def post_views(
                 summary=summary,
                 short_summary=shorten(summary, SUMMARY_CHARS),
                 body_html=Markup(body_html),
-                text_body=text_body or wrap_text(summary),
-                text_summary=wrap_text(shorten(summary, SUMMARY_CHARS)),
+                text_body=text_body or (wrap_text(summary) if with_text else ""),
+                text_summary=wrap_text(shorten(summary, SUMMARY_CHARS)) if with_text else "",
                 text_links=tuple(links),
             )
         )

@@ -19,6 +19,7 @@ after ``now`` are left out; nothing depends on the clock otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from sqlite_utils import Database
 
 from policyfeed.content.text import clean_line
 from policyfeed.model import Post, Topic
-from policyfeed.output import write_if_changed
+from policyfeed.output import BatchWriter
 from policyfeed.site.feeds import (
     FEED_FILES,
     ArchiveLinks,
@@ -46,7 +47,8 @@ from policyfeed.site.feeds import (
 )
 from policyfeed.site.issue_archive import build_issue_archive
 from policyfeed.site.ownership import claim_output_folder
-from policyfeed.site.state import BuildPlan, load_state, plan_build, save_state
+from policyfeed.site.parallel import Context, Jobs, default_workers
+from policyfeed.site.state import SITE_PART, BuildPlan, load_state, plan_build, save_state
 from policyfeed.store.posts import get_posts_by_ids
 from policyfeed.store.site import (
     all_topics,
@@ -183,6 +185,7 @@ class _Pages:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.site_feeds = feed_links(settings)
         self.site = {
             "title": settings.title,
             "description": " ".join(settings.description.split()),
@@ -221,7 +224,7 @@ class _Pages:
         return self.render(
             "site/post.html",
             depth=2,
-            feeds=feed_links(self.settings),
+            feeds=self.site_feeds,
             post=self.post_view(post, "../../", full=True),
         )
 
@@ -229,7 +232,7 @@ class _Pages:
         return self.render(
             "site/index.html",
             depth=0,
-            feeds=feed_links(self.settings),
+            feeds=self.site_feeds,
             posts=[self.post_view(p, "") for p in posts],
             topics=[{"name": clean_line(t.name), "url": f"topics/{t.slug}/"} for t in topics],
             older=f"archive/{older}/" if older else "",
@@ -243,7 +246,7 @@ class _Pages:
             feeds=feed_links(
                 self.settings, folder, f"{self.settings.title}: {clean_line(topic.name)}"
             )
-            + feed_links(self.settings),
+            + self.site_feeds,
             topic={"name": clean_line(topic.name), "slug": topic.slug},
             posts=[self.post_view(p, "../../") for p in posts],
         )
@@ -252,12 +255,78 @@ class _Pages:
         return self.render(
             "site/archive.html",
             depth=2,
-            feeds=feed_links(self.settings),
+            feeds=self.site_feeds,
             number=number,
             posts=[self.post_view(p, "../../") for p in posts],
             newer="../../" if is_last else f"../{number + 1}/",
             older=f"../{number - 1}/" if number > 1 else "",
         )
+
+
+# --- rendering jobs (in worker processes or in-process, see policyfeed.site.parallel) --------
+
+
+class _Render(Context):
+    """What a rendering job of the site works with: the settings, a writer, the pages."""
+
+    def __init__(self, settings: Settings, writer: BatchWriter) -> None:
+        super().__init__(settings, writer)
+        self.pages = _Pages(settings)
+
+    def feeds(
+        self,
+        folder: str,
+        meta: FeedMeta,
+        entries: Sequence[FeedEntry],
+        archive: ArchiveLinks | None,
+        written: list[str],
+    ) -> None:
+        for file, data in render_feed_set(meta, entries, archive).items():
+            self.write(folder + file.name, data, written)
+
+    def post_pages(self, posts: Iterable[Post], written: list[str]) -> None:
+        for post in posts:
+            self.write(f"posts/{post.slug}/index.html", self.pages.post_page(post), written)
+
+
+def _archive_page_job(
+    ctx: _Render,
+    number: int,
+    is_last: bool,
+    links: ArchiveLinks,
+    posts: list[Post],
+    own: set[int],
+    last_change: datetime | None,
+) -> list[str]:
+    """One archive page (its feeds and index) and the pages of its posts in ``own``."""
+    written: list[str] = []
+    folder = f"archive/{number}/"
+    entries = [post_entry(p, ctx.settings) for p in posts]
+    meta = site_meta(ctx.settings, folder, last_change=last_change)
+    ctx.feeds(folder, meta, entries, links, written)
+    page = ctx.pages.archive_page(number, posts, is_last=is_last)
+    ctx.write(folder + "index.html", page, written)
+    ctx.post_pages((p for p in posts if p.id in own), written)
+    return written
+
+
+def _topic_job(
+    ctx: _Render, topic: Topic, posts: list[Post], own: set[int], last_change: datetime | None
+) -> list[str]:
+    """One topic's feeds and page, and the pages of its posts in ``own``."""
+    written: list[str] = []
+    folder = f"topics/{topic.slug}/"
+    entries = [post_entry(p, ctx.settings) for p in posts]
+    ctx.feeds(folder, topic_meta(ctx.settings, topic, last_change), entries, None, written)
+    ctx.write(folder + "index.html", ctx.pages.topic_page(topic, posts), written)
+    ctx.post_pages((p for p in posts if p.id in own), written)
+    return written
+
+
+def _post_pages_job(ctx: _Render, posts: list[Post]) -> list[str]:
+    written: list[str] = []
+    ctx.post_pages(posts, written)
+    return written
 
 
 # --- the build -----------------------------------------------------------------------------
@@ -283,6 +352,7 @@ class _Builder:
         now: datetime,
         plan: BuildPlan,
         result: BuildResult,
+        jobs: Jobs,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -290,12 +360,15 @@ class _Builder:
         self.now = now
         self.plan = plan
         self.result = result
-        self.pages = _Pages(settings)
+        self.jobs = jobs
+        assert isinstance(jobs.local, _Render)
+        self.render = jobs.local
         self.limit = settings.feed_limit
         self._entries: dict[int, FeedEntry] = {}
         self.rendered_slugs: set[str] = set()
         #: Dates a feed without entries (the site's last change, never after now).
         self.last_change = site_last_change(db, now)
+        self._written: list[str] = []  # by this process, besides the jobs
 
     def run(self) -> None:
         names = {t.slug: t for t in all_topics(self.db)}
@@ -305,16 +378,15 @@ class _Builder:
         self.post_pages(posts)
         self.remaining_post_pages()
         self.opml(topics, posts)
+        written = self.jobs.finish() + self._written
+        self.result.written.extend(self.out_dir / rel for rel in written)
         self.prune(topics)
-        written, removed = len(self.result.written), len(self.result.removed)
-        log.info("built %s: %d written, %d removed", self.out_dir, written, removed)
+        written_count, removed = len(self.result.written), len(self.result.removed)
+        log.info("built %s: %d written, %d removed", self.out_dir, written_count, removed)
 
     # writing and removing
     def write(self, rel: str, data: bytes | str) -> None:
-        path = self.out_dir / rel
-        raw = data.encode("utf-8") if isinstance(data, str) else data
-        if write_if_changed(path, raw):
-            self.result.written.append(path)
+        self.render.write(rel, data, self._written)
 
     def write_feeds(
         self,
@@ -323,11 +395,13 @@ class _Builder:
         entries: Sequence[FeedEntry],
         archive: ArchiveLinks | None,
     ) -> None:
-        for file, data in render_feed_set(meta, entries, archive).items():
-            self.write(folder + file.name, data)
+        self.render.feeds(folder, meta, entries, archive, self._written)
 
     def remove(self, rel: str) -> None:
         path = self.out_dir / rel
+        if not path.exists():
+            return
+        self.render.changing(rel)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -352,18 +426,26 @@ class _Builder:
         return self._entries[post.id]
 
     # the parts of the site
-    def post_pages(self, posts: Iterable[Post]) -> None:
+    def claim(self, posts: Iterable[Post]) -> set[int]:
+        """The posts whose page is still to be rendered, now taken off the plan: the job that
+        gets them renders their pages."""
+        own = set()
         for post in posts:
-            if post.id in self.plan.post_ids:
-                self.write(f"posts/{post.slug}/index.html", self.pages.post_page(post))
+            if post.id is not None and post.id in self.plan.post_ids:
+                own.add(post.id)
                 self.plan.post_ids.discard(post.id)
                 self.rendered_slugs.add(post.slug)
+        return own
+
+    def post_pages(self, posts: Sequence[Post]) -> None:
+        own = self.claim(posts)
+        if own:
+            self.jobs.submit(_post_pages_job, [p for p in posts if p.id in own])
 
     def archive_pages(self) -> None:
         current = self.settings.base_url
         for page in self.plan.pages:
             posts = get_posts_by_ids(self.db, [key[1] for key in reversed(page.keys)])
-            folder = f"archive/{page.number}/"
             links = ArchiveLinks(
                 current=current,
                 prev_archive=self.settings.absolute(f"archive/{page.number - 1}/")
@@ -374,14 +456,10 @@ class _Builder:
                 else self.settings.absolute(f"archive/{page.number + 1}/"),
                 is_archive=True,
             )
-            entries = [post_entry(p, self.settings) for p in posts]
-            meta = site_meta(self.settings, folder, last_change=self.last_change)
-            self.write_feeds(folder, meta, entries, links)
-            self.write(
-                folder + "index.html",
-                self.pages.archive_page(page.number, posts, is_last=page.is_last),
+            own = self.claim(posts)
+            self.jobs.submit(
+                _archive_page_job, page.number, page.is_last, links, posts, own, self.last_change
             )
-            self.post_pages(posts)
         for number in self.plan.removed_pages:
             self.remove_folder_pages(f"archive/{number}/")
 
@@ -394,7 +472,7 @@ class _Builder:
         )
         meta = site_meta(self.settings, last_change=self.last_change)
         self.write_feeds("", meta, [self.entry(p) for p in posts], archive)
-        self.write("index.html", self.pages.index_page(posts, topics, len(pages)))
+        self.write("index.html", self.render.pages.index_page(posts, topics, len(pages)))
         return posts
 
     def topics(self, names: dict[str, Topic]) -> list[Topic]:
@@ -417,14 +495,7 @@ class _Builder:
                 state.topics.pop(slug, None)
                 continue
             state.topics[slug] = [p.id for p in posts if p.id is not None]
-            self.write_feeds(
-                folder,
-                topic_meta(self.settings, topic, self.last_change),
-                [self.entry(p) for p in posts],
-                None,
-            )
-            self.write(folder + "index.html", self.pages.topic_page(topic, posts))
-            self.post_pages(posts)
+            self.jobs.submit(_topic_job, topic, posts, self.claim(posts), self.last_change)
         shown = [names[slug] for slug in state.topics if slug in names]
         return sorted(shown, key=lambda topic: (topic.name, topic.slug))
 
@@ -494,6 +565,7 @@ def build_site(
     full: bool = False,
     force: bool = False,
     notify_hub: bool = True,
+    workers: int | None = None,
 ) -> BuildResult:
     """Build the site into ``out_dir`` from the posts visible at ``now``; see the module doc.
 
@@ -502,6 +574,11 @@ def build_site(
     build is refused (ConflictError) unless ``force``. When ``settings.websub_hub`` is set and
     ``notify_hub``, the hub is told about feeds that changed; a failure is reported in
     ``hub_error`` and retried by the next build.
+
+    Pages are written without a flush each, then made durable by one sync of the output's
+    filesystem before the build states are saved (a build killed before that leaves the old
+    states, and the next build renders those pages again). A big build renders in ``workers``
+    processes (default: one per core; 1: in-process).
     """
     out_dir = Path(out_dir)
     if now.tzinfo is None:
@@ -509,18 +586,36 @@ def build_site(
     claim_output_folder(db, out_dir, force=force)
     result = BuildResult(out_dir=out_dir)
     context = context_fingerprint(settings)
-    with read_snapshot(db):
-        head = journal_head(db)
-        state = None if full else load_state(db, out_dir, context, head)
-        plan = plan_build(db, state=state, now=now, limit=settings.feed_limit, context=context)
-        result.full = plan.full
-        result.posts = plan.state.count
-        if not plan.nothing_to_do:
-            _Builder(db, settings, out_dir, now, plan, result).run()
+    writer = BatchWriter(out_dir)
+    writer.clear_stale()
+    local = _Render(settings, writer)
+    with contextlib.ExitStack() as stack:
+        with read_snapshot(db):
+            head = journal_head(db)
+            state = None if full else load_state(db, out_dir, context, head)
+            plan = plan_build(db, state=state, now=now, limit=settings.feed_limit, context=context)
+            result.full = plan.full
+            result.posts = plan.state.count
+            if workers is None:
+                workers = default_workers(len(plan.post_ids) + 4 * len(plan.pages))
+            jobs = stack.enter_context(
+                Jobs(workers, lambda: _Render(settings, BatchWriter(out_dir)), local)
+            )
+            if not plan.nothing_to_do:
+                _Builder(db, settings, out_dir, now, plan, result, jobs).run()
+        # The archive syncs once (for the site's pages too) before it saves its state.
+        issues = build_issue_archive(
+            db,
+            settings,
+            out_dir,
+            full=full,
+            now=now,
+            site_changed=not plan.nothing_to_do,
+            jobs=jobs,
+        )
     save_state(db, out_dir, plan.state)
-    issues = build_issue_archive(
-        db, settings, out_dir, full=full, now=now, site_changed=not plan.nothing_to_do
-    )
+    writer.unmark(SITE_PART)  # the saved state describes the folder again
+    writer.clear_stale()
     result.written.extend(issues.written)
     result.removed.extend(issues.removed)
     if settings.websub_hub and notify_hub:

@@ -42,14 +42,15 @@ from policyfeed.digest.render import (
     site_context,
 )
 from policyfeed.model import Issue, Post
-from policyfeed.output import write_text_if_changed
 from policyfeed.site.issue_archive_state import (
+    ARCHIVE_PART,
     ArchiveState,
     archive_fingerprint,
     journal_positions,
     load_archive_state,
     save_archive_state,
 )
+from policyfeed.site.parallel import Context, Jobs, serial
 from policyfeed.store import issues as store
 from policyfeed.store.site import journal_since, read_snapshot, site_last_change
 from policyfeed.templating import render_template
@@ -185,14 +186,11 @@ def _absolute(settings: Settings, url: str) -> str:
     return url if not url or url.startswith(("http://", "https://")) else settings.absolute(url)
 
 
-def write_issue_feeds(
-    settings: Settings,
-    entries: list[FeedEntry],
-    out_dir: Path,
-    last_change: datetime | None = None,
-) -> list[Path]:
-    """RSS, Atom and JSON feeds of issues (``issues/feed.xml``, ``atom.xml``, ``feed.json``)."""
-    from policyfeed.site.feeds import FeedMeta, write_feed_set
+def issue_feeds(
+    settings: Settings, entries: list[FeedEntry], last_change: datetime | None = None
+) -> dict[str, bytes]:
+    """RSS, Atom and JSON feeds of issues, by path in the output (``issues/feed.xml``, …)."""
+    from policyfeed.site.feeds import FeedMeta, render_feed_set
 
     folder = settings.absolute(f"{ISSUES_DIR}/")
     meta = FeedMeta(
@@ -209,7 +207,8 @@ def write_issue_feeds(
         hub=settings.websub_hub,
         last_change=last_change,
     )
-    return write_feed_set(out_dir, ISSUES_DIR, meta, entries)
+    documents = render_feed_set(meta, entries)
+    return {f"{ISSUES_DIR}/{file.name}": data for file, data in documents.items()}
 
 
 # --- the build ------------------------------------------------------------------------------
@@ -224,6 +223,17 @@ class ArchiveResult:
     removed: list[Path] = field(default_factory=list)
 
 
+def _issue_page_job(
+    ctx: Context, item: ArchivedIssue, older: int | None, newer: int | None
+) -> list[str]:
+    """The page of one issue (in a worker process or in-process, see site.parallel)."""
+    written: list[str] = []
+    views = lazy_views(item.posts, ctx.settings)
+    rel = f"{ISSUES_DIR}/{item.issue.number}/index.html"
+    ctx.write(rel, issue_page(ctx.settings, item, views, older, newer), written)
+    return written
+
+
 class _Archive:
     """One archive build: renders pages and feeds, and keeps what the next build needs."""
 
@@ -233,6 +243,7 @@ class _Archive:
         settings: Settings,
         out_dir: Path,
         state: ArchiveState,
+        jobs: Jobs,
         now: datetime | None = None,
         site_changed: bool = True,
     ):
@@ -240,6 +251,7 @@ class _Archive:
         self.settings = settings
         self.out_dir = out_dir
         self.state = state
+        self.jobs = jobs
         self.now = now
         self.site_changed = site_changed
         #: Dates the feeds while there is no issue (the site's last change).
@@ -247,10 +259,14 @@ class _Archive:
         self.result = ArchiveResult()
         self.feed_ids: set[int] = set()
         self._shown: dict[int, tuple[ArchivedIssue, list[LazyPostView]]] = {}
+        self._written: list[str] = []  # by this process, besides the jobs
 
     def write(self, path: Path, text: str) -> None:
-        if write_text_if_changed(path, text):
-            self.result.written.append(path)
+        self.jobs.local.write(path.relative_to(self.out_dir).as_posix(), text, self._written)
+
+    def finish(self) -> None:
+        written = self.jobs.finish() + self._written
+        self.result.written[:0] = [self.out_dir / rel for rel in written]
 
     def shown(self, issue: Issue) -> tuple[ArchivedIssue, list[LazyPostView]]:
         """An issue with the posts it shows; those of issues in the feeds are kept for them."""
@@ -265,13 +281,15 @@ class _Archive:
 
     def page(self, issue: Issue, older: int | None, newer: int | None) -> None:
         assert issue.id is not None
-        item, views = self.shown(issue)
+        item, _ = self.shown(issue)
         self.state.counts[issue.id] = len(item.posts)
-        path = self.out_dir / ISSUES_DIR / str(issue.number) / "index.html"
-        self.write(path, issue_page(self.settings, item, views, older, newer))
+        self.jobs.submit(_issue_page_job, item, older, newer)
 
     def remove_page(self, number: int | str) -> None:
         path = self.out_dir / ISSUES_DIR / str(number) / "index.html"
+        if not path.exists():
+            return
+        self.jobs.local.changing(path.relative_to(self.out_dir).as_posix())
         try:
             path.unlink()
         except FileNotFoundError:
@@ -297,9 +315,8 @@ class _Archive:
         for issue in newest:
             item, views = self.shown(issue)
             entries.append(issue_feed_entry(self.settings, item, views))
-        self.result.written.extend(
-            write_issue_feeds(self.settings, entries, self.out_dir, self.last_change)
-        )
+        for rel, data in issue_feeds(self.settings, entries, self.last_change).items():
+            self.jobs.local.write(rel, data, self._written)
         self.state.feed = [issue.id for issue in newest if issue.id is not None]
 
     def full(self) -> None:
@@ -373,13 +390,33 @@ def build_issue_archive(
     full: bool = False,
     now: datetime | None = None,
     site_changed: bool = True,
+    jobs: Jobs | None = None,
 ) -> ArchiveResult:
     """Bring ``issues/`` under ``out_dir`` up to date with the database: every issue's page
     (``issues/<number>/index.html``), ``issues/index.html`` and the feeds of the newest
     ``feed_limit`` issues. Renders only what changed since the last build (``full``: all).
     ``now`` is the site build's (it dates the feeds while there is no issue); ``site_changed``
-    False says the site build found nothing changed (the empty feeds of issues keep their date)."""
+    False says the site build found nothing changed (the empty feeds of issues keep their date).
+
+    Pages are rendered by ``jobs`` (the site build's workers; default: in-process) and written
+    without a flush each; one sync of the filesystem makes them (and whatever ``jobs`` wrote
+    before) durable before the state is saved."""
     out_dir = Path(out_dir)
+    with contextlib.ExitStack() as stack:
+        if jobs is None:
+            jobs = stack.enter_context(serial(settings, out_dir))
+        return _build(db, settings, out_dir, full, now, site_changed, jobs)
+
+
+def _build(
+    db: Database,
+    settings: Settings,
+    out_dir: Path,
+    full: bool,
+    now: datetime | None,
+    site_changed: bool,
+    jobs: Jobs,
+) -> ArchiveResult:
     context = archive_fingerprint(settings)
     with read_snapshot(db):
         positions = journal_positions(db)
@@ -391,12 +428,15 @@ def build_issue_archive(
             counts=dict(since.counts) if since is not None else {},
             feed=list(since.feed) if since is not None else [],
         )
-        archive = _Archive(db, settings, out_dir, state, now, site_changed)
+        archive = _Archive(db, settings, out_dir, state, jobs, now, site_changed)
         if since is None:
             archive.full()
         else:
             archive.incremental(since)
+        archive.finish()
+    jobs.sync()
     save_archive_state(db, out_dir, state)
+    jobs.local.writer.unmark(ARCHIVE_PART)  # the saved state describes the folder again
     return archive.result
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from policyfeed.output import is_marked
 from policyfeed.site.ownership import folder_key
 from policyfeed.store import build_state
 from policyfeed.store import issues as store
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from policyfeed.config import Settings
 
 STATE_NAME = "archive"
+#: The mark a build sets in the output before it changes the archive (output.BatchWriter.mark).
+ARCHIVE_PART = "archive"
 STATE_VERSION = 1
 #: A file every archive build writes: when it is gone, so is the archive the state describes.
 SENTINEL = "issues/index.html"
@@ -112,6 +115,8 @@ def load_archive_state(
     """The last build's state if it can be trusted for an incremental build, else None."""
     raw = build_state.read(db, folder_key(out_dir), STATE_NAME)
     if raw is None or not (out_dir / SENTINEL).is_file():
+        return None
+    if is_marked(out_dir, ARCHIVE_PART):  # the last build was killed while changing it
         return None
     state = ArchiveState.from_bytes(raw)
     if state is None or state.context != context:

@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from policyfeed.output import is_marked
 from policyfeed.site.ownership import folder_key
 from policyfeed.store import build_state
 from policyfeed.store.site import (
@@ -47,6 +48,8 @@ from policyfeed.store.site import changed_visibility as _changed_visibility
 
 STATE_VERSION = 1
 STATE_NAME = "site"
+#: The mark a build sets in the output before it changes the site (output.BatchWriter.mark).
+SITE_PART = "site"
 #: A file every build writes: when it is gone, so is the site the state describes.
 SENTINEL = "index.html"
 
@@ -118,6 +121,8 @@ def load_state(db: Database, out_dir: Path, context: str, head: int) -> SiteStat
     """The last build's state if it can be trusted for an incremental build, else None."""
     raw = build_state.read(db, folder_key(out_dir), STATE_NAME)
     if raw is None or not (out_dir / SENTINEL).is_file():
+        return None
+    if is_marked(out_dir, SITE_PART):  # the last build was killed while changing the site
         return None
     state = SiteState.from_bytes(raw)
     if state is None or state.context != context or state.journal_seq > head:
