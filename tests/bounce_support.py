@@ -88,6 +88,7 @@ def returned(name: str, sent: Sent) -> bytes:
         ("MESSAGE_ID", sent.message_id),
         ("UNSUBSCRIBE_URL", sent.unsubscribe_url),
         ("FORGED_TOKEN", FORGED_TOKEN),
+        ("TOKEN", sent.unsubscribe_url.rsplit("t=", 1)[1]),
     ):
         text = text.replace("{{" + key + "}}", value)
     assert "{{" not in text, name

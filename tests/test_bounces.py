@@ -128,6 +128,7 @@ SHAPES = [
     ("message-id-only.eml", ANA, "unmatched", "", "active"),
     ("forged-token.eml", ANA, "unmatched", "", "active"),
     ("human-reply.eml", CHEN, "unmatched", "", "active"),
+    ("mailto-unsubscribe.eml", CHEN, "unsubscribe", "", "unsubscribed"),
 ]
 
 
@@ -155,6 +156,8 @@ def test_each_shape_of_returned_mail_is_read_as_its_server_meant_it(
     assert {subscriber_status(demo_db, m) for m in others} == {"active"}
     if outcome in ("hard", "soft", "complaint"):
         assert event.email == member and event.issue == 1
+    if outcome == "unsubscribe":
+        assert (event.email, event.unsubscribed) == (member, True)
     expected_folder = "Unmatched" if outcome == "unmatched" else "Processed"
     assert maildir_files(folder) == {expected_folder: [returned(name, sent[member])]}
 
@@ -268,6 +271,7 @@ def test_a_second_run_processes_nothing_twice_even_when_the_first_stopped_before
         == first.counts["hard"] + first.counts["soft"] + first.counts["complaint"]
     )
     assert bounce_rows(demo_db) == recorded
+    assert again.counts["unsubscribe"] == 1  # asked again: they stay unsubscribed
     assert again.suspended == again.unsubscribed == 0
 
 

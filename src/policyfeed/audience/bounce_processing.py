@@ -10,6 +10,7 @@ still in the mailbox is recognised by its digest and only moved.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -28,9 +29,11 @@ from policyfeed.audience.bounces import (
     report_key,
 )
 from policyfeed.audience.reports import AUTOREPLY, BOUNCE, DSN, FEEDBACK, parse_report
+from policyfeed.audience.tokens import read_token
 from policyfeed.errors import EXIT_OK, EXIT_TEMPFAIL, TemporaryError
 from policyfeed.store import bounces as store
 from policyfeed.store import subscribers as subscriber_store
+from policyfeed.store import transaction
 
 if TYPE_CHECKING:
     from policyfeed.audience.mailboxes import Mailbox
@@ -39,7 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Outcomes of one message, and the folder each goes to.
-OUTCOMES = ("hard", "soft", "complaint", "ignored", "unmatched", "already")
+OUTCOMES = ("hard", "soft", "complaint", "unsubscribe", "ignored", "unmatched", "already")
+#: The subject of the ``mailto:`` unsubscribe in List-Unsubscribe (RFC 2369): "unsubscribe TOKEN".
+_MAILTO_UNSUBSCRIBE = re.compile(r"\s*unsubscribe\s+([0-9]{1,12}\.[A-Za-z0-9_-]{8,40})\s*", re.I)
 PROCESSED, UNMATCHED = "processed", "unmatched"
 
 
@@ -100,6 +105,7 @@ class ProcessResult:
             f"{c['hard']} hard bounce(s)",
             f"{c['soft']} soft",
             f"{c['complaint']} complaint(s)",
+            f"{c['unsubscribe']} unsubscribe request(s)",
             f"{c['ignored']} ignored",
             f"{c['unmatched']} unmatched",
         ]
@@ -161,6 +167,9 @@ def decide(
             SOFT, first.status, "a failure that does not say why"
         )
     elif report.kind != FEEDBACK:
+        asked = _MAILTO_UNSUBSCRIBE.fullmatch(report.subject)
+        if asked:
+            return _mailto_unsubscribe(db, settings, secret, asked.group(1), now, dry_run)
         return Decision("unmatched", report.note)
 
     match = match_report(db, settings, secret, report)
@@ -213,6 +222,23 @@ def decide(
     if verdict.kind == SOFT:
         detail += f" ({outcome.streak} in a row, {settings.bounces_soft_limit} suspend)"
     return Decision(verdict.kind, detail, email, issue, verdict.status, suspended=outcome.suspended)
+
+
+def _mailto_unsubscribe(
+    db: Database, settings: Settings, secret: str, token: str, now: datetime, dry_run: bool
+) -> Decision:
+    """A member's unsubscribe by mail (the List-Unsubscribe ``mailto:``): their token names
+    them, as the one-click link's does."""
+    member = read_token(secret, token, settings.list_identifier)
+    subscriber = subscriber_store.subscriber_by_id(db, member) if member is not None else None
+    if subscriber is None:
+        return Decision("unmatched", "an unsubscribe request whose token names nobody")
+    changed = subscriber.status != "unsubscribed"
+    if changed and not dry_run:
+        with transaction(db):
+            changed = subscriber_store.unsubscribe(db, subscriber.id or 0, now=now)
+    detail = "asked by mail (List-Unsubscribe mailto)"
+    return Decision("unsubscribe", detail, subscriber.email, unsubscribed=changed)
 
 
 def _issue_number(db: Database, issue_id: int) -> int | None:

@@ -30,9 +30,10 @@ def bounces_process(
     Delivery status notifications (RFC 3464), plain-text bounces and feedback reports (RFC
     5965) are tied to their delivery by the signed return path. A hard bounce (5.x.x) suspends
     the member at once (status bounced); bounces.soft_limit soft ones in a row (4.x.x, mailbox
-    full, policy) do too; a complaint unsubscribes them. Auto-replies and delay warnings are
-    ignored. Each message goes to the Processed folder once recorded (Unmatched: it names
-    none of our deliveries); a second run never records anything twice.
+    full, policy) do too; a complaint unsubscribes them, and so does an unsubscribe request by
+    mail (the List-Unsubscribe mailto:). Auto-replies and delay warnings are ignored. Each
+    message goes to the Processed folder once recorded (Unmatched: it names none of our
+    deliveries); a second run never records anything twice.
 
     \b
     Exit codes: 0 done (also nothing to do), 1 error (a missing mailbox, a refused login,
@@ -94,7 +95,7 @@ def bounces_process(
         click.echo(json.dumps(result.as_json(), ensure_ascii=False))
     else:
         for event in result.events:
-            if event.outcome in ("hard", "soft", "complaint"):
+            if event.outcome in ("hard", "soft", "complaint", "unsubscribe"):
                 issue = f" (issue {event.issue})" if event.issue else ""
                 would = "would be " if dry_run else ""
                 action = (
