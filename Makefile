@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 SECRET_FILE := .policyfeed-secret
 WITH_SECRET  = POLICYFEED_SECRET="$${POLICYFEED_SECRET:-$$(cat $(SECRET_FILE))}"
 
-.PHONY: run serve test lint bench docs demo-db clean format
+.PHONY: run serve test test-slow lint bench docs demo-db clean format
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ serve: $(STAMP) $(SECRET_FILE)
 ## test: the whole test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## test-slow: the tests that take minutes (the kill test at random moments: KILL_TRIALS=60)
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -s -m slow
 
 ## lint: ruff check, ruff format --check, mypy on the core
 lint: $(STAMP)

@@ -24,6 +24,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,8 @@ class SmtpSink:
         self.messages: list[Received] = []
         #: How many times each address was given to RCPT (accepted or not).
         self.rcpt_attempts: Counter[str] = Counter()
+        #: Called in the relay's thread with each message it accepts, before it answers 250.
+        self.on_message: Callable[[Received], None] | None = None
         self.connections = 0
         self.port = 0
         self.host = HOST
@@ -312,6 +315,9 @@ class SmtpSink:
         with self._lock:
             self.messages.append(received)
             self._script.accepted += 1
+            hook = self.on_message
+        if hook is not None:
+            hook(received)
 
     def _lose_answer(self) -> bool:
         with self._lock:

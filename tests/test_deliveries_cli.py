@@ -137,3 +137,38 @@ def test_an_issue_not_yet_mailed_says_so_and_an_unknown_one_is_an_error(site: Pa
     assert (unknown.exit_code, unknown.stderr) == (1, "Error: no issue number 7\n")
     bad = run(site, "issue", "deliveries", "1", "--status", "lost")
     assert bad.exit_code == 2
+
+
+def test_unsure_messages_the_relay_got_are_marked_sent_and_the_issue_then_finishes(
+    site: Path, tmp_path: Path
+) -> None:
+    with SmtpSink(lose_answers=1) as relay:  # the first message arrives, its answer is lost
+        first = published(site, relay, tmp_path)
+        assert first.exit_code == 1, first.output
+        [line] = first.stdout.splitlines()
+        assert "`policyfeed issue mark-sent 1 MESSAGE-ID`" in line
+        [unsure] = json.loads(
+            run(site, "issue", "deliveries", "1", "--status", "sending", "--json").stdout
+        )
+        # The relay's log has it: the operator says so, and nothing is sent again.
+        assert unsure["message_id"] in {
+            m.data.decode().split("Message-ID: <")[1].split(">")[0] for m in relay.messages
+        }
+        wrong = run(site, "issue", "mark-sent", "1", f"<{unsure['message_id']}>", "nobody@x")
+        assert wrong.exit_code == 1
+        assert wrong.stderr.startswith("Error: nobody@x: not an unsure message of this issue")
+        marked = run(site, "issue", "mark-sent", "1", f"<{unsure['message_id']}>")
+        assert marked.exit_code == 0, marked.output
+        assert marked.stdout.startswith("Marked 1 message of issue 1 as sent; ")
+        delivered = len(relay.messages)
+        final = published(site, relay, tmp_path)
+        assert final.exit_code == 0, final.output
+        assert final.stdout.startswith("resumed: issue 1")
+        assert len(relay.messages) == delivered  # the one that arrived is not sent again
+    statuses = {
+        r["email"]: r["status"]
+        for r in json.loads(run(site, "issue", "deliveries", "1", "--json").stdout)
+    }
+    assert statuses[unsure["email"]] == "sent"
+    again = run(site, "issue", "mark-sent", "1", unsure["message_id"])
+    assert again.exit_code == 1  # no longer unsure

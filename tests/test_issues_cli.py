@@ -257,7 +257,7 @@ def test_issue_new_refuses_an_issue_too_large_to_send_before_recording_it(
 
 
 def test_every_issue_command_has_help_ending_with_an_example() -> None:
-    for name in ("new", "list", "show", "preview", "render", "deliveries"):
+    for name in ("new", "list", "show", "preview", "render", "deliveries", "mark-sent"):
         result = CliRunner().invoke(cli, ["issue", name, "--help"])
         assert result.exit_code == 0
         assert "Example:" in result.output, name

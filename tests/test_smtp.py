@@ -451,3 +451,15 @@ def test_the_password_comes_only_from_the_environment(tmp_path: Path) -> None:
     assert settings.smtp_password == "from-env"
     assert "from-env" not in repr(settings)
     assert SmtpTransport(settings).username == "newsletter"
+
+
+def test_the_final_dot_is_not_held_back_by_nagles_algorithm(sink: SmtpSink) -> None:
+    # It goes out on its own after the hand-off; without NODELAY it would wait for the relay's
+    # delayed ACK of the data (~40 ms), and the row would sit `sending` all that time.
+    import socket
+
+    transport = transport_for(sink)
+    send(transport, 1)
+    assert transport._conn is not None
+    assert transport._conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    transport.close()

@@ -515,7 +515,7 @@ def _publish(
         ambiguous=report.ledger.get("sending", 0),
         bounced=report.bounced,
         subject=issue.subject,
-        message=_delivery_message(report),
+        message=_delivery_message(report, issue.number),
         unsure=[
             {"subscriber_id": u.subscriber_id, "email": u.email, "message_id": u.message_id}
             for u in report.unsure
@@ -557,7 +557,7 @@ def _sign_up_messages(
     send_waiting_notices(db, settings, clock=clock, transport=transport)
 
 
-def _delivery_message(report: DeliveryReport) -> str:
+def _delivery_message(report: DeliveryReport, number: int) -> str:
     """Why delivery is not complete, in one line: what stopped it, who waits, who is unsure."""
     parts = [reason for reason in (report.blocked, report.deferred) if reason]
     if report.waiting:
@@ -572,8 +572,9 @@ def _delivery_message(report: DeliveryReport) -> str:
             named += f" and {len(report.unsure) - len(shown)} more"
         parts.append(
             f"{len(report.unsure)} message(s) may or may not have reached the relay: {named}; "
-            "look them up in the relay's log, then re-run with --resend-ambiguous to send "
-            "them again (same Message-ID)"
+            "look them up in the relay's log: `policyfeed issue mark-sent "
+            f"{number} MESSAGE-ID` records those that arrived, then `policyfeed publish "
+            "--resend-ambiguous` hands the others over again (same Message-ID)"
         )
     return "; ".join(parts)
 

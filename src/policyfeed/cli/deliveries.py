@@ -91,3 +91,39 @@ def _table(app: App, rows: list[dict[str, Any]]) -> None:
             for i, cell in enumerate(line[:-1])
         ]
         click.echo("  ".join([*cells, line[-1]]).rstrip())
+
+
+@issue.command("mark-sent")
+@click.argument("number", type=click.IntRange(min=1))
+@click.argument("message_ids", nargs=-1, required=True, metavar="MESSAGE-ID...")
+@pass_app
+def issue_mark_sent(app: App, number: int, message_ids: tuple[str, ...]) -> None:
+    """Record that unsure messages of issue NUMBER did reach the relay, so that they are never
+    handed over again.
+
+    A message is unsure (status sending) when a run stopped while handing it to the relay:
+    look its Message-ID up in the relay's log. Mark the ones that arrived with this command,
+    then `policyfeed publish --resend-ambiguous` sends the others again. Only unsure messages
+    of the issue can be marked; if one Message-ID is not, nothing is marked (exit 1).
+
+    Example:
+
+    \b
+        policyfeed issue deliveries 3 --status sending
+        policyfeed issue mark-sent 3 issue-3.sub-42.1f2e3d4c5b6a@policy.example.org
+    """
+    from policyfeed.delivery.ledger import DeliveryLedger
+    from policyfeed.digest.issues import get_issue
+    from policyfeed.wording import counted
+
+    issue_ = get_issue(app.db, number)
+    ledger = DeliveryLedger(app.db, issue_.id or 0, clock=app.now)
+    marked = ledger.mark_unsure_sent(message_ids)
+    left = ledger.counts()
+    unsettled = left.get("pending", 0) + left.get("sending", 0)
+    then = (
+        "the next `policyfeed publish` finishes the issue"
+        if not unsettled
+        else f"{counted(unsettled, 'message')} of it still to settle"
+    )
+    click.echo(f"Marked {counted(marked, 'message')} of issue {number} as sent; {then}.")

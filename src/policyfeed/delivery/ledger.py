@@ -43,6 +43,7 @@ from policyfeed.delivery.transport import (
     SendUncertain,
     Transport,
 )
+from policyfeed.errors import ConflictError
 from policyfeed.model import Delivery, Subscriber
 from policyfeed.store import deliveries as store
 from policyfeed.store import subscribers as subscriber_store
@@ -196,6 +197,19 @@ class DeliveryLedger:
     def listing(self, status: str | None = None) -> list[dict[str, Any]]:
         """Each row with its subscriber's address and chapter (only ``status``'s if given)."""
         return store.delivery_listing(self.db, self.issue_id, status)
+
+    def mark_unsure_sent(self, message_ids: Sequence[str]) -> int:
+        """Record that these unsure rows' messages did arrive (the relay's log says so), all or
+        none: a ConflictError names a Message-ID that is no unsure row of this issue."""
+        unique = list(dict.fromkeys(m.strip().strip("<>") for m in message_ids))
+        with transaction(self.db):
+            for bare in unique:
+                if not store.mark_unsure_sent(self.db, self.issue_id, bare, now=self.clock()):
+                    raise ConflictError(
+                        f"{bare}: not an unsure message of this issue (status sending); "
+                        "`policyfeed issue deliveries N --status sending` lists them"
+                    )
+        return len(unique)
 
     def skip(self, row: Delivery, reason: str) -> None:
         """Settle a row without a hand-off."""

@@ -123,6 +123,18 @@ def delivery_listing(
     return found
 
 
+def mark_unsure_sent(db: Database, issue_id: int, message_id: str, *, now: datetime) -> bool:
+    """An unsure row (``sending``) of the issue marked sent by hand; False if there is none
+    with that Message-ID."""
+    stamp = to_db_time(now)
+    cursor = db.execute(
+        "UPDATE deliveries SET status = 'sent', sent_at = ?, updated_at = ?, last_error = '' "
+        "WHERE issue_id = ? AND message_id = ? AND status = 'sending'",
+        [stamp, stamp, issue_id, message_id],
+    )
+    return cursor.rowcount > 0
+
+
 def mark_sending(db: Database, delivery_id: int, *, now: datetime) -> bool:
     """pending/sending → sending, one more attempt. False when the row is settled or gone."""
     cursor = db.execute(
