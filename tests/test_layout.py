@@ -35,7 +35,22 @@ ALLOWED: dict[str, set[str]] = {
     "digest": {*BASE, "config", "output", "schedule", "templating", "store", "content", "audience"},
     "site": {*BASE, "config", "output", "templating", "store", "content", "digest"},
     "delivery": {*BASE, "config", "output", "store", "content", "audience", "digest"},
+    # The preflight reads what site and digest produce; delivery's job starts after it.
+    "check": {
+        *BASE,
+        "config",
+        "output",
+        "schedule",
+        "templating",
+        "store",
+        "content",
+        "audience",
+        "digest",
+        "site",
+    },
 }
+#: Who may import the preflight: the two that run it.
+CHECK_USERS = {"publish", "cli"}
 # The top: they put the stages together and nothing imports them but each other.
 TOP = {"publish", "web", "cli", "__main__"}
 STAGES = ("content", "site", "digest", "delivery", "audience")
@@ -169,7 +184,18 @@ def test_nothing_below_the_top_imports_the_top() -> None:
     assert wrong == []
 
 
-@pytest.mark.parametrize("stage", STAGES)
+def test_only_publish_and_the_cli_import_the_check() -> None:
+    wrong = [
+        f"{name} imports {dep}"
+        for name, deps in sorted(graph().items())
+        if part(name) not in CHECK_USERS | {"check"}
+        for dep in sorted(deps)
+        if part(dep) == "check"
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("stage", [*STAGES, "check"])
 def test_each_stage_is_a_package_that_says_what_it_owns_and_may_import(stage: str) -> None:
     init = PACKAGE / stage / "__init__.py"
     doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))

@@ -237,6 +237,7 @@ COMMAND_MODULES = (
     "publish",
     "bounces",
     "dkim",
+    "check",
 )
 for _name in COMMAND_MODULES:
     try:

@@ -1,0 +1,311 @@
+"""A whole check: the settings, the site and its feeds in the output folder, each variant of an
+issue as the message a member gets, and the digest template's accessibility.
+
+:func:`run_check` is ``policyfeed check``; :func:`check_before_sending` is what ``publish`` runs
+after the build and before the first message leaves (it reuses the variants publish rendered).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlite_utils import Database
+
+from policyfeed.check import a11y
+from policyfeed.check.feeds import analyse_feed, analyse_opml, is_feed_name, report_feeds
+from policyfeed.check.message import check_message
+from policyfeed.check.report import Report
+from policyfeed.check.settings import check_settings
+from policyfeed.check.site import analyse_page, page_kind, report_pages
+from policyfeed.check.state import (
+    CheckState,
+    Seen,
+    context_of,
+    load_check_state,
+    save_check_state,
+    site_files,
+)
+from policyfeed.errors import PolicyfeedError
+from policyfeed.model import Issue, Post
+
+if TYPE_CHECKING:
+    from policyfeed.config import Settings
+    from policyfeed.digest.mail import MessageTemplate
+    from policyfeed.model import Chapter
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RECIPIENT = ("recipient@example.org", "Sample Member")
+#: What the template is tried with when the issue has none: every part of it gets rendered.
+SAMPLE_NOTE = "A note from the editor, as an issue may carry one."
+DIGEST_TEMPLATE = "email/digest.html"
+_FEED_KINDS = ("rss", "atom", "json", "xml")
+
+
+@dataclass(frozen=True)
+class _SampleChapter:
+    name: str = "A chapter"
+    intro: str = "A chapter's intro line, as a chapter may have one."
+
+
+# --- the site ----------------------------------------------------------------------------------
+
+
+def check_site(
+    report: Report, db: Database, settings: Settings, out_dir: Path, *, now: datetime
+) -> None:
+    """Every page and feed of ``out_dir``; files unchanged since the last check are not read."""
+    started = time.monotonic()
+    if not out_dir.is_dir():
+        report.error("site", str(out_dir), "no site here: `policyfeed build` writes it")
+        return
+    context = context_of(settings.base_url)
+    old = load_check_state(out_dir, context)
+    listing = dict(site_files(out_dir))
+    specimens: dict[str, str] = {}
+    for rel in sorted(listing):
+        if rel.endswith(".html"):
+            specimens.setdefault(page_kind(rel), rel)
+    contrast_of = set(specimens.values())
+    state = CheckState(context)
+    pages: dict[str, dict] = {}
+    docs: dict[str, dict] = {}
+    read = 0
+    for rel in sorted(listing):
+        kind = _kind(rel)
+        if kind is None:
+            continue
+        stat = listing[rel]
+        seen = old.files.get(rel)
+        facts = seen.facts if seen is not None else None
+        if (
+            seen is None
+            or facts is None
+            or (seen.size, seen.mtime_ns) != (stat.st_size, stat.st_mtime_ns)
+            or (rel in contrast_of and "c" not in facts)
+        ):
+            facts = _analyse(kind, rel, (out_dir / rel).read_bytes(), settings, rel in contrast_of)
+            read += 1
+        state.files[rel] = Seen(stat.st_size, stat.st_mtime_ns, facts)
+        (docs if facts["k"] in _FEED_KINDS else pages)[rel] = facts
+    save_check_state(out_dir, state)
+    previous_ids = {
+        link: entry_id
+        for seen in old.files.values()
+        if seen.facts is not None and seen.facts["k"] in _FEED_KINDS
+        for entry_id, link in seen.facts["e"]
+        if entry_id and link
+    }
+    files = set(listing)
+    report_pages(report, pages, files)
+    report_feeds(
+        report,
+        docs,
+        files,
+        base_url=settings.base_url,
+        now=now,
+        expected=_expected_history(db, docs, now),
+        previous_ids=previous_ids,
+    )
+    log.info(
+        "check: %d files, %d read again, in %.2f s", len(listing), read, time.monotonic() - started
+    )
+
+
+def _kind(rel: str) -> str | None:
+    if rel.endswith(".html"):
+        return "page"
+    if is_feed_name(rel):
+        return "feed"
+    if rel.endswith(".opml"):
+        return "opml"
+    return None
+
+
+def _analyse(kind: str, rel: str, data: bytes, settings: Settings, contrast: bool) -> dict:
+    if kind == "page":
+        return analyse_page(rel, data, settings.base_url, contrast=contrast)
+    if kind == "opml":
+        return analyse_opml(rel, data, settings.base_url)
+    return analyse_feed(rel, data, settings.base_url)
+
+
+def _expected_history(
+    db: Database, docs: Mapping[str, dict], now: datetime
+) -> dict[str, tuple[int, str]]:
+    """How many posts the site's feed and each topic's feed should hold, with their history."""
+    from policyfeed.store.posts import count_published
+
+    expected = {"": (count_published(db, now=now), "posts published by now")}
+    for rel in docs:
+        parts = rel.split("/")
+        if len(parts) == 3 and parts[0] == "topics":
+            folder = f"topics/{parts[1]}/"
+            if folder not in expected:
+                count = count_published(db, now=now, topic=parts[1])
+                expected[folder] = (count, f"posts on the topic {parts[1]}")
+    return expected
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+def variant_name(issue: Issue, chapter_slug: str | None) -> str:
+    """How the report names a variant: ``issue-3``, ``issue-3/geneva``."""
+    return f"issue-{issue.number}" + (f"/{chapter_slug}" if chapter_slug else "")
+
+
+def sample_message(settings: Settings, template: MessageTemplate, name: str) -> bytes:
+    """The message of a variant as delivery makes it, for a sample recipient."""
+    from policyfeed.audience.subscribers import DEVELOPMENT_SECRET
+    from policyfeed.digest.mail import Personaliser, Recipient
+
+    email, member = SAMPLE_RECIPIENT
+    message_id = f"check.{name.replace('/', '.')}@{settings.domain}"
+    personaliser = Personaliser(settings, settings.secret or DEVELOPMENT_SECRET)
+    return personaliser.message(template, Recipient(0, email, member, message_id))
+
+
+def render_variants(
+    db: Database, settings: Settings, issue: Issue, posts: Sequence[Post], report: Report, *,
+    now: datetime,
+) -> dict[str, MessageTemplate]:  # fmt: skip
+    """Each variant of ``issue`` rendered as publish renders it (the whole issue, then each
+    chapter that gets posts); one that cannot be rendered is an error in ``report``."""
+    from policyfeed.digest.issues import posts_for_chapter
+    from policyfeed.store.subscribers import list_chapters
+
+    chapters: list[Chapter | None] = [None, *list_chapters(db)]
+    templates: dict[str, MessageTemplate] = {}
+    for chapter in chapters:
+        share = list(posts) if chapter is None else posts_for_chapter(posts, chapter.topics)
+        if not share:
+            continue
+        name = variant_name(issue, chapter.slug if chapter else None)
+        try:
+            templates[name] = _render(issue, share, settings, chapter, now=now)
+        except PolicyfeedError as exc:
+            report.error("message", name, f"cannot be rendered: {exc}")
+    return templates
+
+
+def _render(
+    issue: Issue, posts: Sequence[Post], settings: Settings, chapter: Chapter | None, *,
+    now: datetime,
+) -> MessageTemplate:  # fmt: skip
+    from policyfeed.digest.mail import build_template
+    from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN, render_issue
+
+    digest = render_issue(issue, posts, settings, chapter=chapter)
+    return build_template(
+        digest,
+        settings,
+        issue_number=issue.number,
+        variant=chapter.slug if chapter else "",
+        now=now,
+        placeholders={"unsubscribe_url": UNSUBSCRIBE_URL_TOKEN},
+    )
+
+
+def check_messages(
+    report: Report, settings: Settings, templates: Mapping[str, MessageTemplate]
+) -> None:
+    for name, template in templates.items():
+        check_message(report, name, sample_message(settings, template, name))
+
+
+def check_digest_template(
+    report: Report, settings: Settings, issue: Issue, posts: Sequence[Post]
+) -> None:
+    """Accessibility of the digest template, rendered with every part it has: the issue's
+    posts, a note and a chapter's intro (samples where the issue has none)."""
+    import lxml.html
+
+    from policyfeed.digest.render import render_issue
+
+    specimen = replace(issue, note=issue.note or SAMPLE_NOTE)
+    try:
+        digest = render_issue(specimen, posts, settings, chapter=_SampleChapter())
+    except PolicyfeedError as exc:  # the variants' own rendering reports it
+        log.info("check: the digest template could not be tried whole: %s", exc)
+        return
+    root = lxml.html.document_fromstring(digest.html)
+    name = DIGEST_TEMPLATE
+    if a11y.missing_lang(root):
+        report.error("a11y", name, "no lang attribute on <html>: screen readers guess the language")
+    for heading, previous, where in a11y.heading_skips(root):
+        report.warn("a11y", name, f"heading {heading} follows {previous}, skipping a level", where)
+    for what, href in a11y.unclear_links(root):
+        report.warn("a11y", name, what, href)
+    for low in a11y.low_contrast(root):
+        report.error("a11y", name, low.describe(), low.element)
+
+
+# --- the whole check --------------------------------------------------------------------------
+
+
+def issue_to_check(
+    db: Database, settings: Settings, *, now: datetime, number: int | None
+) -> tuple[Issue, list[Post]] | None:
+    """Issue ``number``; else the next issue as it would be made now; else the newest one."""
+    from policyfeed.digest.issues import get_issue, issue_posts, list_issues, plan_issue
+
+    if number is not None:
+        issue = get_issue(db, number)
+        return issue, issue_posts(db, issue)
+    planned = plan_issue(db, settings, now=now)
+    if planned is not None:
+        return planned
+    issues = list_issues(db)
+    return (issues[0], issue_posts(db, issues[0])) if issues else None
+
+
+def run_check(
+    db: Database,
+    settings: Settings,
+    *,
+    now: datetime,
+    issue_number: int | None = None,
+    out_dir: Path | None = None,
+) -> Report:
+    """``policyfeed check``: everything, into one report."""
+    report = Report()
+    check_settings(report, settings)
+    check_site(report, db, settings, out_dir or settings.output_dir, now=now)
+    found = issue_to_check(db, settings, now=now, number=issue_number)
+    if found is None:
+        report.warn("message", "-", "no issue to check: no post is waiting and none was made")
+        return report
+    issue, posts = found
+    check_messages(report, settings, render_variants(db, settings, issue, posts, report, now=now))
+    check_digest_template(report, settings, issue, posts)
+    return report
+
+
+def check_before_sending(
+    db: Database,
+    settings: Settings,
+    *,
+    issue: Issue,
+    posts: Sequence[Post],
+    templates: Mapping[str | None, MessageTemplate],
+    now: datetime,
+    site: bool = True,
+) -> Report:
+    """What ``publish`` runs before delivery: the settings, the site just built (``site``), the
+    messages of the variants it is about to send (``templates`` by chapter slug, None for the
+    whole issue) and the digest template."""
+    report = Report()
+    check_settings(report, settings)
+    if site:
+        check_site(report, db, settings, settings.output_dir, now=now)
+    named = {variant_name(issue, slug): template for slug, template in templates.items()}
+    check_messages(report, settings, named)
+    check_digest_template(report, settings, issue, posts)
+    return report

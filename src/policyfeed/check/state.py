@@ -1,0 +1,116 @@
+"""What the last check read of each page and feed, so that the next one parses only files whose
+bytes changed: on a large site a publish then costs a walk of the folder and the files the build
+just wrote, not a parse of every page.
+
+A file is read again when its size or modification time differs from the one recorded (the build
+writes a file only when its bytes change, and a write changes the time), or when the check's
+rules or the site's base URL changed. The state also keeps each entry's id, which the next check
+compares ("ids stable against the previous build"). The file is a cache: losing it costs one
+full read, and a folder that cannot be written to is checked all the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policyfeed.output import write_if_changed
+
+log = logging.getLogger(__name__)
+
+#: Bump when what is recorded, or a rule computed from it when the file is read, changes.
+RULES_VERSION = "1"
+STATE_VERSION = 1
+STATE_FILE = "check-state.json"
+#: The build's own folder inside the output folder: not part of the site.
+STATE_DIR = ".policyfeed"
+
+Facts = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Seen:
+    size: int
+    mtime_ns: int
+    facts: Facts | None  # None: not a page or a feed (an image, a stylesheet…)
+
+
+@dataclass
+class CheckState:
+    context: str
+    files: dict[str, Seen] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        data = {
+            "version": STATE_VERSION,
+            "context": self.context,
+            "files": {
+                rel: [seen.size, seen.mtime_ns, seen.facts]
+                for rel, seen in sorted(self.files.items())
+            },
+        }
+        return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, context: str) -> CheckState:
+        """The saved state when it is readable and made with the same context, else empty."""
+        try:
+            data = json.loads(raw)
+            if data.get("version") != STATE_VERSION or data.get("context") != context:
+                return cls(context)
+            files = {
+                str(rel): Seen(int(size), int(mtime), facts)
+                for rel, (size, mtime, facts) in data["files"].items()
+            }
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return cls(context)
+        return cls(context, files)
+
+
+def context_of(base_url: str) -> str:
+    """What the recorded facts depend on besides the bytes of the files."""
+    return hashlib.sha256(f"{RULES_VERSION}\0{base_url}".encode()).hexdigest()[:16]
+
+
+def state_path(out_dir: Path) -> Path:
+    return out_dir / STATE_DIR / STATE_FILE
+
+
+def load_check_state(out_dir: Path, context: str) -> CheckState:
+    try:
+        raw = state_path(out_dir).read_bytes()
+    except OSError:
+        return CheckState(context)
+    return CheckState.from_bytes(raw, context)
+
+
+def save_check_state(out_dir: Path, state: CheckState) -> None:
+    """Keep the state for the next check; a folder that cannot be written is no error."""
+    try:
+        write_if_changed(state_path(out_dir), state.to_bytes())
+    except OSError as exc:
+        log.info("check: could not keep %s (%s); the next check reads every file", STATE_FILE, exc)
+
+
+def site_files(out_dir: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every regular file of the site (not the build's own folder), as (path, stat)."""
+    stack = [(out_dir, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if rel != STATE_DIR:
+                    stack.append((Path(entry.path), rel + "/"))
+            elif entry.is_file(follow_symlinks=False):
+                yield rel, entry.stat(follow_symlinks=False)
