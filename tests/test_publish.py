@@ -209,7 +209,8 @@ def test_render_and_inlining_happen_once_per_variant_never_per_recipient(
     monkeypatch.setattr(policyfeed.digest.render, "inline_css", counting_inline)
     result = publish(demo_db, settings, now=now)
     assert result.sent == 35
-    assert len(calls) == 3  # the whole issue, and each of the two chapters
+    # the whole issue, each of the two chapters, and the preflight's one try of the template
+    assert len(calls) == 4
 
 
 # --- chapters ---------------------------------------------------------------------------------

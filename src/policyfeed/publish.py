@@ -76,6 +76,7 @@ from policyfeed.store.readonly import read_only
 from policyfeed.wording import counted
 
 if TYPE_CHECKING:
+    from policyfeed.check.report import Report
     from policyfeed.config import Settings
     from policyfeed.delivery.transport import SendRefused, Transport
     from policyfeed.model import Delivery, Post, Subscriber
@@ -92,6 +93,7 @@ STATUS_EXIT = {
     "partial": EXIT_TEMPFAIL,  # some messages wait for a later run: safe to re-run
     "ambiguous": EXIT_ERROR,  # only unsure SMTP hand-offs are left: an operator decides
     "relay_error": EXIT_ERROR,  # the relay cannot be used as configured: a person fixes it
+    "refused": EXIT_ERROR,  # the preflight check found errors: nothing was sent
 }
 #: Unsure rows named in a run's message (all of them are in ``unsure`` and the ledger).
 NAMED_UNSURE = 5
@@ -135,6 +137,7 @@ class PublishResult:
     variants: list[VariantReport] = field(default_factory=list)
     site_files: int = 0
     warnings: list[str] = field(default_factory=list)
+    check: dict[str, Any] = field(default_factory=dict)  # the preflight report (check.Report)
 
     @property
     def exit_code(self) -> int:
@@ -162,6 +165,8 @@ class PublishResult:
                 f"{head}: already delivered to {counted(self.recipients, 'recipient')}; "
                 "nothing to do"
             )
+        if self.status == "refused":
+            return f"{head}: {self.message}; nothing sent"
         if self.status == "dry_run":
             sizes = ", ".join(
                 f"{v.chapter or 'all'} {counted(v.posts, 'post')}/{v.recipients} to/"
@@ -448,6 +453,13 @@ def _publish(
         log.warning("%s", warning)
 
     site_files = _build_site(db, settings, now)
+    check = _preflight(db, settings, issue, posts, templates, variants, now=now)
+    if check.errors:  # before the ledger is frozen: a fixed template next run sends as usual
+        return PublishResult(
+            "refused", key, issue.number, posts=len(posts), subject=issue.subject,
+            message=check.summary(), site_files=site_files, warnings=warnings,
+            check=check.as_json(),
+        )  # fmt: skip
 
     skipped_early = 0
     if planned_rows is not None:
@@ -523,6 +535,30 @@ def _publish(
         ledger=report.ledger,
         site_files=site_files,
         warnings=warnings,
+        check=check.as_json(),
+    )
+
+
+def _preflight(
+    db: Database,
+    settings: Settings,
+    issue: Issue,
+    posts: Sequence[Post],
+    templates: dict[int | None, MessageTemplate],
+    variants: dict[int | None, _Variant],
+    *,
+    now: datetime,
+    site: bool = True,
+) -> Report:
+    """``policyfeed check`` on what this run is about to send (see policyfeed.check.run)."""
+    from policyfeed.check.run import check_before_sending
+
+    named = {}
+    for chapter_id, template in templates.items():
+        chapter = (variants.get(chapter_id) or variants[None]).chapter
+        named[chapter.slug if chapter else None] = template
+    return check_before_sending(
+        db, settings, issue=issue, posts=posts, templates=named, now=now, site=site
     )
 
 
@@ -618,13 +654,16 @@ def _dry_run(
                 len(sample),
             )
         )
+    check = _preflight(db, settings, issue, posts, templates, variants, now=now, site=False)
     return PublishResult(
-        "dry_run",
+        "refused" if check.errors else "dry_run",  # a real run would send nothing
         issue.period,
         issue.number,
         posts=len(posts),
         recipients=sum(v.recipients for v in reports),
         subject=issue.subject,
+        message=f"dry run, {check.summary()}" if check.errors else "",
         variants=reports,
         warnings=warnings,
+        check=check.as_json(),
     )

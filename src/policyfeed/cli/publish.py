@@ -128,6 +128,8 @@ def publish_command(
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False))
     else:
+        for finding in result.check.get("findings", ()):  # the preflight's, as `check` says them
+            click.echo(finding["line"], err=True)
         click.echo(result.summary() + _where(app, result))
     if result.status == "no_recipients":  # exit 0 for the scheduler; a person should know
         for warning in result.warnings:
