@@ -4,6 +4,7 @@ the build wrote; the page-level accessibility rules; and the state that spares a
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -291,11 +292,25 @@ def test_a_new_base_url_reads_every_file_again(
     assert "the rel=self link is https://policy.example.org/atom.xml" in " ".join(lines)
 
 
-def test_an_unwritable_state_folder_is_no_error(
+def test_the_check_writes_nothing_into_the_site(
     demo_db: sqlite_utils.Database, settings: Settings, now: datetime, site: Path
 ) -> None:
-    (site / ".policyfeed").chmod(0o500)
-    try:
-        assert lines_of(demo_db, settings, now) == []
-    finally:
-        (site / ".policyfeed").chmod(0o700)
+    before = {p: p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()}
+    lines_of(demo_db, settings, now)
+    assert {p: p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()} == before
+
+
+def test_a_folder_this_database_does_not_build_is_checked_but_never_claimed(
+    demo_db: sqlite_utils.Database, settings: Settings, now: datetime, site: Path, tmp_path: Path
+) -> None:
+    from policyfeed.site.ownership import folder_key
+    from policyfeed.store import build_state
+
+    other = tmp_path / "somebody-elses-site"
+    shutil.copytree(site, other)
+    elsewhere = dataclasses.replace(settings, output_dir=other)
+    assert lines_of(demo_db, elsewhere, now) == []
+    assert not build_state.is_claimed(demo_db, folder_key(other))
+    assert build_state.read(demo_db, folder_key(site), "check") is None  # nor checked there yet
+    lines_of(demo_db, settings, now)
+    assert build_state.read(demo_db, folder_key(site), "check") is not None

@@ -66,7 +66,7 @@ def check_site(
         report.error("site", str(out_dir), "no site here: `policyfeed build` writes it")
         return
     context = context_of(settings.base_url)
-    old = load_check_state(out_dir, context)
+    old = load_check_state(db, out_dir, context)
     listing = dict(site_files(out_dir))
     specimens: dict[str, str] = {}
     for rel in sorted(listing):
@@ -94,7 +94,7 @@ def check_site(
             read += 1
         state.files[rel] = Seen(stat.st_size, stat.st_mtime_ns, facts)
         (docs if facts["k"] in _FEED_KINDS else pages)[rel] = facts
-    save_check_state(out_dir, state)
+    save_check_state(db, out_dir, state)
     previous_ids = {
         link: entry_id
         for seen in old.files.values()

@@ -5,8 +5,12 @@ just wrote, not a parse of every page.
 A file is read again when its size or modification time differs from the one recorded (the build
 writes a file only when its bytes change, and a write changes the time), or when the check's
 rules or the site's base URL changed. The state also keeps each entry's id, which the next check
-compares ("ids stable against the previous build"). The file is a cache: losing it costs one
-full read, and a folder that cannot be written to is checked all the same.
+compares ("ids stable against the previous build").
+
+It lives in the database beside the build's own state (``build_state``, name ``check``), never in
+the folder a web server publishes, and only for a folder this database builds into: a check of
+another folder must not make it look like one of ours. It is a cache: losing it costs one read
+of every file.
 """
 
 from __future__ import annotations
@@ -15,21 +19,25 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policyfeed.output import write_if_changed
+from sqlite_utils import Database
+
+from policyfeed.site.ownership import folder_key
+from policyfeed.store import build_state
 
 log = logging.getLogger(__name__)
 
 #: Bump when what is recorded, or a rule computed from it when the file is read, changes.
 RULES_VERSION = "1"
 STATE_VERSION = 1
-STATE_FILE = "check-state.json"
-#: The build's own folder inside the output folder: not part of the site.
-STATE_DIR = ".policyfeed"
+STATE_NAME = "check"
+#: Where builds before the state moved into the database kept it: never part of the site.
+LEGACY_STATE_DIR = ".policyfeed"
 
 Facts = dict[str, Any]
 
@@ -78,24 +86,21 @@ def context_of(base_url: str) -> str:
     return hashlib.sha256(f"{RULES_VERSION}\0{base_url}".encode()).hexdigest()[:16]
 
 
-def state_path(out_dir: Path) -> Path:
-    return out_dir / STATE_DIR / STATE_FILE
+def load_check_state(db: Database, out_dir: Path, context: str) -> CheckState:
+    raw = build_state.read(db, folder_key(out_dir), STATE_NAME)
+    return CheckState(context) if raw is None else CheckState.from_bytes(raw, context)
 
 
-def load_check_state(out_dir: Path, context: str) -> CheckState:
+def save_check_state(db: Database, out_dir: Path, state: CheckState) -> None:
+    """Keep the state for the next check, for a folder this database builds into."""
+    folder = folder_key(out_dir)
+    if not build_state.is_claimed(db, folder):
+        log.info("check: %s is not built from this database; its state is not kept", out_dir)
+        return
     try:
-        raw = state_path(out_dir).read_bytes()
-    except OSError:
-        return CheckState(context)
-    return CheckState.from_bytes(raw, context)
-
-
-def save_check_state(out_dir: Path, state: CheckState) -> None:
-    """Keep the state for the next check; a folder that cannot be written is no error."""
-    try:
-        write_if_changed(state_path(out_dir), state.to_bytes())
-    except OSError as exc:
-        log.info("check: could not keep %s (%s); the next check reads every file", STATE_FILE, exc)
+        build_state.write(db, folder, STATE_NAME, state.to_bytes())
+    except sqlite3.OperationalError as exc:  # a read-only database: the next check reads all
+        log.info("check: could not keep its state (%s)", exc)
 
 
 def site_files(out_dir: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -110,7 +115,7 @@ def site_files(out_dir: Path) -> Iterator[tuple[str, os.stat_result]]:
         for entry in entries:
             rel = prefix + entry.name
             if entry.is_dir(follow_symlinks=False):
-                if rel != STATE_DIR:
+                if rel != LEGACY_STATE_DIR:
                     stack.append((Path(entry.path), rel + "/"))
             elif entry.is_file(follow_symlinks=False):
                 yield rel, entry.stat(follow_symlinks=False)
