@@ -314,3 +314,40 @@ def test_a_folder_this_database_does_not_build_is_checked_but_never_claimed(
     assert build_state.read(demo_db, folder_key(site), "check") is None  # nor checked there yet
     lines_of(demo_db, settings, now)
     assert build_state.read(demo_db, folder_key(site), "check") is not None
+
+
+def test_after_a_build_the_check_reads_what_it_wrote_without_walking_the_folder(
+    demo_db: sqlite_utils.Database,
+    settings: Settings,
+    now: datetime,
+    site: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What publish does: the build's result says which files changed."""
+    from policyfeed.check.report import Report
+    from policyfeed.check.run import check_site
+    from policyfeed.site.build import build_site
+    from policyfeed.store import posts as post_store
+    from site_support import save
+
+    lines_of(demo_db, settings, now)
+    read: list[str] = []
+    analyse = policyfeed.check.run._analyse
+    monkeypatch.setattr(
+        policyfeed.check.run,
+        "_analyse",
+        lambda kind, rel, *a: read.append(rel) or analyse(kind, rel, *a),
+    )
+    monkeypatch.setattr(policyfeed.check.run, "_walk", lambda out: pytest.fail("walked"))
+    save(demo_db, settings, "a-new-post", date=now.replace(hour=9), body_html="<p>New.</p>")
+    post_store.delete_post(demo_db, "beijing-treaty-on-audiovisual-performances")
+    built = build_site(demo_db, settings, site, now)
+    assert built.written and built.removed
+    report = Report()
+    check_site(report, demo_db, settings, site, now=now, built=built)
+    wrote = sorted(p.relative_to(site).as_posix() for p in built.written)
+    assert sorted(read) == [rel for rel in wrote if rel in readable(site)]
+    assert "posts/a-new-post/index.html" in read
+    # the removed post's page is gone from the list, and nothing links to it any more
+    lines = [f.line for f in report.findings if not f.line.startswith(EMPTY_ISSUE_FEEDS)]
+    assert lines == []

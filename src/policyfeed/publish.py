@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from policyfeed.config import Settings
     from policyfeed.delivery.transport import SendRefused, Transport
     from policyfeed.model import Delivery, Post, Subscriber
+    from policyfeed.site.build import BuildResult
 
 log = logging.getLogger(__name__)
 
@@ -452,8 +453,9 @@ def _publish(
     for warning in warnings:
         log.warning("%s", warning)
 
-    site_files = _build_site(db, settings, now)
-    check = _preflight(db, settings, issue, posts, templates, variants, now=now)
+    built = _build_site(db, settings, now)
+    site_files = len(built.written)
+    check = _preflight(db, settings, issue, posts, templates, variants, now=now, built=built)
     if check.errors:  # before the ledger is frozen: a fixed template next run sends as usual
         return PublishResult(
             "refused", key, issue.number, posts=len(posts), subject=issue.subject,
@@ -549,6 +551,7 @@ def _preflight(
     *,
     now: datetime,
     site: bool = True,
+    built: BuildResult | None = None,
 ) -> Report:
     """``policyfeed check`` on what this run is about to send (see policyfeed.check.run)."""
     from policyfeed.check.run import check_before_sending
@@ -558,7 +561,7 @@ def _preflight(
         chapter = (variants.get(chapter_id) or variants[None]).chapter
         named[chapter.slug if chapter else None] = template
     return check_before_sending(
-        db, settings, issue=issue, posts=posts, templates=named, now=now, site=site
+        db, settings, issue=issue, posts=posts, templates=named, now=now, site=site, built=built
     )
 
 
@@ -615,12 +618,11 @@ def _delivery_message(report: DeliveryReport, number: int) -> str:
     return "; ".join(parts)
 
 
-def _build_site(db: Database, settings: Settings, now: datetime) -> int:
-    """Feeds, pages and the issue archive, so the web version exists before the mail arrives.
-    Returns the number of files written."""
+def _build_site(db: Database, settings: Settings, now: datetime) -> BuildResult:
+    """Feeds, pages and the issue archive, so the web version exists before the mail arrives."""
     from policyfeed.site.build import build_site
 
-    return len(build_site(db, settings, settings.output_dir, now).written)
+    return build_site(db, settings, settings.output_dir, now)
 
 
 def _dry_run(

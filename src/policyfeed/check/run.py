@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from policyfeed.config import Settings
     from policyfeed.digest.mail import MessageTemplate
     from policyfeed.model import Chapter
+    from policyfeed.site.build import BuildResult
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +59,29 @@ class _SampleChapter:
 
 
 def check_site(
-    report: Report, db: Database, settings: Settings, out_dir: Path, *, now: datetime
+    report: Report,
+    db: Database,
+    settings: Settings,
+    out_dir: Path,
+    *,
+    now: datetime,
+    built: BuildResult | None = None,
 ) -> None:
-    """Every page and feed of ``out_dir``; files unchanged since the last check are not read."""
+    """Every page and feed of ``out_dir``; files unchanged since the last check are not read.
+
+    ``built``: the build that just ran (publish passes it). Then the folder is not walked: the
+    files are the last check's, less those the build removed, plus those it wrote. Without it
+    (``policyfeed check``) every file's size and time is looked at.
+    """
     started = time.monotonic()
     if not out_dir.is_dir():
         report.error("site", str(out_dir), "no site here: `policyfeed build` writes it")
         return
     context = context_of(settings.base_url)
     old = load_check_state(db, out_dir, context)
-    listing = dict(site_files(out_dir))
+    listing = (
+        _after_build(out_dir, old, built) if built is not None and old.files else _walk(out_dir)
+    )
     specimens: dict[str, str] = {}
     for rel in sorted(listing):
         if rel.endswith(".html"):
@@ -79,22 +93,24 @@ def check_site(
     read = 0
     for rel in sorted(listing):
         kind = _kind(rel)
-        if kind is None:
+        size, mtime = listing[rel]
+        if kind is None:  # an image or a stylesheet: links to it count, nothing to read
+            state.files[rel] = Seen(size, mtime, None)
             continue
-        stat = listing[rel]
         seen = old.files.get(rel)
         facts = seen.facts if seen is not None else None
         if (
             seen is None
             or facts is None
-            or (seen.size, seen.mtime_ns) != (stat.st_size, stat.st_mtime_ns)
+            or (seen.size, seen.mtime_ns) != (size, mtime)
             or (rel in contrast_of and "c" not in facts)
         ):
             facts = _analyse(kind, rel, (out_dir / rel).read_bytes(), settings, rel in contrast_of)
             read += 1
-        state.files[rel] = Seen(stat.st_size, stat.st_mtime_ns, facts)
+        state.files[rel] = Seen(size, mtime, facts)
         (docs if facts["k"] in _FEED_KINDS else pages)[rel] = facts
-    save_check_state(db, out_dir, state)
+    if read or {rel: (seen.size, seen.mtime_ns) for rel, seen in old.files.items()} != listing:
+        save_check_state(db, out_dir, state)
     previous_ids = {
         link: entry_id
         for seen in old.files.values()
@@ -116,6 +132,27 @@ def check_site(
     log.info(
         "check: %d files, %d read again, in %.2f s", len(listing), read, time.monotonic() - started
     )
+
+
+def _walk(out_dir: Path) -> dict[str, tuple[int, int]]:
+    return {rel: (stat.st_size, stat.st_mtime_ns) for rel, stat in site_files(out_dir)}
+
+
+def _after_build(out_dir: Path, old: CheckState, built: BuildResult) -> dict[str, tuple[int, int]]:
+    """The files after ``built``, from the last check's list: what it removed is gone, what it
+    wrote is looked at again."""
+    listing = {rel: (seen.size, seen.mtime_ns) for rel, seen in old.files.items()}
+    for path in built.removed:
+        listing.pop(Path(path).relative_to(out_dir).as_posix(), None)
+    for path in built.written:
+        rel = Path(path).relative_to(out_dir).as_posix()
+        try:
+            stat = Path(path).stat()
+        except FileNotFoundError:
+            listing.pop(rel, None)
+            continue
+        listing[rel] = (stat.st_size, stat.st_mtime_ns)
+    return listing
 
 
 def _kind(rel: str) -> str | None:
@@ -297,14 +334,15 @@ def check_before_sending(
     templates: Mapping[str | None, MessageTemplate],
     now: datetime,
     site: bool = True,
+    built: BuildResult | None = None,
 ) -> Report:
-    """What ``publish`` runs before delivery: the settings, the site just built (``site``), the
-    messages of the variants it is about to send (``templates`` by chapter slug, None for the
-    whole issue) and the digest template."""
+    """What ``publish`` runs before delivery: the settings, the site just built (``site``; the
+    build's result in ``built``), the messages of the variants it is about to send
+    (``templates`` by chapter slug, None for the whole issue) and the digest template."""
     report = Report()
     check_settings(report, settings)
     if site:
-        check_site(report, db, settings, settings.output_dir, now=now)
+        check_site(report, db, settings, settings.output_dir, now=now, built=built)
     named = {variant_name(issue, slug): template for slug, template in templates.items()}
     check_messages(report, settings, named)
     check_digest_template(report, settings, issue, posts)
