@@ -41,10 +41,7 @@ def check_command(app: App, number: int | None, out_dir: Path | None, as_json: b
         policyfeed check --issue 3 --json
     """
     from policyfeed.check.run import run_check
-    from policyfeed.errors import NotFoundError
 
-    if not app.db_path.is_file():  # a mistyped --db must not make an empty database
-        raise NotFoundError(f"{app.db_path}: no such database (`policyfeed init` makes one)")
     report = run_check(app.db, app.settings, now=app.now(), issue_number=number, out_dir=out_dir)
     if as_json:
         echo_json(report.as_json())
