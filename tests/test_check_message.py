@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import pytest
@@ -17,9 +17,9 @@ from policyfeed.check.run import check_messages, render_variants, sample_message
 from policyfeed.config import Settings
 from policyfeed.digest.issues import plan_issue
 from policyfeed.digest.mail import build_template
-from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN, RenderedDigest, render_issue
+from policyfeed.digest.render import MESSAGE_PLACEHOLDERS, RenderedDigest, render_issue
 
-TOKEN = {"unsubscribe_url": UNSUBSCRIBE_URL_TOKEN}
+TOKEN = MESSAGE_PLACEHOLDERS
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def lines(
     settings: Settings,
     now: datetime,
     *,
-    placeholders: dict[str, str] = TOKEN,
+    placeholders: Mapping[str, str] = TOKEN,
     mutate: Callable[[bytes], bytes] | None = None,
 ) -> list[str]:
     template = build_template(
@@ -222,7 +222,7 @@ def test_template_syntax_left_over(
     assert lines(leftover, settings, now) == [
         "ERROR message issue-1: template syntax left over: '*|FNAME|*', text part",
         "ERROR message issue-1: template syntax left over: '{{ first_name }}', HTML part, "
-        'p "Unsubscribe Dear {{ first_name }} · Pas…"',
+        'p "Unsubscribe Dear {{ first_name }} · You…"',
         "check: 2 errors, 0 warnings",
     ]
 
@@ -243,7 +243,9 @@ def test_an_unsubscribe_placeholder_that_delivery_did_not_fill(
         'a.unsubscribe "Unsubscribe"',
         "ERROR message issue-1: link '%%UNSUBSCRIBE_URL%%' is not an absolute http(s) or mailto "
         'URL, a.unsubscribe "Unsubscribe"',
-        "check: 3 errors, 0 warnings",
+        "ERROR message issue-1: link '%%PREFERENCES_URL%%' is not an absolute http(s) or mailto "
+        'URL, a "Your preferences"',
+        "check: 4 errors, 0 warnings",
     ]
 
 

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RECIPIENT = ("recipient@example.org", "Sample Member")
 #: What the template is tried with when the issue has none: every part of it gets rendered.
 SAMPLE_NOTE = "A note from the editor, as an issue may carry one."
 DIGEST_TEMPLATE = "email/digest.html"
@@ -199,14 +198,14 @@ def variant_name(issue: Issue, chapter_slug: str | None) -> str:
 
 
 def sample_message(settings: Settings, template: MessageTemplate, name: str) -> bytes:
-    """The message of a variant as delivery makes it, for a sample recipient."""
-    from policyfeed.audience.subscribers import DEVELOPMENT_SECRET
+    """The message of a variant as delivery makes it, for the sample member of previews (whose
+    links unsubscribe nobody)."""
     from policyfeed.digest.mail import Personaliser, Recipient
+    from policyfeed.digest.sample import SAMPLE_EMAIL, SAMPLE_KEY, SAMPLE_NAME, SAMPLE_SUBSCRIBER_ID
 
-    email, member = SAMPLE_RECIPIENT
     message_id = f"check.{name.replace('/', '.')}@{settings.domain}"
-    personaliser = Personaliser(settings, settings.secret or DEVELOPMENT_SECRET)
-    return personaliser.message(template, Recipient(0, email, member, message_id))
+    recipient = Recipient(SAMPLE_SUBSCRIBER_ID, SAMPLE_EMAIL, SAMPLE_NAME, message_id)
+    return Personaliser(settings, SAMPLE_KEY).message(template, recipient)
 
 
 def render_variants(
@@ -237,7 +236,7 @@ def _render(
     now: datetime,
 ) -> MessageTemplate:  # fmt: skip
     from policyfeed.digest.mail import build_template
-    from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN, render_issue
+    from policyfeed.digest.render import MESSAGE_PLACEHOLDERS, render_issue
 
     digest = render_issue(issue, posts, settings, chapter=chapter)
     return build_template(
@@ -246,7 +245,7 @@ def _render(
         issue_number=issue.number,
         variant=chapter.slug if chapter else "",
         now=now,
-        placeholders={"unsubscribe_url": UNSUBSCRIBE_URL_TOKEN},
+        placeholders=MESSAGE_PLACEHOLDERS,
     )
 
 
