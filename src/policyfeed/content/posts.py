@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 
 from policyfeed.content.text import clean_line, clean_text
+from policyfeed.content.urls import to_uri
 from policyfeed.errors import InputError
 from policyfeed.model import Post, PostDraft, Topic
 
@@ -23,6 +24,8 @@ BODY_FORMATS = ("html", "markdown")
 
 _SLUG_OK = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 
+#: The URL schemes a link or an image in a post may use; any other (javascript:, data:…) goes.
+URL_SCHEMES = ("http", "https", "mailto", "tel", "ftp")
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dfn", "div",
     "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
@@ -74,20 +77,30 @@ def _cleaner(base_url: str, with_cite: bool) -> nh3.Cleaner:
         if not value:
             return None
         absolute = urljoin(base_url, value)
-        return absolute if urlsplit(absolute).scheme in ("http", "https", "mailto") else None
+        return absolute if urlsplit(absolute).scheme in URL_SCHEMES else None
 
     def absolutize(tag: str, attribute: str, value: str) -> str | None:
         return resolve(value) if attribute == "cite" else value
 
     return nh3.Cleaner(
         tags=ALLOWED_TAGS,
-        clean_content_tags={"script", "style", "iframe", "object", "embed", "template"},
+        # <noscript> goes with its content: we never run scripts, and a parser that does
+        # reads its markup as text, which then showed as literal tags.
+        clean_content_tags={
+            "script",
+            "style",
+            "iframe",
+            "object",
+            "embed",
+            "template",
+            "noscript",
+        },
         attributes=ALLOWED_ATTRIBUTES,
         # href and src go through the sanitiser's own URL handling (relative ones to resolve);
         # only a cite attribute needs the slower per-attribute callback.
         attribute_filter=absolutize if with_cite else None,
         url_relative=resolve,
-        url_schemes={"http", "https", "mailto"},
+        url_schemes=set(URL_SCHEMES),
         link_rel="noopener",
         strip_comments=True,
     )
@@ -256,9 +269,9 @@ def draft_from_record(
         url = _text(record, "url") or None
         if url:
             parts = urlsplit(urljoin(base_url, url))
-            if parts.scheme not in ("http", "https"):
+            if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"url must be http(s), not {url!r}")
-            url = parts.geturl()
+            url = to_uri(parts.geturl())  # IDNA host, percent-encoded path: a URI, once
         status = _text(record, "status").lower() or None
         if status is not None and status not in STATUSES:
             raise ValueError(f"status must be draft or published, not {status!r}")

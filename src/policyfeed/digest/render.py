@@ -23,6 +23,7 @@ from policyfeed.content.plaintext import (
 )
 from policyfeed.content.posts import sanitize_html
 from policyfeed.content.text import clean_line
+from policyfeed.content.urls import site_url
 from policyfeed.errors import DigestTooLargeError
 from policyfeed.model import Issue, Post
 from policyfeed.templating import format_date, render_template
@@ -180,9 +181,7 @@ def post_views(
 
 
 def site_context(settings: Settings) -> dict[str, Any]:
-    logo = settings.logo
-    if logo and not absolute_link(logo):
-        logo = settings.absolute(logo)
+    logo = site_url(settings, settings.logo)
     return {
         "title": settings.title,
         "description": settings.description,

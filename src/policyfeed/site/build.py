@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
 
 from sqlite_utils import Database
 
 from policyfeed.content.text import clean_line
+from policyfeed.content.urls import site_url
 from policyfeed.model import Post, Topic
 from policyfeed.output import BatchWriter
 from policyfeed.site.feeds import (
@@ -114,10 +114,6 @@ def excerpt(text: str, limit: int = SUMMARY_CHARS) -> str:
     return cut.rstrip(" ,;:.") + "…"
 
 
-def _absolute(settings: Settings, url: str) -> str:
-    return urljoin(settings.base_url, url) if url else ""
-
-
 def post_entry(post: Post, settings: Settings) -> FeedEntry:
     """A post as a feed entry: its guid as id, its permalink, topics as categories."""
     if post.published_at is None or post.updated_at is None:
@@ -154,8 +150,8 @@ def site_meta(
         id=url,
         subtitle=subtitle if title else settings.description,
         language=settings.language,
-        icon=_absolute(settings, settings.icon),
-        logo=_absolute(settings, settings.logo),
+        icon=site_url(settings, settings.icon),
+        logo=site_url(settings, settings.logo),
         author=settings.author,
         author_email=settings.author_email,
         hub=settings.websub_hub,

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from policyfeed.content.urls import site_url
 from policyfeed.digest.issues import issue_posts, list_issues
 from policyfeed.digest.render import (
     PostView,
@@ -182,10 +183,6 @@ def issue_feed_entry(
     )
 
 
-def _absolute(settings: Settings, url: str) -> str:
-    return url if not url or url.startswith(("http://", "https://")) else settings.absolute(url)
-
-
 def issue_feeds(
     settings: Settings, entries: list[FeedEntry], last_change: datetime | None = None
 ) -> dict[str, bytes]:
@@ -200,8 +197,8 @@ def issue_feeds(
         id=folder,
         subtitle=f"Every issue of the {settings.title} email digest",
         language=settings.language,
-        icon=_absolute(settings, settings.icon),
-        logo=_absolute(settings, settings.logo),
+        icon=site_url(settings, settings.icon),
+        logo=site_url(settings, settings.logo),
         author=settings.author,
         author_email=settings.author_email,
         hub=settings.websub_hub,
