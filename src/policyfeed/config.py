@@ -331,6 +331,26 @@ def parse_config_text(text: str, path: Path) -> dict[str, Any]:
     return values
 
 
+#: POLICYFEED_* variables that are not settings but are read all the same.
+OTHER_ENV = ("POLICYFEED_DB", "POLICYFEED_CONFIG")
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each POLICYFEED_* variable that is no setting (a typo is otherwise ignored
+    without a word), naming the close match if there is one."""
+    import difflib
+
+    known = {ENV_PREFIX + name.upper() for name in _SECTION_OF}
+    known |= set(SECRET_ENV.values()) | set(OTHER_ENV)
+    warnings = []
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            warnings.append(f"{name} is not a policyfeed setting{hint}; it is ignored")
+    return warnings
+
+
 def load_settings(
     config_path: Path | None = None,
     *,

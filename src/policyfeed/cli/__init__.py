@@ -49,8 +49,12 @@ class App:
 
     @cached_property
     def settings(self) -> Settings:
-        from policyfeed.config import load_settings
+        import os
 
+        from policyfeed.config import load_settings, unknown_environment
+
+        for warning in unknown_environment(os.environ):
+            click.echo(f"Warning: {warning}", err=True)
         return load_settings(self.config_path, overrides=self.overrides)
 
     @cached_property
@@ -160,6 +164,9 @@ class PolicyfeedGroup(click.Group):
             return super().invoke(ctx)
         except PolicyfeedError as exc:
             raise CliError(str(exc), exc.exit_code) from exc
+        except OSError as exc:  # a folder that cannot be written, a full disk: one line
+            where = exc.filename or ""
+            raise CliError(f"{where}: {exc.strerror or exc}" if where else str(exc), 1) from exc
         except Exception as exc:
             busy = busy_database(exc)
             if busy is None:

@@ -11,7 +11,14 @@ from policyfeed.cli import App, CliError, cli, echo_json, pass_app
 
 @cli.group()
 def bounces() -> None:
-    """Bounces and complaints: read the bounce mailbox, see what came back."""
+    """Bounces and complaints: read the bounce mailbox, see what came back.
+
+    Example:
+
+    \b
+        policyfeed bounces process ~/Maildir/bounces
+        policyfeed bounces list
+    """
 
 
 @bounces.command("process")

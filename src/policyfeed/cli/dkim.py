@@ -12,7 +12,14 @@ from policyfeed.cli import App, cli, pass_app_unchecked
 
 @cli.group()
 def dkim() -> None:
-    """DKIM signing: make a key pair, show the DNS record to publish."""
+    """DKIM signing: make a key pair, show the DNS record to publish.
+
+    Example:
+
+    \b
+        policyfeed dkim keygen --domain example.org --selector policy2026
+        policyfeed dkim show
+    """
 
 
 @dkim.command("keygen")

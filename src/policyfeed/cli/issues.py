@@ -17,7 +17,16 @@ if TYPE_CHECKING:
 
 @cli.group("issue")
 def issue() -> None:
-    """Create, list, show, preview and render the digest's issues."""
+    """Create, list, show, preview and render the digest's issues.
+
+    Example:
+
+    \b
+        policyfeed issue new --dry-run
+        policyfeed issue preview
+        policyfeed issue list
+        policyfeed issue show 1
+    """
 
 
 def _variant(

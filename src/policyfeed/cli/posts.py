@@ -13,7 +13,15 @@ from policyfeed.wording import counted
 
 @cli.group()
 def posts() -> None:
-    """Write, import, list, search and publish posts."""
+    """Write, import, list, search and publish posts.
+
+    Example:
+
+    \b
+        policyfeed posts import old-blog.xml
+        policyfeed posts add --title "IETF 84 in Vancouver" --body-file ietf84.md --publish
+        policyfeed posts list --status published
+    """
 
 
 def _post_options(fn: Any) -> Any:

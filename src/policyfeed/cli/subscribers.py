@@ -14,7 +14,14 @@ from policyfeed.wording import counted
 
 @cli.group()
 def chapters() -> None:
-    """Chapters: groups of subscribers, each with its own variant of every issue."""
+    """Chapters: groups of subscribers, each with its own variant of every issue.
+
+    Example:
+
+    \b
+        policyfeed chapters add geneva --name "Geneva Chapter" --topic "ITU / WCIT"
+        policyfeed chapters list
+    """
 
 
 @chapters.command("add")
@@ -87,7 +94,15 @@ def chapters_list(app: App, as_json: bool) -> None:
 
 @cli.group()
 def subscribers() -> None:
-    """Subscribers: add, import, list, unsubscribe, remove, forget, export one member's data."""
+    """Subscribers: add, import, list, unsubscribe, remove, forget, export one member's data.
+
+    Example:
+
+    \b
+        policyfeed subscribers import members.csv
+        policyfeed subscribers add ana@example.org --name "Ana Silva" --chapter geneva
+        policyfeed subscribers list --status active
+    """
 
 
 def _subscriber_dict(subscriber: Any) -> dict[str, Any]:
