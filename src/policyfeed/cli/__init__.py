@@ -235,6 +235,7 @@ def echo_json(value: Any) -> None:
 COMMAND_MODULES = (
     "site",
     "posts",
+    "topics",
     "build",
     "serve",
     "issues",

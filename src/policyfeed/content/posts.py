@@ -53,10 +53,32 @@ def strip_forbidden(text: str) -> str:
     return clean_text(text)
 
 
+def _transliterated(text: str) -> str:
+    """``text`` in ASCII letters: accents dropped as before (``café`` is ``cafe``), every other
+    script transliterated by anyascii (``Κοινωνία`` is ``Koinonia``, ``互联网`` is ``Hu Lian Wang``:
+    syllable scripts get a space between syllables so that slugs keep word breaks)."""
+    if text.isascii():
+        return text
+    from anyascii import anyascii
+
+    out = []
+    for char in text:
+        if char.isascii():
+            out.append(char)
+            continue
+        plain = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode("ascii")
+        if plain or unicodedata.category(char).startswith("M"):
+            out.append(plain)  # a letter with an accent, or the accent alone
+            continue
+        spelled = anyascii(char)
+        out.append(f" {spelled} " if len(spelled) > 1 and spelled[0].isupper() else spelled)
+    return "".join(out)
+
+
 def slugify(text: str) -> str:
-    """A URL slug: ASCII letters, digits and single hyphens, at most 100 characters."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    """A URL slug: ASCII letters, digits and single hyphens, at most 100 characters, from text
+    in any script (see :func:`_transliterated`); ASCII text gives the slugs it always gave."""
+    slug = re.sub(r"[^a-z0-9]+", "-", _transliterated(text).lower()).strip("-")
     return slug[:100].rstrip("-")
 
 
@@ -195,19 +217,29 @@ def _text(record: Mapping[str, Any], key: str) -> str:
 
 
 def parse_topics(value: Any) -> list[Topic]:
-    """Topics from a list or a comma/semicolon separated string; de-duplicated, in order."""
+    """Topics from a list or a comma/semicolon separated string; de-duplicated, in order.
+
+    A list item is a name, or ``{"name": …, "slug": …}`` to choose the slug. A name with no
+    letter or digit in any script gives a topic without a slug: the store then takes the topic
+    of that name (``policyfeed topics add NAME --slug SLUG`` makes one).
+    """
     if value is None or value == "":
         return []
     items = value if isinstance(value, list | tuple) else re.split(r"[;,]", str(value))
     topics: dict[str, Topic] = {}
     for item in items:
+        given = ""
+        if isinstance(item, dict):
+            unknown = sorted(set(item) - {"name", "slug"})
+            if unknown or not isinstance(item.get("name", ""), str):
+                raise ValueError(f'a topic is a name or {{"name": …, "slug": …}}, not {item!r}')
+            given = check_slug(str(item.get("slug") or "").strip()) if item.get("slug") else ""
+            item = item.get("name") or given
         name = clean_line(str(item))
         if not name:
             continue
-        slug = slugify(name)
-        if not slug:
-            raise ValueError(f"topic {name!r} has no letters or digits to make a slug from")
-        topics.setdefault(slug, Topic(slug=slug, name=name))
+        slug = given or slugify(name)
+        topics.setdefault(slug or f"name:{name}", Topic(slug=slug, name=name))
     return list(topics.values())
 
 

@@ -167,6 +167,18 @@ def search_posts(db: Database, query: str, *, limit: int = 20) -> list[Post]:
     return get_posts_by_ids(db, [int(row[0]) for row in rows])
 
 
+def add_topic(db: Database, topic: Topic) -> Topic:
+    """Create a topic with the slug given; refuses a slug or a name already in use."""
+    taken = db.execute(
+        "SELECT slug, name FROM topics WHERE slug = ? OR name = ?", [topic.slug, topic.name]
+    ).fetchone()
+    if taken:
+        raise ConflictError(f"there is a topic {taken[1]!r} already (slug {taken[0]!r})")
+    with transaction(db):
+        db.execute("INSERT INTO topics (slug, name) VALUES (?, ?)", [topic.slug, topic.name])
+    return topic
+
+
 def list_topics(db: Database) -> list[tuple[Topic, int]]:
     """Every topic with the number of its published posts, by name."""
     rows = db.execute(
@@ -179,9 +191,20 @@ def list_topics(db: Database) -> list[tuple[Topic, int]]:
 
 
 def _topic_ids(db: Database, topics: Sequence[Topic]) -> list[int]:
+    """The ids of ``topics``, made when new. A topic of the same name is the same topic, whatever
+    its slug (an editor may have chosen one); then one of the same slug."""
     ids = []
     for topic in topics:
-        row = db.execute("SELECT id FROM topics WHERE slug = ?", [topic.slug]).fetchone()
+        row = db.execute(
+            "SELECT id FROM topics WHERE name = ? ORDER BY id LIMIT 1", [topic.name]
+        ).fetchone()
+        if row is None and topic.slug:
+            row = db.execute("SELECT id FROM topics WHERE slug = ?", [topic.slug]).fetchone()
+        if row is None and not topic.slug:
+            raise ConflictError(
+                f"topic {topic.name!r} has no letters or digits to make a slug from; create it "
+                f"with a slug first: policyfeed topics add {topic.name!r} --slug SLUG"
+            )
         if row is None:
             cursor = db.execute(
                 "INSERT INTO topics (slug, name) VALUES (?, ?)", [topic.slug, topic.name]
