@@ -127,7 +127,9 @@ service anvil {{
             if self._wait_ready():
                 return self
             self.stop(remove=False)
-        raise RuntimeError(f"dovecot did not start: {self.log()}")
+        log = self.log()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        raise RuntimeError(f"dovecot did not start: {log}")
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + START_SECONDS
