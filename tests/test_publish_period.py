@@ -152,6 +152,10 @@ def test_a_special_issue_is_mailed_only_when_named(site: Path) -> None:
     made = run("issue", "new", "--period", "wcit-special")
     assert made.exit_code == 0, made.output
     assert made.stdout.startswith("Created issue 1 (period wcit-special) with 5 posts:")
+    assert made.stdout.splitlines()[-1] == (
+        "A special issue: the scheduled run never mails it; "
+        "`policyfeed publish --period wcit-special` does."
+    )
     scheduled = run("publish", "--json")
     assert json.loads(scheduled.stdout)["status"] == "nothing_new"  # its posts are taken
     assert not (site / "outbox").exists()

@@ -172,6 +172,13 @@ def issue_new(
         )
     _echo_posts(app, posts)
     click.echo(f"Subject: {issue_.subject}")
+    from policyfeed.schedule import looks_like_a_time
+
+    if not looks_like_a_time(key):
+        click.echo(
+            f"A special issue: the scheduled run never mails it; "
+            f"`policyfeed publish --period {key}` does."
+        )
     if dry_run:
         click.echo("Dry run: nothing recorded.")
 

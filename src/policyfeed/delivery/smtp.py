@@ -306,14 +306,10 @@ class SmtpTransport:
                 if retry > self.retries or exc.after_handoff:
                     # After the hand-off the row is `sending`: it waits for the next run
                     # instead of sitting marked unsure through a backoff.
-                    tried = (
-                        ""
-                        if exc.after_handoff
-                        else (
-                            f" (gave up after {self.retries} "
-                            f"{'retry' if self.retries == 1 else 'retries'})"
-                        )
-                    )
+                    tried = ""
+                    if self.retries and not exc.after_handoff:
+                        times = "1 retry" if self.retries == 1 else f"{self.retries} retries"
+                        tried = f" (gave up after {times})"
                     raise SendDeferred(f"{exc}{tried}") from None
                 delay = backoff_delay(retry, self._backoff)
                 log.warning(
