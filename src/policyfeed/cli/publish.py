@@ -72,10 +72,11 @@ def publish_command(
     \b
     Exit codes:
       0   done: sent, resumed, already sent, nothing new, dry run
-      1   error (including a stale period, or interrupted SMTP hand-offs to decide on)
-      2   usage error
-      75  temporary: another run holds the lock, the relay is down, or some messages wait
-          for the next run (safe to re-run)
+      1   error: a stale period, a relay that refuses the configuration (certificate,
+          STARTTLS, login), or SMTP hand-offs left unsure (named: see issue mark-sent)
+      2   usage error (e.g. a --period that is not one of the schedule's)
+      75  temporary: another run holds the lock, the relay is down or answers 4xx, or some
+          messages wait for the next run (safe to re-run)
 
     Example:
 
