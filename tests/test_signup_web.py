@@ -419,3 +419,25 @@ def test_a_notice_left_sending_by_a_crash_is_settled_only_when_the_transport_can
     assert outbox.sent == 1  # the outbox knew it had no such file: handed over once
     assert len(web.messages_to("crash@example.org")) == 1
     assert web.sql("SELECT status FROM notices") == [("sent",)]
+
+
+def test_a_box_posted_to_the_app_on_its_own_host_is_taken(web: Web) -> None:
+    """Under ``policyfeed serve`` on a laptop the page and the app share the local address,
+    which is not the configured site's: a same-origin post is no forgery."""
+    answer = web.client.post(
+        "/subscribe",
+        data={"email": "local@example.org", "box": "1"},
+        headers={"Origin": "http://localhost"},
+        base_url="http://localhost",
+        environ_base={"REMOTE_ADDR": "192.0.2.5"},
+    )
+    assert web.sender.wait(30)
+    assert answer.status_code == 200
+    assert len(web.messages_to("local@example.org")) == 1
+    forged = web.client.post(
+        "/subscribe",
+        data={"email": "local2@example.org", "box": "1"},
+        headers={"Origin": "http://localhost:8001"},
+        base_url="http://localhost",
+    )
+    assert forged.status_code == 403

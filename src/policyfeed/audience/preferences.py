@@ -51,10 +51,9 @@ def change_preferences(
         if status not in ("unsubscribed", "bounced"):
             raise InputError("You are subscribed already.")
         form = SignupForm(subscriber.email, name or subscriber.name, chapter, page=page)
-        notice = request_signup(db, settings, form, client, now=now)
+        notice = request_signup(db, settings, form, client, now=now, member_asked=True)
         return Change(
-            "A message is on its way to your address (at most one an hour): follow its link "
-            "to subscribe again.",
+            "A message is on its way to your address: follow its link to subscribe again.",
             notice,
         )
     if status not in ("active", "paused"):

@@ -132,16 +132,24 @@ def check_form(db: Database, form: SignupForm) -> tuple[str, str, int | None]:
 
 
 def request_signup(
-    db: Database, settings: Settings, form: SignupForm, client: Client, *, now: datetime
+    db: Database,
+    settings: Settings,
+    form: SignupForm,
+    client: Client,
+    *,
+    now: datetime,
+    member_asked: bool = False,
 ) -> NoticeRequest | None:
     """Record a sign-up and say which message to queue (see the module docstring). The IP
-    limit is the caller's (:func:`allow_client`). Call inside a transaction."""
+    limit is the caller's (:func:`allow_client`). ``member_asked``: the request comes from the
+    member's own preferences page (their signed link), so the hourly limit per address, which
+    protects an address from strangers, does not apply. Call inside a transaction."""
     address, name, chapter_id = check_form(db, form)
     tidy(db, settings, now=now)
     if signup_store.is_forgotten(db, address_hash(address)):
         log.info("sign-up for a forgotten address: nothing sent")
         return None
-    if not _allow_address(db, address, now=now):
+    if not member_asked and not _allow_address(db, address, now=now):
         log.info("sign-up for an address that had a message within the hour: nothing sent")
         return None
     existing = store.find_subscriber(db, address)

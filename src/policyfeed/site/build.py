@@ -48,6 +48,7 @@ from policyfeed.site.feeds import (
 from policyfeed.site.issue_archive import build_issue_archive
 from policyfeed.site.ownership import claim_output_folder
 from policyfeed.site.parallel import Context, Jobs, default_workers
+from policyfeed.site.signup_box import signup_box
 from policyfeed.site.state import SITE_PART, BuildPlan, load_state, plan_build, save_state
 from policyfeed.store.posts import get_posts_by_ids
 from policyfeed.store.site import (
@@ -74,6 +75,8 @@ SITE_TEMPLATES = (
     "site/topic.html",
     "site/post.html",
     "site/archive.html",
+    "site/_subscribe_box.html",
+    "site/_signup_fields.html",
 )
 SUMMARY_CHARS = 300
 PAGE_FILES = (*(f.name for f in FEED_FILES), "index.html")
@@ -179,9 +182,10 @@ class _Pages:
     """Renders the HTML pages of one build; templates load as render.template_environment says
     (the site's templates_dir first, then the defaults)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, box: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.site_feeds = feed_links(settings)
+        self.box = box
         self.site = {
             "title": settings.title,
             "description": " ".join(settings.description.split()),
@@ -192,7 +196,9 @@ class _Pages:
     def render(self, name: str, *, depth: int, **context: Any) -> str:
         from policyfeed.templating import render_template
 
-        return render_template(self.settings, name, site=self.site, root="../" * depth, **context)
+        return render_template(
+            self.settings, name, site=self.site, root="../" * depth, box=self.box, **context
+        )
 
     def post_view(self, post: Post, root: str, *, full: bool = False) -> dict[str, Any]:
         from markupsafe import Markup
@@ -265,9 +271,11 @@ class _Pages:
 class _Render(Context):
     """What a rendering job of the site works with: the settings, a writer, the pages."""
 
-    def __init__(self, settings: Settings, writer: BatchWriter) -> None:
+    def __init__(
+        self, settings: Settings, writer: BatchWriter, box: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(settings, writer)
-        self.pages = _Pages(settings)
+        self.pages = _Pages(settings, box)
 
     def feeds(
         self,
@@ -328,12 +336,17 @@ def _post_pages_job(ctx: _Render, posts: list[Post]) -> list[str]:
 # --- the build -----------------------------------------------------------------------------
 
 
-def context_fingerprint(settings: Settings) -> str:
-    """Everything besides the database that shapes the output: when it changes, build in full."""
+def context_fingerprint(settings: Settings, box: dict[str, Any] | None = None) -> str:
+    """Everything besides the posts that shapes the output (the settings, the templates, the
+    subscribe box): when it changes, build in full."""
+    from policyfeed.site.signup_box import box_fingerprint
     from policyfeed.templating import output_fingerprint
 
     return output_fingerprint(
-        settings, layout=LAYOUT_VERSION, templates=SITE_TEMPLATES, override_folder="site"
+        settings,
+        layout=f"{LAYOUT_VERSION}\0{box_fingerprint(box)}",
+        templates=SITE_TEMPLATES,
+        override_folder="site",
     )
 
 
@@ -581,10 +594,11 @@ def build_site(
         raise ValueError("now must carry a time zone")
     claim_output_folder(db, out_dir, force=force)
     result = BuildResult(out_dir=out_dir)
-    context = context_fingerprint(settings)
+    box = signup_box(db, settings)
+    context = context_fingerprint(settings, box)
     writer = BatchWriter(out_dir)
     writer.clear_stale()
-    local = _Render(settings, writer)
+    local = _Render(settings, writer, box)
     with contextlib.ExitStack() as stack:
         with read_snapshot(db):
             head = journal_head(db)
@@ -595,7 +609,7 @@ def build_site(
             if workers is None:
                 workers = default_workers(len(plan.post_ids) + 4 * len(plan.pages))
             jobs = stack.enter_context(
-                Jobs(workers, lambda: _Render(settings, BatchWriter(out_dir)), local)
+                Jobs(workers, lambda: _Render(settings, BatchWriter(out_dir), box), local)
             )
             if not plan.nothing_to_do:
                 _Builder(db, settings, out_dir, now, plan, result, jobs).run()

@@ -52,6 +52,7 @@ from policyfeed.site.issue_archive_state import (
     save_archive_state,
 )
 from policyfeed.site.parallel import Context, Jobs, serial
+from policyfeed.site.signup_box import box_fingerprint, signup_box
 from policyfeed.store import issues as store
 from policyfeed.store.site import journal_since, read_snapshot, site_last_change
 from policyfeed.templating import render_template
@@ -128,8 +129,8 @@ def feed_links(settings: Settings) -> list[dict[str, str]]:
     return discovery_links(settings.absolute(f"{ISSUES_DIR}/"), f"{settings.title}: the digest")
 
 
-def _page_context(settings: Settings) -> dict[str, Any]:
-    return {"site": site_context(settings), "feeds": feed_links(settings)}
+def _page_context(settings: Settings, box: dict[str, Any] | None) -> dict[str, Any]:
+    return {"site": site_context(settings), "feeds": feed_links(settings), "box": box}
 
 
 def issue_page(
@@ -138,12 +139,13 @@ def issue_page(
     posts: list[PostView] | list[LazyPostView],
     previous: int | None,
     next_: int | None,
+    box: dict[str, Any] | None = None,
 ) -> str:
-    """The web version of one issue, linking to its neighbours."""
+    """The web version of one issue, linking to its neighbours (``box``: the subscribe box)."""
     return render_template(
         settings,
         "archive/issue.html",
-        **_page_context(settings),
+        **_page_context(settings, box),
         issue=issue_context(item.issue, settings),
         posts=posts,
         previous=previous,
@@ -151,12 +153,19 @@ def issue_page(
     )
 
 
-def index_page(settings: Settings, issues: list[Issue], counts: Mapping[int, int]) -> str:
+def index_page(
+    settings: Settings,
+    issues: list[Issue],
+    counts: Mapping[int, int],
+    box: dict[str, Any] | None = None,
+) -> str:
     """The list of all issues, newest first; ``counts`` gives the posts shown, by issue id."""
     rows = [
         {**issue_context(issue, settings), "post_count": counts[issue.id or 0]} for issue in issues
     ]
-    return render_template(settings, "archive/index.html", **_page_context(settings), issues=rows)
+    return render_template(
+        settings, "archive/index.html", **_page_context(settings, box), issues=rows
+    )
 
 
 def issue_feed_entry(
@@ -221,13 +230,17 @@ class ArchiveResult:
 
 
 def _issue_page_job(
-    ctx: Context, item: ArchivedIssue, older: int | None, newer: int | None
+    ctx: Context,
+    item: ArchivedIssue,
+    older: int | None,
+    newer: int | None,
+    box: dict[str, Any] | None,
 ) -> list[str]:
     """The page of one issue (in a worker process or in-process, see site.parallel)."""
     written: list[str] = []
     views = lazy_views(item.posts, ctx.settings)
     rel = f"{ISSUES_DIR}/{item.issue.number}/index.html"
-    ctx.write(rel, issue_page(ctx.settings, item, views, older, newer), written)
+    ctx.write(rel, issue_page(ctx.settings, item, views, older, newer, box), written)
     return written
 
 
@@ -251,6 +264,7 @@ class _Archive:
         self.jobs = jobs
         self.now = now
         self.site_changed = site_changed
+        self.box = signup_box(db, settings)
         #: Dates the feeds while there is no issue (the site's last change).
         self.last_change = site_last_change(db, now) if now is not None else None
         self.result = ArchiveResult()
@@ -280,7 +294,7 @@ class _Archive:
         assert issue.id is not None
         item, _ = self.shown(issue)
         self.state.counts[issue.id] = len(item.posts)
-        self.jobs.submit(_issue_page_job, item, older, newer)
+        self.jobs.submit(_issue_page_job, item, older, newer, self.box)
 
     def remove_page(self, number: int | str) -> None:
         path = self.out_dir / ISSUES_DIR / str(number) / "index.html"
@@ -304,7 +318,7 @@ class _Archive:
         self.state.counts = {k: v for k, v in counts.items() if k in live}
         self.write(
             self.out_dir / ISSUES_DIR / "index.html",
-            index_page(self.settings, issues, self.state.counts),
+            index_page(self.settings, issues, self.state.counts, self.box),
         )
 
     def feeds(self, newest: list[Issue]) -> None:
@@ -414,7 +428,7 @@ def _build(
     site_changed: bool,
     jobs: Jobs,
 ) -> ArchiveResult:
-    context = archive_fingerprint(settings)
+    context = archive_fingerprint(settings, box_fingerprint(signup_box(db, settings)))
     with read_snapshot(db):
         positions = journal_positions(db)
         since = None if full else load_archive_state(db, out_dir, context, positions)

@@ -38,6 +38,8 @@ ARCHIVE_TEMPLATES = (
     "archive/issue.html",
     "archive/index.html",
     "archive/entry.html",
+    "site/_subscribe_box.html",
+    "site/_signup_fields.html",
 )
 #: A journal position: (sequence number, the post or issue changed there).
 Position = tuple[int, int | None]
@@ -90,11 +92,14 @@ class ArchiveState:
             return None
 
 
-def archive_fingerprint(settings: Settings) -> str:
-    """Everything besides the database that shapes the archive: when it changes, build in full."""
+def archive_fingerprint(settings: Settings, extra: str = "") -> str:
+    """Everything besides the issues and posts that shapes the archive (``extra``: the subscribe
+    box): when it changes, build in full."""
     from policyfeed.templating import output_fingerprint
 
-    return output_fingerprint(settings, layout=LAYOUT_VERSION, templates=ARCHIVE_TEMPLATES)
+    return output_fingerprint(
+        settings, layout=f"{LAYOUT_VERSION}\0{extra}", templates=ARCHIVE_TEMPLATES
+    )
 
 
 def journal_positions(db: Database) -> tuple[Position, Position]:

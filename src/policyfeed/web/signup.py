@@ -176,9 +176,14 @@ def _origin(url: str) -> str:
 
 
 def _from_this_site(request: Request, settings: Settings) -> bool:
-    """Whether the browser says the form was on one of this site's pages (Origin)."""
+    """Whether the browser says the form was on one of this site's pages: its Origin is the
+    site's, the app's, or this very host's (a same-origin post, e.g. under ``serve``)."""
     origin = request.headers.get("Origin", "").strip().lower()
-    allowed = {_origin(settings.base_url), _origin(settings.app_url or settings.base_url)}
+    allowed = {
+        _origin(settings.base_url),
+        _origin(settings.app_url or settings.base_url),
+        _origin(request.host_url),
+    }
     return bool(origin) and origin != "null" and origin in allowed
 
 
@@ -396,6 +401,8 @@ class SignupViews:
                     else:
                         try:
                             with transaction(db):
+                                if not allow_client(db, _client(request), now=site.now()):
+                                    return self._too_many(site)
                                 change = change_preferences(
                                     db,
                                     site.settings,
