@@ -14,14 +14,13 @@ import dataclasses
 import io
 import logging
 import os
-import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
@@ -176,6 +175,21 @@ def requests(draw: st.DrawFn) -> FuzzRequest:
     )
 
 
+def _plain(
+    method: str, path: str, *, content_type: str | None = None, body: bytes = b""
+) -> FuzzRequest:
+    return FuzzRequest(
+        method=method,
+        path=path,
+        query="",
+        headers={},
+        content_type=content_type,
+        body=body,
+        declared_length=str(len(body)) if body else None,
+        proxied=False,
+    )
+
+
 MANGLED_TOKEN = ""  # set once the database exists (a genuine token with one character changed)
 
 
@@ -248,10 +262,9 @@ class TracebackCatcher(logging.Handler):
 
 
 @pytest.fixture
-def apps(tmp_path: Path) -> tuple[SiteApp, SiteApp, Path]:
+def apps(tmp_path: Path, demo_db_path: Path) -> tuple[SiteApp, SiteApp, Path]:
     global MANGLED_TOKEN
-    db_path = tmp_path / "posts.db"
-    shutil.copyfile(ROOT / "posts.db", db_path)
+    db_path = demo_db_path
     settings = load_settings(
         ROOT / "policyfeed.toml", environ={}, cwd=tmp_path, overrides={"secret": SECRET}
     )
@@ -293,6 +306,20 @@ def test_hostile_requests_get_no_5xx_no_traceback_and_change_no_row(
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
+    # One request certain to reach each kind of answer, whatever the random ones reach: a
+    # page, a malformed path, a missing file, a wrong method, a body over the cap.
+    @example(_plain("GET", "/"))
+    @example(_plain("GET", "/a\x00b"))
+    @example(_plain("GET", "/no-such-page/"))
+    @example(_plain("PUT", "/feed.xml"))
+    @example(
+        _plain(
+            "POST",
+            "/unsubscribe",
+            content_type="application/x-www-form-urlencoded",
+            body=b"t=" + b"A" * 70_000,
+        )
+    )
     @given(requests())
     def check(request: FuzzRequest) -> None:
         catcher.records.clear()
@@ -313,5 +340,6 @@ def test_hostile_requests_get_no_5xx_no_traceback_and_change_no_row(
     finally:
         logger.removeHandler(catcher)
     assert database_rows(db_path) == before
-    # The requests reached more than the front door: files, endpoints and refusals.
+    # The requests reached more than the front door: files, endpoints and refusals (the
+    # explicit examples above make sure of each).
     assert {200, 400, 404, 405, 413} <= set(seen), seen
