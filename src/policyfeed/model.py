@@ -6,6 +6,7 @@ This module imports nothing of policyfeed, so every stage (and the store) may im
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin
@@ -59,6 +60,16 @@ class PostDraft:
     updated_at: datetime | None = None
     guid: str | None = None
     topics: list[Topic] = field(default_factory=list)
+
+
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def is_absolute_uri(value: str) -> bool:
+    """Whether ``value`` is an absolute URI (RFC 3986: a scheme, then only URI characters), as
+    an Atom ``id`` or an RSS ``guid`` must be. ``42`` or ``not a uri`` are not."""
+    return bool(_URI.fullmatch(value)) and not _BAD_ESCAPE.search(value)
 
 
 def make_guid(domain: str, published_at: datetime, slug: str) -> str:

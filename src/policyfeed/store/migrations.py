@@ -505,3 +505,21 @@ def m013_no_future_changes(db: Database) -> None:
 
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     db.execute("UPDATE posts SET updated_at = ? WHERE updated_at > ?", [stamp, stamp])
+
+
+@MIGRATIONS()
+def m014_source_ids(db: Database) -> None:
+    # An imported id that is no absolute URI ("42", "not a uri at all") was published as the
+    # Atom id (W3C InvalidFullLink). It is kept as ``source_id`` (re-imports still match it)
+    # and the post is published under its own tag: URI (given at its next save; until then
+    # the feeds derive the same one).
+    from policyfeed.model import is_absolute_uri
+
+    db.execute("ALTER TABLE posts ADD COLUMN source_id TEXT")
+    db.execute(
+        "CREATE UNIQUE INDEX posts_source_id ON posts (source_id) WHERE source_id IS NOT NULL"
+    )
+    rows = db.execute("SELECT id, guid FROM posts WHERE guid IS NOT NULL").fetchall()
+    for post_id, guid in rows:
+        if not is_absolute_uri(guid):
+            db.execute("UPDATE posts SET source_id = ?, guid = NULL WHERE id = ?", [guid, post_id])

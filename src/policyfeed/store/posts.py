@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
 from policyfeed.errors import ConflictError, NotFoundError
-from policyfeed.model import Post, PostDraft, Topic, make_guid
+from policyfeed.model import Post, PostDraft, Topic, is_absolute_uri, make_guid
 from policyfeed.store import from_db_time, to_db_time, transaction
 
 POST_COLUMNS = (
@@ -89,9 +90,13 @@ def get_posts_by_ids(db: Database, ids: Sequence[int]) -> list[Post]:
 
 
 def find_post_id(db: Database, *, slug: str, guid: str | None = None) -> int | None:
-    """The id of the post an import record means: same guid if given, else same slug."""
+    """The id of the post an import record means: same guid (or imported id) if given, else
+    same slug."""
     if guid:
-        row = db.execute("SELECT id FROM posts WHERE guid = ?", [guid]).fetchone()
+        row = db.execute(
+            "SELECT id FROM posts WHERE guid = ? OR source_id = ? ORDER BY guid IS NULL LIMIT 1",
+            [guid, guid],
+        ).fetchone()
         if row:
             return int(row[0])
     row = db.execute("SELECT id FROM posts WHERE slug = ?", [slug]).fetchone()
@@ -254,6 +259,15 @@ def save_post(
 def _save_post(
     db: Database, draft: PostDraft, *, now: datetime, domain: str, post_id: int | None
 ) -> int:
+    source_id = None
+    if draft.guid and not is_absolute_uri(draft.guid):
+        # Kept to match re-imports; the post is published under its own tag: URI.
+        source_id, draft = draft.guid, replace(draft, guid=None)
+        owner = db.execute(
+            "SELECT slug FROM posts WHERE source_id = ? AND id IS NOT ?", [source_id, post_id]
+        ).fetchone()
+        if owner:
+            raise ConflictError(f"id {source_id!r} is already used by post {owner[0]!r}")
     taken = db.execute("SELECT id FROM posts WHERE slug = ?", [draft.slug]).fetchone()
     if taken and taken[0] != post_id:
         raise ConflictError(f"slug {draft.slug!r} is already used by another post")
@@ -288,6 +302,8 @@ def _save_post(
         # holding the post there); a publication may be, it schedules the post.
         "updated_at": to_db_time(min(draft.updated_at or published or now, now)),
     }
+    if source_id is not None:
+        values["source_id"] = source_id
     # The permanent id is given in the same write as the row (an UPDATE afterwards would index
     # the whole post for full-text search a second time).
     guid_known = bool(draft.guid or (current and current[0]))
