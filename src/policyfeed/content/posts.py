@@ -35,7 +35,10 @@ ALLOWED_TAGS = {
 # Elements whose text stands on lines of its own in the plain-text reading of a body.
 TEXT_BLOCKS = ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr")
 ALLOWED_ATTRIBUTES = {
-    "*": {"lang", "dir", "title"},
+    # ids stay (footnotes and "#section" links point at them); pages show them prefixed with
+    # the post's slug (prefix_ids) so that two posts on a page, or a post and the page around
+    # it, cannot collide.
+    "*": {"lang", "dir", "title", "id"},
     "a": {"href"},
     "img": {"src", "alt", "width", "height"},
     "td": {"colspan", "rowspan"},
@@ -91,13 +94,15 @@ def check_slug(slug: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _cleaner(base_url: str, with_cite: bool) -> nh3.Cleaner:
+def _cleaner(base_url: str, with_cite: bool, keep_fragments: bool = True) -> nh3.Cleaner:
     """One sanitiser per site (building one costs more than cleaning a post)."""
 
     def resolve(value: str) -> str | None:
         value = value.strip()
         if not value:
             return None
+        if value.startswith("#") and keep_fragments:
+            return value  # a footnote or a section of the post itself, not of the home page
         absolute = urljoin(base_url, value)
         return absolute if urlsplit(absolute).scheme in URL_SCHEMES else None
 
@@ -128,16 +133,53 @@ def _cleaner(base_url: str, with_cite: bool) -> nh3.Cleaner:
     )
 
 
-def sanitize_html(html: str, base_url: str) -> str:
-    """Allow-list HTML clean-up; relative URLs made absolute against ``base_url``.
+def sanitize_html(html: str, base_url: str, *, keep_fragments: bool = True) -> str:
+    """Allow-list HTML clean-up; relative URLs made absolute against ``base_url``, but links to
+    a fragment of the post itself (``#fn:1``), which stay as they are unless not
+    ``keep_fragments`` (feeds, whose readers would resolve them against the feed).
 
-    Removes script, style, iframe, forms, event handlers, ``style`` attributes and any URL scheme
-    but http, https and mailto.
+    Removes script, style, iframe, noscript, forms, event handlers, ``style`` attributes and any
+    URL scheme but those of :data:`URL_SCHEMES`.
     """
-    cleaned = _cleaner(base_url, "cite" in html).clean(strip_forbidden(html))
+    cleaner = _cleaner(base_url, "cite" in html, keep_fragments)
+    cleaned = cleaner.clean(strip_forbidden(html))
     # Character references (&#1;) are decoded by the parser, so forbidden characters can appear
     # only now.
     return strip_forbidden(cleaned).strip()
+
+
+# In sanitised HTML every attribute is name="value" with no raw quote inside the value, so a
+# tag's attributes read one after the other with these two expressions.
+_OPEN_TAG = re.compile(r'<([a-zA-Z][a-zA-Z0-9]*)((?:\s+[^\s=>"/]+(?:="[^"]*")?)*)(\s*/?)>')
+_ATTRIBUTE = re.compile(r'(\s+)([^\s=>"/]+)(?:="([^"]*)")?')
+
+
+def prefix_ids(html: str, prefix: str) -> str:
+    """Sanitised HTML with every ``id`` prefixed, and the ``#fragment`` links that point at
+    them changed to match (links to other fragments are left alone)."""
+    if 'id="' not in html:
+        return html
+    ids = set()
+    for found in _OPEN_TAG.finditer(html):
+        for attribute in _ATTRIBUTE.finditer(found.group(2)):
+            if attribute.group(2) == "id" and attribute.group(3):
+                ids.add(_html.unescape(attribute.group(3)))
+
+    def attributes(match: re.Match[str]) -> str:
+        space, name, value = match.group(1), match.group(2), match.group(3)
+        if value is None:
+            return match.group(0)
+        if name == "id" and value:
+            value = prefix + value
+        elif name == "href" and value.startswith("#") and _html.unescape(value[1:]) in ids:
+            value = "#" + prefix + value[1:]
+        return f'{space}{name}="{value}"'
+
+    def opening(match: re.Match[str]) -> str:
+        rewritten = _ATTRIBUTE.sub(attributes, match.group(2))
+        return f"<{match.group(1)}{rewritten}{match.group(3)}>"
+
+    return _OPEN_TAG.sub(opening, html)
 
 
 def html_to_text(html: str) -> str:

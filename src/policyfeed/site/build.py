@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from policyfeed.content.posts import prefix_ids
 from policyfeed.content.text import clean_line
 from policyfeed.content.urls import site_url
 from policyfeed.model import Post, Topic, make_guid
@@ -117,6 +118,11 @@ def excerpt(text: str, limit: int = SUMMARY_CHARS) -> str:
     return cut.rstrip(" ,;:.") + "…"
 
 
+def id_prefix(post: Post) -> str:
+    """What the ids of a post's body start with wherever it is shown."""
+    return f"{post.slug}-"
+
+
 def post_entry(post: Post, settings: Settings) -> FeedEntry:
     """A post as a feed entry: its guid as id, its permalink, topics as categories."""
     if post.published_at is None or post.updated_at is None:
@@ -131,7 +137,7 @@ def post_entry(post: Post, settings: Settings) -> FeedEntry:
         link=link,
         published=post.published_at,
         updated=max(post.updated_at, post.published_at),
-        content_html=post.body_html,
+        content_html=prefix_ids(post.body_html, id_prefix(post)),  # as on the post's page
         summary=post.summary or excerpt(post.body_text),
         authors=(author,) if author else (),
         categories=tuple(Category(t.slug, t.name) for t in post.topics),
@@ -219,7 +225,8 @@ class _Pages:
             ],
         }
         if full:
-            view["body_html"] = Markup(post.body_html)  # sanitised when it was saved
+            # Sanitised when it was saved; ids prefixed so they cannot collide with the page's.
+            view["body_html"] = Markup(prefix_ids(post.body_html, id_prefix(post)))
             view["permalink"] = post.permalink(self.settings.base_url)
             view["original"] = post.url if post.url and post.url != own_page else ""
         return view

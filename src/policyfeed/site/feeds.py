@@ -157,7 +157,13 @@ class FeedEntry:
         object.__setattr__(self, "summary", _plain(self.summary))
         object.__setattr__(self, "published", _aware(self.published, "published"))
         object.__setattr__(self, "updated", _aware(self.updated, "updated"))
-        content = sanitize_html(_clean(self.content_html), self.link) if self.content_html else ""
+        # Fragments resolve against the entry's link: a reader would take "#fn:1" to be in the
+        # feed document.
+        content = (
+            sanitize_html(_clean(self.content_html), self.link, keep_fragments=False)
+            if self.content_html
+            else ""
+        )
         if not content:
             content = f"<p>{html.escape(self.summary or self.title, quote=False)}</p>"
         object.__setattr__(self, "content_html", content)
