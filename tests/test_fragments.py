@@ -31,9 +31,9 @@ BASE = "https://policy.example.org/"
 
 def test_fragment_links_stay_fragments_and_ids_survive() -> None:
     html = sanitize_html('<p id="top"><a href="#top">up</a> <a href="/x">x</a></p>', BASE)
-    assert (
-        html
-        == '<p id="top"><a href="#top" rel="noopener">up</a> <a href="https://policy.example.org/x" rel="noopener">x</a></p>'
+    assert html == (
+        '<p id="top"><a href="#top" rel="noopener">up</a> '
+        '<a href="https://policy.example.org/x" rel="noopener">x</a></p>'
     )
 
 
