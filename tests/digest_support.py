@@ -77,11 +77,31 @@ def make_issue(number: int = 1, **fields: Any) -> Issue:
     return Issue(**values)
 
 
-def demo_issue(db: sqlite_utils.Database, settings: Settings) -> tuple[Issue, list[Post]]:
-    """Issue 1 of the demo site, as ``publish`` would make it on Monday 30 July 2012."""
-    issue = create_issue(db, settings, period=DEMO_PERIOD, now=NOW)
+def demo_issue(
+    db: sqlite_utils.Database, settings: Settings, *, approved: bool = False
+) -> tuple[Issue, list[Post]]:
+    """Issue 1 of the demo site, as ``publish`` would make it on Monday 30 July 2012 (a draft;
+    ``approved``: approved for sending, so the web archive shows it)."""
+    issue = approved_issue(db, settings, period=DEMO_PERIOD, now=NOW) if approved else None
+    issue = issue or create_issue(db, settings, period=DEMO_PERIOD, now=NOW)
     assert issue is not None
     return issue, issue_posts(db, issue)
+
+
+def approved_issue(db: sqlite_utils.Database, settings: Settings, **options: Any) -> Issue | None:
+    """``create_issue(db, settings, **options)``, approved at once (as publish does when no
+    approval is required): the web archive shows approved issues, never drafts."""
+    from policyfeed.store import issues as issue_store
+    from policyfeed.store import transaction
+
+    issue = create_issue(db, settings, **options)
+    if issue is None:
+        return None
+    with transaction(db):
+        assert issue_store.approve_issue(db, issue.id or 0, now=options["now"])
+    approved = issue_store.issue_by_number(db, issue.number)
+    assert approved is not None
+    return approved
 
 
 def render_demo(db: sqlite_utils.Database, settings: Settings) -> RenderedDigest:

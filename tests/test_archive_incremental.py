@@ -20,9 +20,9 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from digest_support import NOW, add_post, make_post, parse
+from digest_support import NOW, add_post, approved_issue, make_post, parse
 from policyfeed.config import Settings
-from policyfeed.digest.issues import create_issue, get_issue, issue_posts, mark_issue_status
+from policyfeed.digest.issues import get_issue, issue_posts, mark_issue_status
 from policyfeed.digest.render import post_views
 from policyfeed.site.build import build_site
 from policyfeed.site.issue_archive import (
@@ -59,7 +59,7 @@ def weekly_issues(db: sqlite_utils.Database, settings: Settings, weeks: int, pos
                 topics=["IETF"] if n % 2 else [],
                 date=start + week * WEEK + n * timedelta(hours=1),
             )
-        create_issue(db, settings, period=f"week-{week}", now=start + week * WEEK + DAY)
+        approved_issue(db, settings, period=f"week-{week}", now=start + week * WEEK + DAY)
 
 
 def bulk_issues(settings: Settings, issues: int, per_issue: int = 3) -> sqlite_utils.Database:
@@ -130,7 +130,7 @@ def test_a_new_issue_is_added_and_the_one_before_links_to_it(small, tmp_path: Pa
     out = tmp_path / "site"
     build_site(db, settings, out, NOW)
     add_post(db, settings, "fresh-news", title="Fresh news", date=NOW - DAY)
-    create_issue(db, settings, period="week-5", now=NOW)
+    approved_issue(db, settings, period="week-5", now=NOW)
 
     result = build_site(db, settings, out, NOW)
 
@@ -293,7 +293,7 @@ def test_a_warm_build_loads_the_posts_of_changed_issues_only(small, tmp_path: Pa
         assert loaded == [3]
         loaded.clear()
         add_post(db, settings, "late", date=NOW - DAY)
-        create_issue(db, settings, period="week-5", now=NOW)
+        approved_issue(db, settings, period="week-5", now=NOW)
         build_issue_archive(db, settings, out)
         assert sorted(loaded) == [5, 6]  # the new one and the one before it, also in the feeds
         loaded.clear()
@@ -348,7 +348,7 @@ def apply(db: sqlite_utils.Database, settings: Settings, kind: str, n: int, made
     if kind == "issue" or not numbers:
         for k in range(n % 3 + 1):
             add_post(db, settings, f"new-{made}-{k}", date=NOW - timedelta(hours=made + k))
-        create_issue(db, settings, period=f"made-{made}", now=NOW + made * DAY)
+        approved_issue(db, settings, period=f"made-{made}", now=NOW + made * DAY)
         return
     number = numbers[n % len(numbers)]
     slug = slugs[n % len(slugs)]
@@ -408,3 +408,73 @@ def test_a_long_random_history_keeps_incremental_and_full_archives_equal(
     ops = [(rng.choice(KINDS), rng.randint(0, 20)) for _ in range(30)]
     check_sequence(ops, 2, settings, tmp_path)
     assert (tmp_path / "site" / "issues" / "index.html").exists()
+
+
+# --- drafts and discarded issues are not archived ------------------------------------------
+
+
+def test_a_draft_has_no_page_until_it_is_approved_then_its_neighbour_links_to_it(
+    small, tmp_path: Path
+) -> None:
+    from policyfeed.digest.editing import approve_issue
+    from policyfeed.digest.issues import create_issue
+
+    db, settings = small
+    out = tmp_path / "site"
+    build_site(db, settings, out, NOW)
+    add_post(db, settings, "fresh-news", title="Fresh news", date=NOW - DAY)
+    create_issue(db, settings, period="week-5", now=NOW)
+
+    drafted = build_site(db, settings, out, NOW)
+
+    assert not (out / "issues" / "6").exists()
+    assert issue_files(drafted.written, out) == []
+    assert "Issue 6" not in (out / "issues" / "5" / "index.html").read_text()
+    assert tree(out) == fresh_tree(db, settings, tmp_path / "fresh-draft")
+
+    approve_issue(db, settings, 6, now=NOW)
+    approved = build_site(db, settings, out, NOW)
+
+    assert article_titles(out / "issues" / "6" / "index.html") == ["Fresh news"]
+    assert "Issue 6" in (out / "issues" / "5" / "index.html").read_text()
+    assert "issues/6/index.html" in issue_files(approved.written, out)
+    assert tree(out) == fresh_tree(db, settings, tmp_path / "fresh-approved")
+
+
+def test_discarding_an_approved_issue_takes_its_page_and_links_away(small, tmp_path) -> None:
+    from policyfeed.digest.editing import discard_issue
+    from policyfeed.digest.issues import list_issues
+
+    db, settings = small
+    out = tmp_path / "site"
+    add_post(db, settings, "fresh-news", title="Fresh news", date=NOW - DAY)
+    approved_issue(db, settings, period="week-5", now=NOW)
+    build_site(db, settings, out, NOW)
+    assert (out / "issues" / "6" / "index.html").exists()
+
+    discard_issue(db, 6, now=NOW)
+    result = build_site(db, settings, out, NOW)
+
+    assert not (out / "issues" / "6").exists()
+    assert "issues/6/index.html" in issue_files(result.removed, out)
+    assert "Issue 6" not in (out / "issues" / "5" / "index.html").read_text()
+    index = (out / "issues" / "index.html").read_text()
+    assert "Fresh news" not in index and "/issues/6/" not in index
+    assert list_issues(db)[0].status == "discarded"
+    assert tree(out) == fresh_tree(db, settings, tmp_path / "fresh")
+
+
+def test_editing_a_draft_rewrites_no_archive_file(small, tmp_path: Path) -> None:
+    from policyfeed.digest.editing import edit_issue
+    from policyfeed.digest.issues import create_issue
+
+    db, settings = small
+    out = tmp_path / "site"
+    add_post(db, settings, "fresh-news", title="Fresh news", date=NOW - DAY)
+    create_issue(db, settings, period="week-5", now=NOW)
+    build_site(db, settings, out, NOW)
+
+    edit_issue(db, settings, 6, now=NOW, note="A new note", subject="Mine")
+    result = build_site(db, settings, out, NOW)
+
+    assert issue_files(result.written, out) == [] and result.removed == []

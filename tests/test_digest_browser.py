@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from digest_support import make_issue, make_post, render_demo
+from digest_support import demo_issue, make_issue, make_post, render_demo
 from policyfeed.digest.render import render_issue
 from policyfeed.digest.screenshot import CHROMIUM, chromium, demo_digest_html, offline_page
 from policyfeed.model import Topic
@@ -90,7 +90,7 @@ def test_dark_mode_recolours_the_digest_despite_the_inlined_styles(browser, demo
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_web_version_fits_the_viewport(browser, demo_db, settings, tmp_path, width) -> None:
-    render_demo(demo_db, settings)
+    demo_issue(demo_db, settings, approved=True)
     write_issue_archive(demo_db, settings, tmp_path / "public")
     html = (tmp_path / "public" / "issues" / "1" / "index.html").read_text(encoding="utf-8")
 
@@ -105,8 +105,7 @@ def test_the_docs_screenshot_digest_is_the_demos_first_issue(demo_db_path, setti
 
 
 def test_the_web_version_of_awkward_posts_fits_a_phone(browser, db, settings, tmp_path) -> None:
-    from digest_support import NOW, add_post
-    from policyfeed.digest.issues import create_issue
+    from digest_support import NOW, add_post, approved_issue
 
     wide_table = "<table><tr>" + "".join(f"<td>Column{i}</td>" for i in range(30)) + "</tr></table>"
     add_post(
@@ -116,7 +115,7 @@ def test_the_web_version_of_awkward_posts_fits_a_phone(browser, db, settings, tm
         title="Unbreakable " + "Telecommunications" * 6,
         body=f"{wide_table}<p>{'x' * 300}</p><img src='https://example.org/a.png' width='1400'>",
     )
-    create_issue(db, settings, period="week-1", now=NOW)
+    approved_issue(db, settings, period="week-1", now=NOW)
     write_issue_archive(db, settings, tmp_path / "public")
     html = (tmp_path / "public" / "issues" / "1" / "index.html").read_text(encoding="utf-8")
 

@@ -250,7 +250,9 @@ def test_an_unknown_status_is_refused(db, settings) -> None:
     issue = create_issue(db, settings, period="week-1", now=NOW)
     assert issue is not None
 
-    with pytest.raises(InputError, match="issue status must be one of draft, sending, sent"):
+    with pytest.raises(
+        InputError, match="issue status must be one of draft, approved, sending, sent, discarded"
+    ):
         mark_issue_status(db, issue, "done", NOW)
     assert get_issue(db, 1).status == "draft"
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import feedparser
 
-from digest_support import NOW, add_post, demo_issue, parse
-from policyfeed.digest.issues import create_issue
+from digest_support import NOW, add_post, approved_issue, demo_issue, parse
 from policyfeed.digest.render import UNSUBSCRIBE_URL_TOKEN
 from policyfeed.site.issue_archive import write_issue_archive
 from policyfeed.store import posts as post_store
@@ -18,7 +17,7 @@ DAY = timedelta(days=1)
 
 
 def test_each_issue_gets_a_web_version_at_issues_number(demo_db, settings, tmp_path) -> None:
-    issue, posts = demo_issue(demo_db, settings)
+    issue, posts = demo_issue(demo_db, settings, approved=True)
     out = tmp_path / "public"
 
     write_issue_archive(demo_db, settings, out)
@@ -34,7 +33,7 @@ def test_each_issue_gets_a_web_version_at_issues_number(demo_db, settings, tmp_p
 
 
 def test_web_versions_advertise_the_feeds_of_issues(demo_db, settings, tmp_path) -> None:
-    demo_issue(demo_db, settings)
+    demo_issue(demo_db, settings, approved=True)
     out = tmp_path / "public"
 
     write_issue_archive(demo_db, settings, out)
@@ -54,7 +53,7 @@ def test_web_versions_advertise_the_feeds_of_issues(demo_db, settings, tmp_path)
 def test_the_index_lists_every_issue_newest_first_with_neighbour_links(db, settings, tmp_path):
     for week in range(3):
         add_post(db, settings, f"post-{week}", date=NOW + week * 7 * DAY)
-        create_issue(db, settings, period=f"week-{week}", now=NOW + (week * 7 + 1) * DAY)
+        approved_issue(db, settings, period=f"week-{week}", now=NOW + (week * 7 + 1) * DAY)
     out = tmp_path / "public"
 
     write_issue_archive(db, settings, out)
@@ -78,7 +77,7 @@ def test_an_archive_without_issues_says_so_and_its_feeds_are_empty(db, settings,
 
 
 def test_the_feeds_of_issues_parse_and_agree_on_ids(demo_db, settings, tmp_path) -> None:
-    issue, _ = demo_issue(demo_db, settings)
+    issue, _ = demo_issue(demo_db, settings, approved=True)
     out = tmp_path / "public"
 
     write_issue_archive(demo_db, settings, out)
@@ -100,7 +99,7 @@ def test_the_feeds_of_issues_parse_and_agree_on_ids(demo_db, settings, tmp_path)
 def test_the_archive_is_deterministic_and_a_second_build_rewrites_nothing(
     demo_db, settings, tmp_path
 ) -> None:
-    demo_issue(demo_db, settings)
+    demo_issue(demo_db, settings, approved=True)
     first, second = tmp_path / "one", tmp_path / "two"
 
     written = write_issue_archive(demo_db, settings, first)
@@ -122,7 +121,7 @@ def test_the_archive_is_deterministic_and_a_second_build_rewrites_nothing(
 def test_a_post_unpublished_after_its_issue_leaves_the_web_version(db, settings, tmp_path):
     add_post(db, settings, "kept", title="Kept post")
     add_post(db, settings, "withdrawn", title="Withdrawn post")
-    create_issue(db, settings, period="week-1", now=NOW)
+    approved_issue(db, settings, period="week-1", now=NOW)
     post_store.set_status(db, "withdrawn", "draft", now=NOW + DAY, domain=settings.domain)
     out = tmp_path / "public"
 
@@ -134,7 +133,7 @@ def test_a_post_unpublished_after_its_issue_leaves_the_web_version(db, settings,
 
 def test_an_edited_post_updates_its_issue_entry_not_the_clock(db, settings, tmp_path) -> None:
     add_post(db, settings, "a", title="First title")
-    create_issue(db, settings, period="week-1", now=NOW)
+    approved_issue(db, settings, period="week-1", now=NOW)
     out: Path = tmp_path / "public"
     write_issue_archive(db, settings, out)
     add_post(db, settings, "a", title="Second title", now=NOW + 3 * DAY)
@@ -149,7 +148,7 @@ def test_an_edited_post_updates_its_issue_entry_not_the_clock(db, settings, tmp_
 def test_the_web_version_and_the_feeds_show_the_markdown_note_cleaned(db, settings, tmp_path):
     add_post(db, settings, "wcit", date=NOW - DAY)
     note = "**WCIT** is near: [agenda](/wcit/).\n\n<script>alert(1)</script>"
-    create_issue(db, settings, period="w", now=NOW, note=note)
+    approved_issue(db, settings, period="w", now=NOW, note=note)
     out = tmp_path / "public"
 
     write_issue_archive(db, settings, out)

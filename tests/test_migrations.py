@@ -162,3 +162,103 @@ def test_post_status_is_checked_by_the_schema(tmp_path: Path) -> None:
             "INSERT INTO posts (slug, title, status, updated_at, created_at) "
             "VALUES ('x', 'X', 'archived', '2012-07-01T00:00:00Z', '2012-07-01T00:00:00Z')"
         )
+
+
+def _old_database_with_issues(path: Path) -> None:
+    """A database as it was before m015: a sent issue with its posts and deliveries, a draft."""
+    old = sqlite_utils.Database(path)
+    old.conn.execute("PRAGMA foreign_keys = ON")
+    MIGRATIONS.apply(old, stop_before="m015_issue_approval")
+    stamp = "2012-07-30T06:00:00Z"
+    with old.conn:
+        for post_id in (1, 2):
+            old.execute(
+                "INSERT INTO posts (id, slug, title, status, published_at, updated_at, "
+                "created_at) VALUES (?, ?, 'T', 'published', ?, ?, ?)",
+                [post_id, f"p{post_id}", stamp, stamp, stamp],
+            )
+        old.execute(
+            "INSERT INTO subscribers (id, email, created_at, updated_at) "
+            "VALUES (1, 'a@example.org', ?, ?)",
+            [stamp, stamp],
+        )
+        for number, status in ((1, "sent"), (2, "draft")):
+            old.execute(
+                "INSERT INTO issues (id, number, period, subject, status, created_at, "
+                "updated_at) VALUES (?, ?, ?, 'S', ?, ?, ?)",
+                [number, number, f"week-{number}", status, stamp, stamp],
+            )
+            old.execute(
+                "INSERT INTO issue_posts (issue_id, post_id, position) VALUES (?, ?, 1)",
+                [number, number],
+            )
+        old.execute(
+            "INSERT INTO deliveries (issue_id, subscriber_id, message_id, status, created_at, "
+            "updated_at) VALUES (1, 1, 'm1@x', 'sent', ?, ?)",
+            [stamp, stamp],
+        )
+    old.conn.close()
+
+
+def test_m015_keeps_every_issue_its_posts_and_deliveries(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _old_database_with_issues(path)
+
+    db = open_db(path)
+
+    rows = db.execute(
+        "SELECT number, status, approved_at, subject_edited FROM issues ORDER BY number"
+    ).fetchall()
+    assert rows == [(1, "sent", None, 0), (2, "draft", None, 0)]
+    assert db.execute("SELECT issue_id, post_id FROM issue_posts ORDER BY 1").fetchall() == [
+        (1, 1),
+        (2, 2),
+    ]
+    assert db.execute("SELECT issue_id, status FROM deliveries").fetchall() == [(1, "sent")]
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert applied_names(db) == registered_names()
+
+
+def test_m015_a_period_is_unique_among_the_issues_not_discarded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _old_database_with_issues(path)
+    db = open_db(path)
+    stamp = "2012-07-30T06:00:00Z"
+    insert = (
+        "INSERT INTO issues (number, period, status, created_at, updated_at) "
+        "VALUES (?, 'week-2', ?, ?, ?)"
+    )
+
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute(insert, [3, "draft", stamp, stamp])
+    db.execute("UPDATE issues SET status = 'discarded' WHERE number = 2")
+    db.execute(insert, [3, "draft", stamp, stamp])  # the period is free again
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute(insert, [4, "approved", stamp, stamp])
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("UPDATE issues SET status = 'archived' WHERE number = 3")
+
+
+def test_m015_deleting_an_issue_still_cascades_to_its_posts_and_deliveries(tmp_path) -> None:
+    path = tmp_path / "old.db"
+    _old_database_with_issues(path)
+    db = open_db(path)
+
+    db.execute("DELETE FROM issues WHERE number = 1")
+
+    assert db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
+    assert db.execute("SELECT issue_id FROM issue_posts").fetchall() == [(2,)]
+
+
+def test_m015_run_again_after_a_crash_before_it_was_recorded_changes_nothing(tmp_path) -> None:
+    from policyfeed.store.migrations import m015_issue_approval
+
+    path = tmp_path / "old.db"
+    _old_database_with_issues(path)
+    db = open_db(path)
+    before = db.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+
+    m015_issue_approval(db)
+
+    assert db.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == before

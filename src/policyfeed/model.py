@@ -90,9 +90,13 @@ class Issue:
     updated_at: datetime
     subject: str = ""
     note: str = ""
-    status: str = "draft"
+    status: str = "draft"  # draft → approved → sending → sent; or discarded
     sent_at: datetime | None = None
     id: int | None = None  # None for an issue that is only planned (preview, dry run)
+    approved_at: datetime | None = None
+    review_sent_at: datetime | None = None  # when the copy for approval went to the editor
+    discarded_at: datetime | None = None
+    subject_edited: bool = False  # an editor wrote the subject: every variant keeps it
 
     @property
     def web_path(self) -> str:

@@ -46,6 +46,7 @@ from policyfeed.delivery.ledger import (
     make_transport,
 )
 from policyfeed.digest.issues import (
+    approve_for_sending,
     get_issue_by_period,
     issue_posts,
     mark_issue_status,
@@ -394,9 +395,9 @@ def _publish(
                 subject=issue.subject,
                 ledger=counts,
             )
-        # Late is measured from when this issue's mailing began (or the issue was made): a
-        # crashed run picked up minutes later goes on; one picked up days later does not.
-        began = ledger.started_at or issue.created_at
+        # Late is measured from when this issue's mailing began (or it was approved, or made):
+        # a crashed run picked up minutes later goes on; one picked up days later does not.
+        began = ledger.started_at or issue.approved_at or issue.created_at
         check_lateness(
             f"issue {issue.number} (period {key}) began going out", began, now, lateness,
             force=force,
@@ -453,6 +454,8 @@ def _publish(
     for warning in warnings:
         log.warning("%s", warning)
 
+    if issue.status == "draft":  # no approval required: this run approves it as it begins
+        issue = approve_for_sending(db, issue, clock())
     built = _build_site(db, settings, now)
     site_files = len(built.written)
     check = _preflight(db, settings, issue, posts, templates, variants, now=now, built=built)

@@ -241,6 +241,7 @@ COMMAND_MODULES = (
     "issues",
     "sendtest",
     "deliveries",
+    "editing",
     "subscribers",
     "publish",
     "bounces",

@@ -89,7 +89,9 @@ def _issue_dict(app: App, issue_: Issue, post_count: int) -> dict[str, Any]:
         "note": issue_.note,
         "posts": post_count,
         "created_at": issue_.created_at.isoformat(),
+        "approved_at": issue_.approved_at.isoformat() if issue_.approved_at else None,
         "sent_at": issue_.sent_at.isoformat() if issue_.sent_at else None,
+        "discarded_at": issue_.discarded_at.isoformat() if issue_.discarded_at else None,
         "web_url": app.settings.absolute(issue_.web_path),
     }
 
@@ -205,10 +207,11 @@ def issue_list(app: App, as_json: bool) -> None:
         click.echo("No issues yet.")
         return
     width = max(len(i.period) for i in found)
-    click.echo(f"{'ISSUE':>5}  {'PERIOD':<{width}}  {'STATUS':<7}  {'POSTS':>5}  SUBJECT")
+    shown = max(7, *(len(i.status) for i in found))
+    click.echo(f"{'ISSUE':>5}  {'PERIOD':<{width}}  {'STATUS':<{shown}}  {'POSTS':>5}  SUBJECT")
     for item in found:
         click.echo(
-            f"{item.number:>5}  {item.period:<{width}}  {item.status:<7}  "
+            f"{item.number:>5}  {item.period:<{width}}  {item.status:<{shown}}  "
             f"{counts.get(item.number, 0):>5}  {item.subject}"
         )
 
@@ -246,6 +249,10 @@ def issue_show(app: App, number: int, as_json: bool) -> None:
         click.echo(f"{key + ':':<9}{data[key]}")
     click.echo(f"{'created:':<9}{app.local(issue_.created_at)}")
     click.echo(f"{'sent:':<9}{app.local(issue_.sent_at)}")
+    if issue_.approved_at:
+        click.echo(f"{'approved:':<9}{app.local(issue_.approved_at)}")
+    if issue_.discarded_at:
+        click.echo(f"{'discarded:':<9}{app.local(issue_.discarded_at)}")
     click.echo(f"{'web:':<9}{data['web_url']}")
     total = sum(counts.values())
     mailed = f"{total}: {count_line(counts)}" if total else "none yet"

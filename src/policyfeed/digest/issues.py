@@ -1,4 +1,9 @@
-"""Digest issues: which posts go into the next one, and an issue's life (draft, sending, sent).
+"""Digest issues: which posts go into the next one, and an issue's life.
+
+An issue is made as a ``draft``; it is ``approved`` (by an editor when ``digest.approval`` is
+"required", by ``publish`` as it begins otherwise), then ``sending`` and ``sent``. Until delivery
+begins an editor may change it or throw it away (``discarded``: its posts wait for a later issue,
+its number is not used again); see :mod:`policyfeed.digest.editing`.
 
 The selection is a ledger, not a date window: the next issue takes the published posts that are
 in no earlier issue (``issue_posts``), so a post published late with an early date is still sent
@@ -15,7 +20,7 @@ import contextlib
 import re
 import textwrap
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -23,7 +28,7 @@ from sqlite_utils import Database
 
 from policyfeed.content.posts import strip_forbidden
 from policyfeed.errors import ConflictError, InputError, NotFoundError, UsageError
-from policyfeed.model import ChapterVariant, Issue, Post
+from policyfeed.model import Chapter, ChapterVariant, Issue, Post
 from policyfeed.store import from_db_time, to_db_time
 from policyfeed.store import issues as store
 from policyfeed.store.posts import get_posts_by_ids
@@ -31,7 +36,9 @@ from policyfeed.store.posts import get_posts_by_ids
 if TYPE_CHECKING:
     from policyfeed.config import Settings
 
-ISSUE_STATUSES = ("draft", "sending", "sent")
+ISSUE_STATUSES = ("draft", "approved", "sending", "sent", "discarded")
+#: An issue an editor may still change: delivery has not begun.
+EDITABLE_STATUSES = ("draft", "approved")
 # A long-neglected backlog must not turn into one enormous message: the oldest waiting posts go
 # first and the rest wait for the next issue (nothing is lost, nothing is sent twice).
 MAX_POSTS_PER_ISSUE = 50
@@ -257,7 +264,23 @@ def get_issue(db: Database, number: int) -> Issue:
 
 
 def get_issue_by_period(db: Database, period: str) -> Issue | None:
+    """The period's issue; a discarded one does not count (see :func:`discarded_issue`)."""
     return store.issue_by_period(db, period)
+
+
+def discarded_issue(db: Database, period: str) -> Issue | None:
+    """The latest issue of ``period`` that an editor discarded."""
+    return store.discarded_issue_by_period(db, period)
+
+
+def approved_issues(db: Database) -> list[Issue]:
+    """The issues approved and waiting to go out, oldest first."""
+    return store.issues_with_status(db, "approved")
+
+
+def drafts(db: Database) -> list[Issue]:
+    """The drafts, oldest first."""
+    return store.issues_with_status(db, "draft")
 
 
 def list_issues(db: Database) -> list[Issue]:
@@ -279,7 +302,7 @@ def issue_posts(db: Database, issue: Issue) -> list[Post]:
 
 
 def mark_issue_status(db: Database, issue: Issue, status: str, now: datetime) -> Issue:
-    """Set an issue's status (draft, sending, sent); returns the updated issue.
+    """Set an issue's status (see :data:`ISSUE_STATUSES`); returns the updated issue.
 
     Committed at once, unless called inside the caller's own transaction.
     """
@@ -298,3 +321,57 @@ def get_chapter(db: Database, slug: str) -> ChapterVariant:
     if chapter is None:
         raise NotFoundError(f"no chapter with slug {slug!r}")
     return chapter
+
+
+@dataclass(frozen=True)
+class VariantShare:
+    """One variant of an issue: the whole issue (chapter None: members of no chapter) or a
+    chapter's share, with the active members it goes to."""
+
+    chapter: Chapter | None
+    posts: list[Post]
+    recipients: int
+
+    @property
+    def slug(self) -> str:
+        """``all`` for the whole issue (no chapter slug can be: slugs are checked)."""
+        return self.chapter.slug if self.chapter is not None else "all"
+
+    @property
+    def name(self) -> str:
+        return self.chapter.name if self.chapter is not None else "The whole issue (no chapter)"
+
+
+def variant_shares(db: Database, posts: Sequence[Post]) -> list[VariantShare]:
+    """The whole issue, then each chapter's share by slug (as ``publish`` sends them)."""
+    from collections import Counter
+
+    from policyfeed.store import subscribers as subscriber_store
+
+    chapters = subscriber_store.list_chapters(db)
+    known = {chapter.id for chapter in chapters}
+    counts = Counter(
+        chapter_id if chapter_id in known else None
+        for _, chapter_id in subscriber_store.active_subscriber_ids(db)
+    )
+    shares = [VariantShare(None, list(posts), counts[None])]
+    for chapter in chapters:
+        shares.append(
+            VariantShare(chapter, posts_for_chapter(posts, chapter.topics), counts[chapter.id])
+        )
+    return shares
+
+
+def approve_for_sending(db: Database, issue: Issue, now: datetime) -> Issue:
+    """Draft → approved, as ``publish`` begins sending it when no approval is required."""
+    with _immediate_transaction(db):
+        if not store.approve_issue(db, issue.id or 0, now=now):
+            raise ConflictError(f"issue {issue.number} is no draft any more ({issue.status})")
+    return get_issue(db, issue.number)
+
+
+def mark_review_sent(db: Database, issue: Issue, now: datetime) -> Issue:
+    """Record that the copy for approval of draft ``issue`` went to the editor."""
+    with _immediate_transaction(db):
+        store.mark_review_sent(db, issue.id or 0, now=now)
+    return get_issue(db, issue.number)

@@ -315,8 +315,8 @@ def render_issue(
     Size guard: above WARN_BYTES a warning; at CLIP_BYTES or more the posts are shown as
     summaries only; if that is still too large, DigestTooLargeError.
     """
-    if chapter is None and issue.subject:
-        subject = issue.subject
+    if issue.subject and (chapter is None or issue.subject_edited):
+        subject = issue.subject  # an editor's subject is every variant's
     else:
         subject = render_subject(issue, posts, settings, chapter=chapter)
     slug = getattr(chapter, "slug", None) if chapter is not None else None

@@ -1,7 +1,8 @@
 """The digest's web archive: each issue's web version, an index of issues, and feeds of issues.
 
-The email's "view in browser" link points at ``issues/<number>/``. Every issue that exists is
-archived (the page must be there before the email goes out). Posts unpublished since the issue
+The email's "view in browser" link points at ``issues/<number>/``. Every issue approved for
+sending is archived (the page must be there before the email goes out); a draft, which an editor
+may still change or discard, and a discarded issue are not. Posts unpublished since the issue
 was made are left out of its web version. Pages depend only on the database: the same database
 gives the same bytes, and unchanged files are not rewritten.
 
@@ -10,9 +11,9 @@ build reads only the journal rows since the last one (``post_journal``, ``issue_
 re-renders:
 
 - the page of every issue that is new, changed, or holds a post that changed (a change of
-  status alone shows nowhere);
+  status alone shows nowhere, unless it puts the issue into the archive or takes it out);
 - the pages next to an issue number that appeared or went (their "previous/next" links), and
-  removes the page of an issue that is gone;
+  removes the page of an issue that is gone (or was discarded);
 - the index (issue rows and the saved counts, no posts), when any issue changed;
 - the feeds of the newest ``feed_limit`` issues, when one of those changed or they are others.
 
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from sqlite_utils import Database
 
 from policyfeed.content.urls import site_url
-from policyfeed.digest.issues import issue_posts, list_issues
+from policyfeed.digest.issues import issue_posts
 from policyfeed.digest.render import (
     PostView,
     issue_context,
@@ -333,7 +334,7 @@ class _Archive:
     def full(self) -> None:
         """Every page, the index and the feeds; then remove pages of issues that are gone."""
         self.result.full = True
-        issues = list_issues(self.db)  # newest first
+        issues = store.archived_issues(self.db)  # newest first
         newest = issues[: self.settings.feed_limit]
         self.feed_ids = {issue.id for issue in newest if issue.id is not None}
         self.state.counts = {}
@@ -378,17 +379,17 @@ class _Archive:
         for number in sorted(moved):
             for neighbour in store.neighbour_numbers(db, number):
                 if neighbour is not None and neighbour not in to_render:
-                    found = store.issue_by_number(db, neighbour)
+                    found = store.archived_issue_by_number(db, neighbour)
                     if found is not None:
                         to_render[neighbour] = found
-            if number not in numbers_now and store.issue_by_number(db, number) is None:
+            if number not in numbers_now and store.archived_issue_by_number(db, number) is None:
                 self.remove_page(number)
 
         newest = store.newest_issues(db, self.settings.feed_limit)
         self.feed_ids = {issue.id for issue in newest if issue.id is not None}
         for number in sorted(to_render, reverse=True):
             self.page(to_render[number], *store.neighbour_numbers(db, number))
-        self.index(list_issues(db))
+        self.index(store.archived_issues(db))
         if [i.id for i in newest] != since.feed or self.feed_ids & dirty:
             self.feeds(newest)
 

@@ -17,7 +17,18 @@ from policyfeed.errors import ConflictError
 from policyfeed.model import ChapterVariant, Issue
 from policyfeed.store import from_db_time, to_db_time
 
-ISSUE_COLUMNS = "id, number, period, subject, note, status, created_at, updated_at, sent_at"
+ISSUE_COLUMNS = (
+    "id, number, period, subject, note, status, created_at, updated_at, sent_at, "
+    "approved_at, review_sent_at, discarded_at, subject_edited"
+)
+#: What the web archive shows: issues approved for sending, going out, or sent.
+ARCHIVED = "status IN ('approved', 'sending', 'sent')"
+#: Every issue but the discarded ones: a period has at most one of these.
+KEPT = "status != 'discarded'"
+
+
+def _time(text: str | None) -> datetime | None:
+    return from_db_time(text) if text else None
 
 
 def _issue_from_row(row: Sequence[Any]) -> Issue:
@@ -30,7 +41,11 @@ def _issue_from_row(row: Sequence[Any]) -> Issue:
         status=row[5],
         created_at=from_db_time(row[6]),
         updated_at=from_db_time(row[7]),
-        sent_at=from_db_time(row[8]) if row[8] else None,
+        sent_at=_time(row[8]),
+        approved_at=_time(row[9]),
+        review_sent_at=_time(row[10]),
+        discarded_at=_time(row[11]),
+        subject_edited=bool(row[12]),
     )
 
 
@@ -44,12 +59,26 @@ def issue_by_number(db: Database, number: int) -> Issue | None:
 
 
 def issue_by_period(db: Database, period: str) -> Issue | None:
-    return _one(db, "period = ?", [period])
+    """The period's issue (the one not discarded: there is at most one)."""
+    return _one(db, f"period = ? AND {KEPT}", [period])
+
+
+def discarded_issue_by_period(db: Database, period: str) -> Issue | None:
+    """The latest issue of the period that was discarded."""
+    return _one(db, "period = ? AND status = 'discarded' ORDER BY number DESC LIMIT 1", [period])
 
 
 def all_issues(db: Database) -> list[Issue]:
     """Every issue, newest (highest number) first."""
     rows = db.execute(f"SELECT {ISSUE_COLUMNS} FROM issues ORDER BY number DESC").fetchall()
+    return [_issue_from_row(r) for r in rows]
+
+
+def issues_with_status(db: Database, status: str) -> list[Issue]:
+    """The issues in ``status``, oldest (lowest number) first."""
+    rows = db.execute(
+        f"SELECT {ISSUE_COLUMNS} FROM issues WHERE status = ? ORDER BY number", [status]
+    ).fetchall()
     return [_issue_from_row(r) for r in rows]
 
 
@@ -146,6 +175,71 @@ def set_issue_status(db: Database, issue_id: int, status: str, *, now: datetime)
     )
 
 
+# --- an editor's changes to an issue that has not begun going out ---------------------------
+
+
+def approve_issue(db: Database, issue_id: int, *, now: datetime) -> bool:
+    """Draft → approved; False when the issue was not a draft any more. Call in a transaction."""
+    stamp = to_db_time(now)
+    cursor = db.execute(
+        "UPDATE issues SET status = 'approved', approved_at = ?, updated_at = ? "
+        "WHERE id = ? AND status = 'draft'",
+        [stamp, stamp, issue_id],
+    )
+    return cursor.rowcount == 1
+
+
+def discard_issue(db: Database, issue_id: int, *, now: datetime) -> bool:
+    """Draft or approved → discarded, its posts freed for later issues; False when delivery
+    had begun (or it was discarded already). Call inside a transaction."""
+    stamp = to_db_time(now)
+    cursor = db.execute(
+        "UPDATE issues SET status = 'discarded', discarded_at = ?, updated_at = ? "
+        "WHERE id = ? AND status IN ('draft', 'approved') "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE issue_id = issues.id)",
+        [stamp, stamp, issue_id],
+    )
+    if cursor.rowcount != 1:
+        return False
+    db.execute("DELETE FROM issue_posts WHERE issue_id = ?", [issue_id])
+    return True
+
+
+def update_draft(
+    db: Database,
+    issue_id: int,
+    *,
+    subject: str,
+    subject_edited: bool,
+    note: str,
+    post_ids: Sequence[int],
+    now: datetime,
+) -> bool:
+    """Rewrite a draft's subject, note and selection (in order); an approved issue becomes a
+    draft again. False when delivery had begun. Call inside a transaction."""
+    stamp = to_db_time(now)
+    cursor = db.execute(
+        "UPDATE issues SET subject = ?, subject_edited = ?, note = ?, status = 'draft', "
+        "approved_at = NULL, updated_at = ? WHERE id = ? AND status IN ('draft', 'approved')",
+        [subject, int(subject_edited), note, stamp, issue_id],
+    )
+    if cursor.rowcount != 1:
+        return False
+    current = issue_post_ids(db, issue_id)
+    if current != list(post_ids):
+        db.execute("DELETE FROM issue_posts WHERE issue_id = ?", [issue_id])
+        db.conn.executemany(
+            "INSERT INTO issue_posts (issue_id, post_id, position) VALUES (?, ?, ?)",
+            [(issue_id, post_id, position) for position, post_id in enumerate(post_ids, 1)],
+        )
+    return True
+
+
+def mark_review_sent(db: Database, issue_id: int, *, now: datetime) -> None:
+    """Record that the copy for approval of this draft went to the editor."""
+    db.execute("UPDATE issues SET review_sent_at = ? WHERE id = ?", [to_db_time(now), issue_id])
+
+
 def chapter_by_slug(db: Database, slug: str) -> ChapterVariant | None:
     """A chapter with the slugs of its topic filter (empty: every topic)."""
     row = db.execute("SELECT id, slug, name, intro FROM chapters WHERE slug = ?", [slug]).fetchone()
@@ -218,13 +312,30 @@ def issue_ids_of_posts(db: Database, post_ids: Sequence[int]) -> set[int]:
     return found
 
 
+# The archive shows only the issues approved, going out or sent (ARCHIVED): the queries below
+# see no draft and no discarded issue.
+
+
+def archived_issues(db: Database) -> list[Issue]:
+    """Every issue the archive shows, newest first."""
+    rows = db.execute(
+        f"SELECT {ISSUE_COLUMNS} FROM issues WHERE {ARCHIVED} ORDER BY number DESC"
+    ).fetchall()
+    return [_issue_from_row(r) for r in rows]
+
+
+def archived_issue_by_number(db: Database, number: int) -> Issue | None:
+    return _one(db, f"number = ? AND {ARCHIVED}", [number])
+
+
 def issues_by_ids(db: Database, ids: Sequence[int]) -> dict[int, Issue]:
-    """The issues among ``ids`` that still exist, by id."""
+    """The issues among ``ids`` that the archive shows, by id."""
     found: dict[int, Issue] = {}
     for start in range(0, len(ids), 500):
         chunk = list(ids[start : start + 500])
         rows = db.execute(
-            f"SELECT {ISSUE_COLUMNS} FROM issues WHERE id IN ({','.join('?' * len(chunk))})",
+            f"SELECT {ISSUE_COLUMNS} FROM issues "
+            f"WHERE id IN ({','.join('?' * len(chunk))}) AND {ARCHIVED}",
             chunk,
         ).fetchall()
         for row in rows:
@@ -233,17 +344,22 @@ def issues_by_ids(db: Database, ids: Sequence[int]) -> dict[int, Issue]:
 
 
 def newest_issues(db: Database, limit: int) -> list[Issue]:
-    """The ``limit`` newest issues (highest numbers first); walks the index on number."""
+    """The ``limit`` newest issues the archive shows (highest numbers first)."""
     rows = db.execute(
-        f"SELECT {ISSUE_COLUMNS} FROM issues ORDER BY number DESC LIMIT ?", [int(limit)]
+        f"SELECT {ISSUE_COLUMNS} FROM issues WHERE {ARCHIVED} ORDER BY number DESC LIMIT ?",
+        [int(limit)],
     ).fetchall()
     return [_issue_from_row(r) for r in rows]
 
 
 def neighbour_numbers(db: Database, number: int) -> tuple[int | None, int | None]:
-    """The numbers of the existing issues just before and just after ``number``."""
-    older = db.execute("SELECT max(number) FROM issues WHERE number < ?", [number]).fetchone()
-    newer = db.execute("SELECT min(number) FROM issues WHERE number > ?", [number]).fetchone()
+    """The numbers of the archived issues just before and just after ``number``."""
+    older = db.execute(
+        f"SELECT max(number) FROM issues WHERE number < ? AND {ARCHIVED}", [number]
+    ).fetchone()
+    newer = db.execute(
+        f"SELECT min(number) FROM issues WHERE number > ? AND {ARCHIVED}", [number]
+    ).fetchone()
     return (
         None if older[0] is None else int(older[0]),
         None if newer[0] is None else int(newer[0]),

@@ -523,3 +523,157 @@ def m014_source_ids(db: Database) -> None:
     for post_id, guid in rows:
         if not is_absolute_uri(guid):
             db.execute("UPDATE posts SET source_id = ?, guid = NULL WHERE id = ?", [guid, post_id])
+
+
+# --- m015: an issue's approval ------------------------------------------------------------
+
+_OLD_ISSUE_CHECK = "CHECK (status IN ('draft', 'sending', 'sent'))"
+_NEW_ISSUE_CHECK = "CHECK (status IN ('draft', 'approved', 'sending', 'sent', 'discarded'))"
+_OLD_PERIOD = "period TEXT NOT NULL UNIQUE"
+#: The statuses whose issues the web archive shows: approved for sending, or sent.
+ARCHIVED_ISSUE_STATUSES = "('approved', 'sending', 'sent')"
+
+
+def _issue_journal_triggers() -> list[str]:
+    """m007's journal of issue changes, where ``old_number`` is the number the issue had *in
+    the web archive* before the change (NULL: it was not there: it did not exist, or was a
+    draft or discarded), and a change of status alone is ``status_only`` only when it neither
+    puts the issue into the archive nor takes it out."""
+    shown = ARCHIVED_ISSUE_STATUSES
+    number_shown = f"(SELECT number FROM issues WHERE id = {{row}}.issue_id AND status IN {shown})"
+    triggers = [
+        """
+        CREATE TRIGGER issue_journal_insert AFTER INSERT ON issues BEGIN
+            INSERT INTO issue_journal (issue_id) VALUES (new.id);
+        END
+        """,
+        f"""
+        CREATE TRIGGER issue_journal_update AFTER UPDATE ON issues BEGIN
+            INSERT INTO issue_journal (issue_id, old_number, status_only)
+            VALUES (old.id, CASE WHEN old.status IN {shown} THEN old.number END,
+                    new.id IS old.id AND new.number IS old.number AND new.period IS old.period
+                    AND new.subject IS old.subject AND new.note IS old.note
+                    AND new.created_at IS old.created_at
+                    AND (old.status IN {shown}) = (new.status IN {shown}));
+            INSERT INTO issue_journal (issue_id)
+                SELECT new.id WHERE new.id IS NOT old.id;
+        END
+        """,
+        f"""
+        CREATE TRIGGER issue_journal_delete AFTER DELETE ON issues BEGIN
+            INSERT INTO issue_journal (issue_id, old_number)
+            VALUES (old.id, CASE WHEN old.status IN {shown} THEN old.number END);
+        END
+        """,
+    ]
+    for event, row in (("INSERT", "new"), ("DELETE", "old")):
+        triggers.append(
+            f"""
+            CREATE TRIGGER issue_journal_posts_{event.lower()} AFTER {event} ON issue_posts BEGIN
+                INSERT INTO issue_journal (issue_id, old_number)
+                VALUES ({row}.issue_id, {number_shown.format(row=row)});
+            END
+            """
+        )
+    triggers.append(
+        f"""
+        CREATE TRIGGER issue_journal_posts_update AFTER UPDATE ON issue_posts BEGIN
+            INSERT INTO issue_journal (issue_id, old_number)
+            VALUES (old.issue_id, {number_shown.format(row="old")});
+            INSERT INTO issue_journal (issue_id, old_number)
+                SELECT new.issue_id, {number_shown.format(row="new")}
+                WHERE new.issue_id IS NOT old.issue_id;
+        END
+        """
+    )
+    return triggers
+
+
+@MIGRATIONS(transactional=False)
+def m015_issue_approval(db: Database) -> None:
+    # An issue is a draft until approved (digest.approval = "required": by an editor; "none":
+    # by publish as it begins), then sending, then sent; a draft or an approved issue may be
+    # discarded instead (its posts freed, its number never reused). The status CHECK gains
+    # 'approved' and 'discarded', and a period is unique among the issues not discarded, so a
+    # period whose draft was thrown away can have another. SQLite changes neither in place: the
+    # table is rebuilt as m009 rebuilds subscribers (same columns and ids, foreign keys off,
+    # a transaction of our own, nothing to do if a previous run committed it). New columns:
+    # when it was approved (lateness counts from then), when the copy for approval went to the
+    # editor (once per draft), when it was discarded, and whether an editor wrote its subject.
+    # The issue journal's triggers are remade so that the web archive, which shows no draft and
+    # no discarded issue, hears when an issue enters or leaves it.
+    conn = db.conn
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'issues'"
+    ).fetchone()
+    table_sql = row[0]
+    if _NEW_ISSUE_CHECK in table_sql:
+        return
+    if table_sql.count(_OLD_ISSUE_CHECK) != 1 or table_sql.count(_OLD_PERIOD) != 1:
+        raise RuntimeError(f"issues: unexpected schema, not migrated: {table_sql}")
+    new_sql, renamed = re.subn(
+        r"^\s*CREATE\s+TABLE\s+(\"issues\"|\[issues\]|`issues`|issues)\b",
+        "CREATE TABLE issues_rebuilt",
+        table_sql.replace(_OLD_ISSUE_CHECK, _NEW_ISSUE_CHECK).replace(
+            _OLD_PERIOD, "period TEXT NOT NULL"
+        ),
+        count=1,
+        flags=re.IGNORECASE,
+    )
+    if renamed != 1:
+        raise RuntimeError(f"issues: unexpected schema, not migrated: {table_sql}")
+    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    if conn.in_transaction:
+        conn.commit()
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        if conn.execute("PRAGMA foreign_keys").fetchone()[0]:
+            raise RuntimeError("issues: foreign keys could not be turned off; not migrated")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            journal = [
+                name
+                for (name,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                    "AND name LIKE 'issue\\_journal\\_%' ESCAPE '\\'"
+                )
+            ]
+            for name in journal:
+                conn.execute(f'DROP TRIGGER "{name}"')
+            dependants = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'issues' "
+                "AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name"
+            ).fetchall()
+            conn.execute(new_sql)
+            conn.execute("INSERT INTO issues_rebuilt SELECT * FROM issues")
+            conn.execute("DROP TABLE issues")
+            conn.execute("PRAGMA legacy_alter_table = ON")
+            conn.execute("ALTER TABLE issues_rebuilt RENAME TO issues")
+            conn.execute("PRAGMA legacy_alter_table = OFF")
+            for (sql,) in dependants:
+                conn.execute(sql)
+            for column in ("approved_at TEXT", "review_sent_at TEXT", "discarded_at TEXT"):
+                conn.execute(f"ALTER TABLE issues ADD COLUMN {column}")
+            conn.execute(
+                "ALTER TABLE issues ADD COLUMN subject_edited INTEGER NOT NULL DEFAULT 0 "
+                "CHECK (subject_edited IN (0, 1))"
+            )
+            conn.execute(
+                "CREATE UNIQUE INDEX issues_period_kept ON issues (period) "
+                "WHERE status != 'discarded'"
+            )
+            # Publish looks for the approved issues waiting to go out, oldest first.
+            conn.execute("CREATE INDEX issues_status_number ON issues (status, number)")
+            for sql in _issue_journal_triggers():
+                conn.execute(sql)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"issues rebuild broke foreign keys: {broken[:5]}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA legacy_alter_table = OFF")
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
