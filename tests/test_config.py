@@ -115,6 +115,7 @@ def test_secrets_come_from_the_environment_and_never_show_in_repr(tmp_path: Path
         ('[smtp]\npassword = "x"\n', "[smtp] password: secrets are read only from the environment"),
         ('[site]\nsecret = "x"\n', "[site] secret: secrets are read only from the environment"),
         ('[digest]\nsmtp_password = "x"\n', "[digest] smtp_password: secrets are read only"),
+        ('[web]\npreview_password = "x"\n', "[web] preview_password: secrets are read only"),
     ],
 )
 def test_secrets_in_the_file_are_refused(tmp_path: Path, text: str, message: str) -> None:
@@ -185,6 +186,13 @@ def test_a_wrong_file_is_an_error_naming_the_file_and_key(
         ({"POLICYFEED_EDITOR_EMAIL": "Ed <ed@example.org>"}, "site.editor_email must be a plain"),
         ({"POLICYFEED_REPLY_TO": "r@example.org\nBcc: x@evil.example"}, "digest.reply_to"),
         ({"POLICYFEED_LIST_ID": "digest example>\nX: y"}, "digest.list_id must be a dotted"),
+        ({"POLICYFEED_APPROVAL": "yes"}, "digest.approval must be one of none, required, not"),
+        (
+            {"POLICYFEED_APPROVAL": "required"},
+            'digest.approval = "required" needs site.editor_email',
+        ),
+        ({"POLICYFEED_PREVIEW_URL": "127.0.0.1:8000"}, "digest.preview_url must be the absolute"),
+        ({"POLICYFEED_PREVIEW_PASSWORD": "short"}, "POLICYFEED_PREVIEW_PASSWORD must be at least"),
     ],
 )
 def test_bad_values_are_errors_naming_the_setting(
@@ -265,3 +273,20 @@ def test_the_demo_config_loads(tmp_path: Path) -> None:
     assert settings.timezone == "Europe/Zurich"
     assert settings.description.startswith("Our work is based upon our fundamental belief")
     assert isinstance(settings, Settings)
+
+
+def test_approval_and_the_preview_settings(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        '[site]\neditor_email = "ed@example.org"\n'
+        '[digest]\napproval = "required"\npreview_url = "https://policy.example.org/preview"\n',
+    )
+    env = {"POLICYFEED_PREVIEW_PASSWORD": "correct horse battery"}
+
+    settings = load_settings(path, environ=env, cwd=tmp_path)
+
+    assert settings.approval == "required"
+    assert settings.preview_url == "https://policy.example.org/preview/"
+    assert settings.preview_password == "correct horse battery"
+    assert "correct horse" not in repr(settings)
+    assert load_settings(environ={}, cwd=tmp_path / "none").approval == "none"

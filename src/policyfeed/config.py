@@ -27,6 +27,7 @@ SECRET_ENV = {
     "secret": "POLICYFEED_SECRET",
     "imap_password": "POLICYFEED_IMAP_PASSWORD",
     "dkim_private_key": "POLICYFEED_DKIM_PRIVATE_KEY",
+    "preview_password": "POLICYFEED_PREVIEW_PASSWORD",
 }
 # Keys that would put a secret into the file: refused with the variable to use instead.
 _SECRET_KEYS = {
@@ -36,6 +37,7 @@ _SECRET_KEYS = {
     "imap_password": "imap_password",
     "private_key": "dkim_private_key",
     "key": "dkim_private_key",
+    "preview_password": "preview_password",
 }
 
 # TOML section of each setting; the key inside the section is the field name, except for the
@@ -68,6 +70,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "unsubscribe_url",
         "bounce_address",
         "verp",
+        "approval",
+        "preview_url",
     ),
     "smtp": (
         "smtp_host",
@@ -97,6 +101,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 PREFIXED = ("smtp", "bounces", "dkim", "signup")
 PATH_FIELDS = ("output_dir", "templates_dir", "outbox_dir")
 SMTP_SECURITY = ("starttls", "tls", "none")
+APPROVAL = ("none", "required")
+#: Shorter passwords are refused: the preview shows drafts nobody outside may read yet.
+MIN_PREVIEW_PASSWORD = 12
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,8 @@ class Settings:
     #: empty: a sentence naming the site.
     signup_consent_text: str = ""
     signup_confirm_within: str = "7d"
+    approval: str = "none"
+    preview_url: str = ""
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_security: str = "starttls"
@@ -162,6 +171,7 @@ class Settings:
     secret: str = field(default="", repr=False)
     imap_password: str = field(default="", repr=False)
     dkim_private_key: str = field(default="", repr=False)
+    preview_password: str = field(default="", repr=False)
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -446,6 +456,34 @@ def validate(settings: Settings) -> None:
     _validate_mail_headers(settings)
     _validate_bounces(settings)
     _validate_dkim(settings)
+    _validate_approval(settings)
+
+
+def _validate_approval(settings: Settings) -> None:
+    if settings.approval not in APPROVAL:
+        raise ConfigError(
+            f"digest.approval must be one of {', '.join(APPROVAL)}, not {settings.approval!r}"
+        )
+    if settings.approval == "required" and not settings.editor_email:
+        raise ConfigError(
+            'digest.approval = "required" needs site.editor_email: the address that gets each '
+            'draft issue to approve (e.g. editor_email = "editor@example.org" in [site])'
+        )
+    if settings.preview_url:
+        parts = urlsplit(settings.preview_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                "digest.preview_url must be the absolute http(s) URL of the editors' preview "
+                f"(e.g. http://127.0.0.1:8000/preview/), not {settings.preview_url!r}"
+            )
+        if not settings.preview_url.endswith("/"):
+            object.__setattr__(settings, "preview_url", settings.preview_url + "/")
+    if settings.preview_password and len(settings.preview_password) < MIN_PREVIEW_PASSWORD:
+        raise ConfigError(
+            f"POLICYFEED_PREVIEW_PASSWORD must be at least {MIN_PREVIEW_PASSWORD} characters "
+            "long: the preview shows drafts (e.g. POLICYFEED_PREVIEW_PASSWORD=$(openssl rand "
+            "-base64 18))"
+        )
 
 
 # Values that end up in mail headers: a line break in one would start a header of its own.
@@ -607,8 +645,8 @@ def toml_string(value: str) -> str:
 
 DEFAULT_CONFIG_TEXT = """\
 # policyfeed site configuration. Precedence: defaults < this file < POLICYFEED_* environment
-# variables < command-line flags. Secrets (POLICYFEED_SMTP_PASSWORD, POLICYFEED_SECRET) are read
-# only from the environment.
+# variables < command-line flags. Secrets (POLICYFEED_SMTP_PASSWORD, POLICYFEED_SECRET,
+# POLICYFEED_PREVIEW_PASSWORD) are read only from the environment.
 
 [site]
 title = {title}
@@ -630,6 +668,8 @@ feed_limit = 50
 schedule = "0 8 * * MON"     # cron expression in site.timezone: one issue per period
 max_lateness = "2d"
 outbox_dir = "outbox"        # used when no [smtp] host is set
+# approval = "required"      # publish makes a draft for site.editor_email to approve first
+# preview_url = "http://127.0.0.1:8000/preview/"   # where editors open `policyfeed serve`'s preview
 
 # [smtp]
 # host = "smtp.example.org"

@@ -14,6 +14,14 @@ run lock (:mod:`policyfeed.lock`) around it.
 - Everything is settled but hand-offs an interrupted run left unsure over SMTP: ``ambiguous``
   (exit 1, the rows named); they never hold up the other rows, which are settled first.
 
+Approval (``digest.approval = "required"``): the issue is made as a draft, its copy for approval
+goes once to ``site.editor_email``, and the run delivers nothing (``awaiting_approval``, exit 0;
+``approval_overdue``, exit 1, once the draft has waited longer than ``max_lateness``). After
+``policyfeed issue approve N`` the next run delivers it, whatever period it was made for (the
+oldest approved issue first; a period still to come waits for its time, a special issue for its
+``--period``), and its lateness counts from the approval. A period whose issue an editor
+discarded gets nothing (``discarded``).
+
 Lateness: a run never mails an *old* issue by surprise. Resuming an issue whose mailing began
 (or which was made) more than ``max_lateness`` ago, or publishing an explicit ``--period``
 scheduled longer ago than that, is refused unless ``force``; a run killed a minute ago is picked
@@ -47,9 +55,13 @@ from policyfeed.delivery.ledger import (
 )
 from policyfeed.digest.issues import (
     approve_for_sending,
+    approved_issues,
+    discarded_issue,
+    drafts,
     get_issue_by_period,
     issue_posts,
     mark_issue_status,
+    mark_review_sent,
     plan_issue,
     posts_for_chapter,
 )
@@ -69,6 +81,7 @@ from policyfeed.schedule import (
     check_not_future,
     current_period,
     looks_like_a_time,
+    period_from_key,
     read_period,
     typed_period,
 )
@@ -96,6 +109,9 @@ STATUS_EXIT = {
     "ambiguous": EXIT_ERROR,  # only unsure SMTP hand-offs are left: an operator decides
     "relay_error": EXIT_ERROR,  # the relay cannot be used as configured: a person fixes it
     "refused": EXIT_ERROR,  # the preflight check found errors: nothing was sent
+    "awaiting_approval": EXIT_OK,  # a draft waits for an editor: nothing to do until then
+    "approval_overdue": EXIT_ERROR,  # it has waited longer than max_lateness: tell a person
+    "discarded": EXIT_OK,  # an editor threw the period's issue away
 }
 #: Unsure rows named in a run's message (all of them are in ``unsure`` and the ledger).
 NAMED_UNSURE = 5
@@ -169,6 +185,8 @@ class PublishResult:
             )
         if self.status == "refused":
             return f"{head}: {self.message}; nothing sent"
+        if self.status in ("awaiting_approval", "approval_overdue", "discarded"):
+            return f"{head}: {self.message}"
         if self.status == "dry_run":
             sizes = ", ".join(
                 f"{v.chapter or 'all'} {counted(v.posts, 'post')}/{v.recipients} to/"
@@ -381,6 +399,13 @@ def _publish(
     # A missing or broken DKIM key stops the run before anything is written (a dry run too).
     signer = make_signer(settings)
     issue = get_issue_by_period(db, key)
+    if not explicit:
+        issue = _approved_first(db, settings, issue, now) or issue
+        key = issue.period if issue is not None else key
+    if issue is not None and issue.status == "draft" and settings.approval == "required":
+        return _await_approval(
+            db, settings, issue, now=now, lateness=lateness, dry_run=dry_run, transport=transport
+        )
     if issue is not None:
         ledger = DeliveryLedger(db, issue.id or 0, clock=clock)
         posts = issue_posts(db, issue)
@@ -405,6 +430,13 @@ def _publish(
         resuming = ledger.started
         secret = "" if dry_run else unsubscribe_secret(settings)
     else:
+        discarded = discarded_issue(db, key)
+        if discarded is not None:
+            return PublishResult(
+                "discarded", key, discarded.number, subject=discarded.subject,
+                message="an editor discarded this period's issue; nothing made or sent (make "
+                "another with `policyfeed issue new`)",
+            )  # fmt: skip
         if explicit and scheduled is not None:
             check_lateness(
                 f"period {key} was scheduled", scheduled.scheduled_at, now, lateness, force=force
@@ -423,7 +455,14 @@ def _publish(
             return PublishResult("no_recipients", key, posts=len(planned[1]), warnings=[warning])
         if dry_run:
             issue, posts = planned
-            return _dry_run(db, settings, issue, posts, now=now, rows=None)
+            result = _dry_run(db, settings, issue, posts, now=now, rows=None)
+            if settings.approval == "required":
+                result.message = (
+                    f"approval required: a real run makes issue {issue.number} a draft, sends "
+                    f"its copy for approval to {settings.editor_email} and delivers nothing "
+                    f"until `policyfeed issue approve {issue.number}`"
+                )
+            return result
         secret = unsubscribe_secret(settings)  # refuse a missing secret before writing anything
         from policyfeed.digest.issues import create_issue
 
@@ -431,6 +470,11 @@ def _publish(
         if issue is None:
             return PublishResult("nothing_new", key)
         log.info("created issue %s for period %s", issue.number, key)
+        if settings.approval == "required":
+            return _await_approval(
+                db, settings, issue, now=now, lateness=lateness, dry_run=False,
+                transport=transport,
+            )  # fmt: skip
         posts = issue_posts(db, issue)
         ledger = DeliveryLedger(db, issue.id or 0, clock=clock)
         resuming = False
@@ -671,4 +715,90 @@ def _dry_run(
         variants=reports,
         warnings=warnings,
         check=check.as_json(),
+    )
+
+
+# --- approval -----------------------------------------------------------------------------
+
+
+def _approved_first(
+    db: Database, settings: Settings, current: Issue | None, now: datetime
+) -> Issue | None:
+    """The approved issue this run delivers before the period's own (None: the period's):
+    the oldest one waiting, unless the period's issue is part-way out (it resumes first). An
+    issue for a scheduled time still to come waits for it; a special issue waits for its
+    ``publish --period NAME``, as it does without approval."""
+    if current is not None and current.status == "sending":
+        return None
+    for waiting in approved_issues(db):
+        scheduled = period_from_key(waiting.period, settings.tz)
+        if scheduled is not None and scheduled.scheduled_at <= now:
+            return waiting
+    return None
+
+
+def _await_approval(
+    db: Database,
+    settings: Settings,
+    issue: Issue,
+    *,
+    now: datetime,
+    lateness: timedelta,
+    dry_run: bool,
+    transport: Transport | None,
+) -> PublishResult:
+    """A draft waiting for an editor: its copy for approval goes to the editor once, nothing
+    goes to members; overdue once it has waited longer than ``lateness``."""
+    from policyfeed.delivery.approval import send_for_approval
+    from policyfeed.errors import DeliveryError, PolicyfeedError
+    from policyfeed.schedule import human_duration
+
+    editor = settings.editor_email
+    if issue.review_sent_at is not None:
+        copy = f"its copy for approval went to {editor}"
+    elif dry_run:
+        copy = f"a real run sends its copy for approval to {editor}"
+    else:
+        report = send_for_approval(
+            db, settings, issue, now=now, lateness=lateness, transport=transport
+        )
+        outcome = report.outcomes[0]
+        if outcome.status != "sent":
+            what = (
+                f"issue {issue.number} is a draft waiting for approval, but its copy for "
+                f"approval to {editor} did not go out ({outcome.error})"
+            )
+            if outcome.status == "refused":
+                raise PolicyfeedError(f"{what}; check site.editor_email")
+            raise DeliveryError(f"{what}; the next run tries again")
+        issue = mark_review_sent(db, issue, now)
+        copy = f"its copy for approval went to {editor} ({report.via})"
+    age = now - issue.created_at
+    overdue = age > lateness
+    if overdue:
+        message = (
+            f"issue {issue.number} has waited {human_duration(age)} for approval, longer than "
+            f"the allowed lateness ({human_duration(lateness)}); nothing sent: approve it to "
+            f"send it at the next run (`policyfeed issue approve {issue.number}`), or discard it"
+        )
+    else:
+        message = (
+            f"issue {issue.number} is a draft waiting for approval ({copy}); nothing sent until "
+            f"`policyfeed issue approve {issue.number}`"
+        )
+    warnings = [
+        f"issue {other.number} (period {other.period}) has also waited "
+        f"{human_duration(now - other.created_at)} for approval"
+        for other in drafts(db)
+        if other.id != issue.id and now - other.created_at > lateness
+    ]
+    posts = issue_posts(db, issue)
+    return PublishResult(
+        "approval_overdue" if overdue else "awaiting_approval",
+        issue.period,
+        issue.number,
+        posts=len(posts),
+        subject=issue.subject,
+        message=message,
+        warnings=warnings,
     )

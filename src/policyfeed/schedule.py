@@ -220,3 +220,8 @@ def _human(delta: timedelta) -> str:
     if seconds >= 120:
         return f"{seconds // 60} minutes"
     return f"{seconds} seconds"
+
+
+def human_duration(delta: timedelta) -> str:
+    """``3 days``, ``5 hours``, ``12 minutes``: how long something waited, for a message."""
+    return _human(delta)

@@ -64,6 +64,10 @@ def publish_command(
     older than --max-lateness is refused without --force. Messages go to the outbox/ Maildir
     unless an SMTP relay is configured.
 
+    With digest.approval = "required" the issue is made as a draft and one copy goes to
+    site.editor_email; nothing goes to members (awaiting_approval) until `issue approve N`,
+    after which the next run delivers it (lateness counted from the approval).
+
     --period takes one of the schedule's times as YYYY-MM-DDTHH:MM in the site's time zone
     (2012-07-30 08:00, 2012-07-30T08:00:00 and a UTC offset are read too; a date alone
     means the schedule's time that day), never a future one; or the name of a special issue
@@ -71,9 +75,11 @@ def publish_command(
 
     \b
     Exit codes:
-      0   done: sent, resumed, already sent, nothing new, dry run
-      1   error: a stale period, a relay that refuses the configuration (certificate,
-          STARTTLS, login), or SMTP hand-offs left unsure (named: see issue mark-sent)
+      0   done: sent, resumed, already sent, nothing new, dry run, awaiting approval
+          (digest.approval = "required"), discarded
+      1   error: a stale period, a draft overdue for approval, a relay that refuses the
+          configuration (certificate, STARTTLS, login), or SMTP hand-offs left unsure
+          (named: see issue mark-sent)
       2   usage error (e.g. a --period that is not one of the schedule's)
       75  temporary: another run holds the lock, the relay is down or answers 4xx, or some
           messages wait for the next run (safe to re-run)

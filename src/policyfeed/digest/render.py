@@ -8,7 +8,7 @@ personalises a message by substituting them, never by rendering again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -308,9 +308,12 @@ def render_issue(
     settings: Settings,
     *,
     chapter: ChapterLike | None = None,
+    review: Mapping[str, Any] | None = None,
 ) -> RenderedDigest:
     """Render one variant of an issue: the whole issue, or ``chapter``'s (pass its posts, e.g.
     from :func:`policyfeed.digest.issues.posts_for_chapter`; its intro line is shown).
+    ``review``: the box at the top of the copy an editor gets to approve a draft (see
+    :func:`policyfeed.digest.review.review_context`); members' copies have none.
 
     Size guard: above WARN_BYTES a warning; at CLIP_BYTES or more the posts are shown as
     summaries only; if that is still too large, DigestTooLargeError.
@@ -332,6 +335,7 @@ def render_issue(
         # Without the sign-up's endpoints there is no preferences page to link to.
         "preferences_url": PREFERENCES_URL_TOKEN if settings.signup_enabled else "",
         "preheader": preheader_text(issue, posts, settings),
+        "review": dict(review) if review else None,
     }
     html, text = _render_variant(settings, context)
     size = _size_as_sent(html)
