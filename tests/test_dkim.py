@@ -254,3 +254,30 @@ def test_a_test_copy_is_signed_as_the_members_copies_are(
     copy = next(p.read_bytes() for p in (live.outbox_dir / "new").iterdir() if "test-" in p.name)
     assert copy.startswith(b"Return-Path: <policy-digest@example.org>\r\nDKIM-Signature:")
     assert dkim.verify(copy, dnsfunc=dns_serving(name, text)), outcome
+
+
+def test_test_copies_and_the_copy_for_approval_are_signed_and_verify(
+    demo_db: sqlite_utils.Database, settings: Settings, now: datetime,
+    keypair: tuple[Path, str, bytes],
+) -> None:  # fmt: skip
+    from dataclasses import replace
+
+    from policyfeed.delivery.sendtest import send_test_copies
+    from policyfeed.digest.issues import get_issue
+    from policyfeed.publish import publish
+
+    key, name, text = keypair
+    live = replace(signed_settings(settings, key), approval="required")
+    with SmtpSink() as relay:
+        relayed = replace(live, **relay.settings_overrides())
+        assert publish(demo_db, relayed, now=now).status == "awaiting_approval"
+        send_test_copies(
+            demo_db, relayed, get_issue(demo_db, 1).number, ["ed@example.org"], now=now
+        )
+    assert [m.rcpt_tos for m in relay.messages] == [
+        ("policy-editor@example.org",),
+        ("ed@example.org",),
+    ]
+    for received in relay.messages:
+        assert received.data.startswith(b"DKIM-Signature:")
+        assert dkim.verify(received.data, dnsfunc=dns_serving(name, text))
