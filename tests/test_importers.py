@@ -233,8 +233,9 @@ def test_rss_feed_written_by_another_blog(db: sqlite_utils.Database, tmp_path: P
     assert post.url == "https://old.example.org/2012/07/beijing-treaty.html"
     assert post.published_at == datetime(2012, 7, 23, 9, 0, tzinfo=UTC)
     assert post.summary == "A short summary."
+    # The old blog's relative link means a page of the old blog (#15), not of this site.
     assert post.body_html == (
-        '<p>Body with <a href="https://policy.example.org/ip/" rel="noopener">a link</a>.</p>'
+        '<p>Body with <a href="https://old.example.org/ip/" rel="noopener">a link</a>.</p>'
     )
     assert post.author == "Ann Editor"
     assert [t.name for t in post.topics] == ["Intellectual property"]

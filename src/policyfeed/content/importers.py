@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from sqlite_utils import Database
 
@@ -226,10 +226,26 @@ def check_well_formed(data: bytes, source: str) -> None:
 
 
 def _records_feed(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    yield from feed_records(path.read_bytes(), str(path))
+
+
+def feed_records(
+    data: bytes, source: str, *, content_type: str = ""
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The items of an RSS or Atom document as import records, each with where it is.
+
+    The document is refused whole (InputError naming ``source`` and the line and column) unless
+    it is well-formed XML with entries; ``posts import`` and ``sources sync`` both read feeds
+    here. ``content_type`` is the HTTP header a fetched feed came with (its charset counts).
+
+    Relative links and images in an item are resolved against the item's own link, else the
+    feed's link, as feed readers do (Atom's ``xml:base`` is applied first, by feedparser); the
+    record's ``__base`` says which.
+    """
     import feedparser
 
-    data = path.read_bytes()
-    check_well_formed(data, str(path))
+    data = _as_declared(data, content_type)
+    check_well_formed(data, source)
     parsed = feedparser.parse(data)
     if parsed.bozo:  # what the strict parse let through but feedparser did not like
         exc = parsed.get("bozo_exception")
@@ -237,22 +253,27 @@ def _records_feed(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         if hasattr(exc, "getLineNumber"):
             where = f"line {exc.getLineNumber()}, column {exc.getColumnNumber() + 1}"
         raise InputError(
-            f"not a well-formed feed: {exc}; nothing imported", source=str(path), where=where
+            f"not a well-formed feed: {exc}; nothing imported", source=source, where=where
         )
     if not parsed.entries:
         reason = parsed.get("bozo_exception") or "no entries found"
-        raise InputError(f"not an RSS or Atom feed with entries ({reason})", source=str(path))
+        raise InputError(f"not an RSS or Atom feed with entries ({reason})", source=source)
+    feed_link = _absolute_http(parsed.feed.get("link") or "", "")
     for index, entry in enumerate(parsed.entries, start=1):
         title = entry.get("title", "")
         if entry.get("title_detail", {}).get("type") in ("text/html", "application/xhtml+xml"):
             title = html_to_text(title)
         record: dict[str, Any] = {"title": title}
-        link = entry.get("link")
+        link = _absolute_http(entry.get("link") or "", feed_link)
         if link:
             record["url"] = link
             slug = _slug_from_link(link)
             if slug:
                 record["slug"] = slug
+        elif entry.get("link"):
+            record["url"] = entry["link"]  # relative with nothing to resolve it: validation says
+        if link or feed_link:
+            record["__base"] = link or feed_link
         if entry.get("id"):
             record["guid"] = entry["id"]
         for key, target in (("published_parsed", "published_at"), ("updated_parsed", "updated_at")):
@@ -272,6 +293,37 @@ def _records_feed(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             record["author"] = author
         record["topics"] = [t.get("term") for t in entry.get("tags", []) if t.get("term")]
         yield f"entry {index}", record
+
+
+def _absolute_http(link: str, base: str) -> str:
+    """``link`` made absolute against ``base`` when that gives an http(s) URL, else ""."""
+    link = link.strip()
+    if not link:
+        return ""
+    absolute = urljoin(base, link) if base else link
+    parts = urlsplit(absolute)
+    return absolute if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
+_XML_DECLARATION = re.compile(rb"^<\?xml[^>]*\bencoding\s*=", re.IGNORECASE)
+
+
+def _as_declared(data: bytes, content_type: str) -> bytes:
+    """A fetched document in the charset its HTTP header names, as UTF-8, when the document
+    does not say its own (no byte order mark, no encoding in its XML declaration): RFC 7303
+    lets the header decide, and the strict XML parser would otherwise read it as UTF-8."""
+    match = re.search(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", content_type)
+    if not match or data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return data
+    if _XML_DECLARATION.match(data.lstrip()[:200]):
+        return data
+    charset = match.group(1).lower()
+    if charset in ("utf-8", "utf8", "us-ascii", "ascii"):
+        return data
+    try:
+        return data.decode(charset).encode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return data  # the strict parse reports what is wrong with it
 
 
 def _slug_from_link(link: str) -> str:
@@ -305,11 +357,13 @@ def _validate_chunk(args: tuple[list[_Item], str, tzinfo, bool]) -> list[PostDra
     items, base_url, tz, check_keys = args
     results: list[PostDraft | str] = []
     for source, where, record in items:
+        # A feed item's relative links mean its own address, not this site's.
+        base = record.pop("__base", None) or base_url
         try:
             if check_keys:
                 _check_keys(record, source, where)
             results.append(
-                draft_from_record(record, base_url=base_url, tz=tz, source=source, where=where)
+                draft_from_record(record, base_url=base, tz=tz, source=source, where=where)
             )
         except InputError as exc:
             results.append(str(exc))
