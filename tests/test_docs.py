@@ -74,15 +74,18 @@ def test_every_command_is_in_the_readme(path: tuple[str, ...]) -> None:
 
 
 def test_every_setting_is_in_the_readme_configuration_table() -> None:
-    from policyfeed.config import PREFIXED, SECTIONS
+    from policyfeed.config import PREFIXED, SECTIONS, SOURCE_KEYS
 
     rows = {
         line.split("|")[1].strip(" `[]"): line
         for line in README.splitlines()
         if line.startswith("| `[")
     }
-    assert set(rows) == set(SECTIONS)
+    assert set(rows) == {*SECTIONS, "sources"}  # [[sources]]: a table per feed to sync
     for section, names in SECTIONS.items():
         for name in names:
             key = name.removeprefix(f"{section}_") if section in PREFIXED else name
             assert f"`{key}`" in rows[section], f"README does not list [{section}] {key}"
+    assert rows["sources"].startswith("| `[[sources]]`")
+    for key in SOURCE_KEYS:
+        assert f"`{key}`" in rows["sources"], f"README does not list [[sources]] {key}"

@@ -24,7 +24,8 @@ RSS = """<?xml version="1.0" encoding="UTF-8"?>
     <guid isPermaLink="true">https://old.example.org/blog/2012/07/ietf-84/</guid>
     <pubDate>Wed, 25 Jul 2012 09:00:00 GMT</pubDate>
     <content:encoded><![CDATA[<p><img src="images/plenary.jpg" alt="Plenary">
-      <a href="/about/">About us</a> <a href="../../../2011/wcit/">last year</a></p>]]></content:encoded>
+      <a href="/about/">About us</a> <a href="../../../2011/wcit/">last year</a></p>]]>
+    </content:encoded>
   </item>
   <item>
     <title>Without a link</title>

@@ -72,6 +72,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "verp",
         "approval",
         "preview_url",
+        "sync_before_publish",
     ),
     "smtp": (
         "smtp_host",
@@ -104,6 +105,41 @@ SMTP_SECURITY = ("starttls", "tls", "none")
 APPROVAL = ("none", "required")
 #: Shorter passwords are refused: the preview shows drafts nobody outside may read yet.
 MIN_PREVIEW_PASSWORD = 12
+
+
+#: What a ``[[sources]]`` entry may say, with what each key must be.
+SOURCE_KEYS = {
+    "name": "a short name of lower-case letters, digits and hyphens, like blog",
+    "url": "the feed's absolute http(s) URL",
+    "author": "one line of text (the author of items that name none)",
+    "topics": 'a table of the feed\'s categories and the topic each is ("Misc" = "" drops one)',
+    "add_topics": "a list of topic names (every post from the feed gets them)",
+    "unmapped_topics": '"keep" or "drop" (categories the topics table does not name)',
+    "timeout": "a number of seconds from 1 to 300 (how long a fetch may take)",
+    "max_bytes": "a whole number of bytes, at least 1024 (the largest feed, decompressed)",
+}
+SOURCE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+SOURCE_DEFAULT_TIMEOUT = 30.0
+SOURCE_DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Source:
+    """One ``[[sources]]`` entry: a blog whose feed ``policyfeed sources sync`` copies posts from.
+
+    ``topics`` maps the feed's category names to topic names (an empty name drops the category);
+    categories it does not name are kept as they are, or dropped when ``unmapped_topics`` is
+    ``"drop"``; every post also gets ``add_topics``. ``author`` is for items that name none.
+    """
+
+    name: str
+    url: str
+    author: str = ""
+    topics: tuple[tuple[str, str], ...] = ()
+    add_topics: tuple[str, ...] = ()
+    unmapped_topics: str = "keep"
+    timeout: float = SOURCE_DEFAULT_TIMEOUT
+    max_bytes: int = SOURCE_DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -154,6 +190,7 @@ class Settings:
     channel_timeout: int = 30
     bounce_address: str = ""
     verp: bool = True
+    sync_before_publish: bool = False
     bounces_mailbox: str = ""
     bounces_processed_folder: str = "Processed"
     bounces_unmatched_folder: str = "Unmatched"
@@ -172,6 +209,8 @@ class Settings:
     imap_password: str = field(default="", repr=False)
     dkim_private_key: str = field(default="", repr=False)
     preview_password: str = field(default="", repr=False)
+    #: The ``[[sources]]`` of the file: other blogs' feeds that ``sources sync`` copies posts from.
+    sources: tuple[Source, ...] = ()
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -316,12 +355,17 @@ def parse_config_text(text: str, path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
+    if "sources" in raw:
+        values["sources"] = parse_sources(raw.pop("sources"), path)
     for section, table in raw.items():
         if not isinstance(table, dict) and section in _SECTION_OF:
             where = toml_key(section).replace(".", "] ", 1)
             raise ConfigError(f"{path}: {section} must be inside its section: [{where} = …")
         if section not in SECTIONS:
-            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+            raise ConfigError(
+                f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)}) "
+                "(feeds to sync are [[sources]], one table per feed)"
+            )
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: {section} must be a table ([{section}])")
         for key, value in table.items():
@@ -359,6 +403,92 @@ def unknown_environment(environ: Mapping[str, str]) -> list[str]:
             hint = f" (did you mean {close[0]}?)" if close else ""
             warnings.append(f"{name} is not a policyfeed setting{hint}; it is ignored")
     return warnings
+
+
+def parse_sources(raw: Any, path: Path) -> tuple[Source, ...]:
+    """The ``[[sources]]`` of a config file, each checked; an error names the source (by its
+    name, else its position) and the key."""
+    if isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: sources are written [[sources]] (two brackets), one table per feed"
+        )
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: sources must be [[sources]] tables, one per feed")
+    sources: list[Source] = []
+    seen: dict[str, int] = {}
+    for number, table in enumerate(raw, start=1):
+        where = f"{path}: [[sources]] #{number}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table of keys")
+        name = table.get("name")
+        if isinstance(name, str) and name:
+            where = f"{path}: [[sources]] {name!r}"
+        source = _parse_source(table, where)
+        if source.name in seen:
+            raise ConfigError(
+                f"{where}: the name is also the name of [[sources]] #{seen[source.name]}"
+            )
+        seen[source.name] = number
+        sources.append(source)
+    return tuple(sources)
+
+
+def _parse_source(table: dict[str, Any], where: str) -> Source:
+    unknown = sorted(set(table) - set(SOURCE_KEYS))
+    if unknown:
+        if any(key in _SECRET_KEYS or key in ("username", "token") for key in unknown):
+            raise ConfigError(f"{where}: a feed that needs a login is not supported")
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(SOURCE_KEYS)})")
+
+    def need(key: str, ok: bool) -> None:
+        if not ok:
+            raise ConfigError(f"{where}: {key} must be {SOURCE_KEYS[key]}, not {table[key]!r}")
+
+    for key in ("name", "url"):
+        if key not in table:
+            raise ConfigError(f"{where}: {key} is missing ({SOURCE_KEYS[key]})")
+    name, url = table["name"], table["url"]
+    need("name", isinstance(name, str) and bool(SOURCE_NAME.match(name)))
+    need("url", isinstance(url, str) and not _CONTROL.search(url))
+    parts = urlsplit(url.strip())
+    need("url", parts.scheme in ("http", "https") and bool(parts.hostname))
+    author = table.get("author", "")
+    need("author", isinstance(author, str) and not _LINE_BREAKING.search(author))
+    mapping = table.get("topics", {})
+    need("topics", isinstance(mapping, dict))
+    for category, topic in mapping.items():
+        if not isinstance(topic, str) or _LINE_BREAKING.search(topic):
+            raise ConfigError(
+                f'{where}: topics: {category!r} must map to a topic name (text, "" to drop it), '
+                f"not {topic!r}"
+            )
+    added = table.get("add_topics", [])
+    need(
+        "add_topics",
+        isinstance(added, list) and all(isinstance(t, str) and t.strip() for t in added),
+    )
+    unmapped = table.get("unmapped_topics", "keep")
+    need("unmapped_topics", unmapped in ("keep", "drop"))
+    timeout = table.get("timeout", SOURCE_DEFAULT_TIMEOUT)
+    need(
+        "timeout",
+        isinstance(timeout, int | float) and not isinstance(timeout, bool) and 1 <= timeout <= 300,
+    )
+    max_bytes = table.get("max_bytes", SOURCE_DEFAULT_MAX_BYTES)
+    need(
+        "max_bytes",
+        isinstance(max_bytes, int) and not isinstance(max_bytes, bool) and max_bytes >= 1024,
+    )
+    return Source(
+        name=name,
+        url=parts.geturl(),
+        author=" ".join(author.split()),
+        topics=tuple((str(k), " ".join(v.split())) for k, v in mapping.items()),
+        add_topics=tuple(" ".join(t.split()) for t in added),
+        unmapped_topics=unmapped,
+        timeout=float(timeout),
+        max_bytes=int(max_bytes),
+    )
 
 
 def load_settings(
@@ -629,6 +759,54 @@ def _validate_dkim(settings: Settings) -> None:
         raise ConfigError(
             f"dkim.domain {settings.dkim_domain!r} is not aligned with the From address "
             f"{settings.sender}: DMARC passes only with d= the From domain or a parent of it"
+        )
+
+
+# Names that never resolve on the public Internet (RFC 6761's special-use names, and mDNS's
+# .local, RFC 6762): no subscriber could follow a link on them.
+_UNREACHABLE_SUFFIXES = {
+    "localhost": "this machine",
+    "local": "a name on the local network only",
+    "invalid": "a name reserved never to resolve",
+    "test": "a name reserved for testing",
+    "example": "a name reserved for examples",
+}
+
+
+def placeholder_reason(base_url: str) -> str:
+    """Why ``base_url`` cannot be the public address of a site ("" when it can be): a
+    loopback, unspecified or link-local address, or a special-use name such as ``localhost``
+    or ``*.invalid``. The documentation domains (example.org, .com, .net) pass: they are real
+    domains, and the demo site uses one."""
+    import ipaddress
+
+    host = (urlsplit(base_url).hostname or "").rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        label = host.rsplit(".", 1)[-1]
+        what = _UNREACHABLE_SUFFIXES.get(label)
+        return f"{host} is {what}" if what else ""
+    if address.is_loopback:
+        return f"{host} is this machine's loopback address"
+    if address.is_unspecified:
+        return f"{host} is the unspecified address"
+    if address.is_link_local:
+        return f"{host} is a link-local address"
+    return ""
+
+
+def require_public_base_url(settings: Settings, doing: str) -> None:
+    """Refuse to ``doing`` (publish a post, make an issue…) while site.base_url is a loopback or
+    placeholder address: posts get their permanent ids and links from it, and feed readers and
+    sent digests keep those for good."""
+    reason = placeholder_reason(settings.base_url)
+    if reason:
+        raise ConfigError(
+            f"site.base_url is {settings.base_url} ({reason}): refusing to {doing}, because "
+            "published posts take their permanent ids and links from it and feed readers and "
+            "digests keep them. Set site.base_url in the config (or POLICYFEED_BASE_URL) to "
+            "the site's public address, e.g. https://policy.example.org/"
         )
 
 

@@ -77,6 +77,33 @@ def make_guid(domain: str, published_at: datetime, slug: str) -> str:
     return f"tag:{domain},{published_at.astimezone(UTC).date().isoformat()}:posts/{slug}"
 
 
+@dataclass
+class SourceState:
+    """What the store knows of one ``[[sources]]`` feed: its last fetch and its items.
+
+    ``etag`` and ``last_modified`` are the validators of the last successful fetch (sent back
+    for a conditional GET); ``first_synced_at`` is None until a sync has worked once.
+    ``last_temporary`` says whether the last error was one a later run may not meet.
+    """
+
+    name: str
+    url: str = ""
+    config: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    first_synced_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str = ""
+    last_error_at: datetime | None = None
+    last_temporary: bool = False
+    feed_items: int = 0
+    last_created: int = 0
+    last_updated: int = 0
+    moved_to: str = ""
+    items: int = 0
+
+
 # --- issues ----------------------------------------------------------------------------------
 
 

@@ -112,6 +112,8 @@ STATUS_EXIT = {
     "awaiting_approval": EXIT_OK,  # a draft waits for an editor: nothing to do until then
     "approval_overdue": EXIT_ERROR,  # it has waited longer than max_lateness: tell a person
     "discarded": EXIT_OK,  # an editor threw the period's issue away
+    "sync_deferred": EXIT_TEMPFAIL,  # a source was unreachable: no issue yet, re-run later
+    "sync_error": EXIT_ERROR,  # a source is broken: no issue until a person looks
 }
 #: Unsure rows named in a run's message (all of them are in ``unsure`` and the ledger).
 NAMED_UNSURE = 5
@@ -156,6 +158,8 @@ class PublishResult:
     site_files: int = 0
     warnings: list[str] = field(default_factory=list)
     check: dict[str, Any] = field(default_factory=dict)  # the preflight report (check.Report)
+    #: What syncing the sources first did (``digest.sync_before_publish``), one dict a source.
+    synced: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -173,6 +177,11 @@ class PublishResult:
         head = f"{self.status}: {what}, period {self.period}"
         if self.status == "nothing_new":
             return f"{head}: no post is waiting; nothing written, nothing sent"
+        if self.status in ("sync_deferred", "sync_error"):
+            return (
+                f"{head}: a source could not be synced, and an issue made now would miss its "
+                f"new posts; none made, nothing sent ({self.message})"
+            )
         if self.status == "no_recipients":
             return (
                 f"{head}: {counted(self.posts, 'post')} waiting, but no active subscriber "
@@ -358,6 +367,10 @@ def publish(
     lateness = settings.max_lateness_delta if max_lateness is None else max_lateness
     scheduled, key, explicit = _resolve_period(db, settings, now, period)
     _check_output_folder(db, settings)
+    synced = _sync_first(db, settings, now=now, key=key, dry_run=dry_run)
+    if synced is not None and synced.stop is not None:
+        synced.stop.duration = timer() - started
+        return synced.stop
     if not dry_run:
         _sign_up_messages(db, settings, now=now, clock=clock, transport=transport)
     with read_only(db) if dry_run else contextlib.nullcontext():
@@ -376,8 +389,47 @@ def publish(
             progress=progress,
             clock=clock,
         )
+    if synced is not None:
+        result.synced = synced.reports
+        result.warnings.extend(synced.warnings)
     result.duration = timer() - started
     return result
+
+
+@dataclass
+class _Synced:
+    reports: list[dict[str, Any]]
+    warnings: list[str]
+    stop: PublishResult | None = None
+
+
+def _sync_first(
+    db: Database, settings: Settings, *, now: datetime, key: str, dry_run: bool
+) -> _Synced | None:
+    """``digest.sync_before_publish``: sync every source before the issue is made, so that it
+    takes what they published since. A source that fails stops the run before an issue is
+    made (an issue made now would miss its posts for good): ``sync_deferred`` (exit 75) when
+    only temporary failures happened, ``sync_error`` (exit 1) otherwise. An issue that exists
+    already (delivery to resume, or sent) does not wait for the sources."""
+    if not settings.sync_before_publish or not settings.sources:
+        return None
+    if dry_run:
+        note = "sources not synced (a dry run writes nothing): a real run takes their new posts too"
+        return _Synced([], [note])
+    from policyfeed.content.sync import sync_sources
+
+    result = sync_sources(db, settings, now=now)
+    reports = [report.as_json() for report in result.reports]
+    failures = [report.line() for report in result.failed]
+    for line in failures:
+        log.warning("source not synced: %s", line)
+    if not failures:
+        return _Synced(reports, [])
+    if get_issue_by_period(db, key) is not None:
+        return _Synced(reports, [f"source not synced: {line}" for line in failures])
+    status = "sync_deferred" if result.exit_code == EXIT_TEMPFAIL else "sync_error"
+    stop = PublishResult(status, key, message="; ".join(failures), synced=reports)
+    return _Synced(reports, [], stop)
 
 
 def _publish(

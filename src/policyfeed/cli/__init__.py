@@ -247,6 +247,7 @@ COMMAND_MODULES = (
     "bounces",
     "dkim",
     "check",
+    "sources",
 )
 for _name in COMMAND_MODULES:
     try:

@@ -226,9 +226,31 @@ def posts_show(app: App, slug: str, as_json: bool) -> None:
     click.echo(f"{'published:':<11}{app.local(post.published_at)}")
     click.echo(f"{'updated:':<11}{app.local(post.updated_at)}")
     click.echo(f"{'topics:':<11}{', '.join(data['topics']) or '-'}")
+    for key, value in _origin(app, post).items():
+        click.echo(f"{key + ':':<11}{value}")
     for block in (post.summary, post.body_text):
         if block:
             click.echo(f"\n{block}")
+
+
+def _origin(app: App, post: Any) -> dict[str, str]:
+    """Where a post came from and what the digest made of it, when there is something to say:
+    the sources it was synced from, its issue, or why no issue will take it."""
+    from policyfeed.store.announced import announcement
+    from policyfeed.store.issues import post_states
+    from policyfeed.store.sources import item_sources
+
+    shown: dict[str, str] = {}
+    synced = item_sources(app.db, post.id)
+    if synced:
+        shown["source"] = ", ".join(synced)
+    number = post_states(app.db, [post.slug]).get(post.slug, (0, "", None, 0))[3]
+    announced = announcement(app.db, post.id)
+    if number:
+        shown["digest"] = f"in issue {number}"
+    elif announced:
+        shown["digest"] = f"already announced ({announced[1]}): no issue takes it"
+    return shown
 
 
 @posts.command("publish")
@@ -331,21 +353,31 @@ def posts_search(app: App, query: str, limit: int, as_json: bool) -> None:
     help="Input format (default: from the file name or contents).",
 )
 @ALLOW_BLANKING
+@click.option(
+    "--announced",
+    is_flag=True,
+    help="Mark the imported posts as already announced: no digest takes them (a move from "
+    "another system, whose members had them).",
+)
 @pass_app
-def posts_import(app: App, source: Path, fmt: str | None, allow_blanking: bool) -> None:
+def posts_import(
+    app: App, source: Path, fmt: str | None, allow_blanking: bool, announced: bool
+) -> None:
     """Import posts from JSON, JSON Lines, CSV, a folder of Markdown files, or an RSS/Atom file.
 
     All or nothing: a bad record stops the import with its line, and nothing is written.
     An RSS/Atom file must be well-formed XML (a truncated download is refused with the line
     and column where it breaks). Re-importing updates the posts instead of duplicating them;
     an update that would empty a published post's title, body, topics or author is refused
-    unless --allow-blanking.
+    unless --allow-blanking. Moving from another newsletter: --announced keeps the imported
+    posts out of every digest (the members had them already).
 
     Example:
 
     \b
         policyfeed posts import old-blog.xml
         policyfeed posts import posts/ --format markdown
+        policyfeed posts import wordpress-export.xml --announced
     """
     from policyfeed.content.importers import import_posts
 
@@ -359,8 +391,10 @@ def posts_import(app: App, source: Path, fmt: str | None, allow_blanking: bool) 
         domain=settings.domain,
         now=app.now(),
         allow_blanking=allow_blanking,
+        announced=announced,
     )
+    marked = f"; {result.announced} marked as already announced" if announced else ""
     click.echo(
         f"Imported {counted(result.total, 'post')} from {source} "
-        f"({result.created} new, {result.updated} updated)"
+        f"({result.created} new, {result.updated} updated{marked})"
     )

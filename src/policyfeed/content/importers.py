@@ -28,6 +28,7 @@ from policyfeed.errors import ConflictError, InputError
 from policyfeed.model import PostDraft
 from policyfeed.store import posts as post_store
 from policyfeed.store import transaction
+from policyfeed.store.announced import mark_announced
 
 RECORD_KEYS = {
     "title", "slug", "summary", "body", "body_html", "body_markdown", "format", "author", "url",
@@ -39,6 +40,7 @@ RECORD_KEYS = {
 class ImportResult:
     created: int = 0
     updated: int = 0
+    announced: int = 0
 
     @property
     def total(self) -> int:
@@ -226,17 +228,26 @@ def check_well_formed(data: bytes, source: str) -> None:
 
 
 def _records_feed(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    yield from feed_records(path.read_bytes(), str(path))
+    yield from read_feed(path.read_bytes(), str(path)).records
 
 
-def feed_records(
-    data: bytes, source: str, *, content_type: str = ""
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The items of an RSS or Atom document as import records, each with where it is.
+@dataclass
+class FeedDocument:
+    """An RSS or Atom document read for import: its items as records (each with where it is),
+    the feed's own link, and the next page's address (RFC 5005 ``rel="next"``), if any."""
+
+    records: list[tuple[str, dict[str, Any]]]
+    link: str = ""
+    next_page: str = ""
+
+
+def read_feed(data: bytes, source: str, *, content_type: str = "", url: str = "") -> FeedDocument:
+    """The items of an RSS or Atom document as import records.
 
     The document is refused whole (InputError naming ``source`` and the line and column) unless
     it is well-formed XML with entries; ``posts import`` and ``sources sync`` both read feeds
-    here. ``content_type`` is the HTTP header a fetched feed came with (its charset counts).
+    here. ``content_type`` is the HTTP header a fetched feed came with (its charset counts);
+    ``url`` where it was fetched from (a relative next page is resolved against it).
 
     Relative links and images in an item are resolved against the item's own link, else the
     feed's link, as feed readers do (Atom's ``xml:base`` is applied first, by feedparser); the
@@ -258,7 +269,12 @@ def feed_records(
     if not parsed.entries:
         reason = parsed.get("bozo_exception") or "no entries found"
         raise InputError(f"not an RSS or Atom feed with entries ({reason})", source=source)
-    feed_link = _absolute_http(parsed.feed.get("link") or "", "")
+    feed_link = _absolute_http(parsed.feed.get("link") or "", url)
+    next_page = ""
+    for link in parsed.feed.get("links", []):
+        if link.get("rel") == "next":
+            next_page = _absolute_http(link.get("href") or "", url)
+    document = FeedDocument([], feed_link, next_page)
     for index, entry in enumerate(parsed.entries, start=1):
         title = entry.get("title", "")
         if entry.get("title_detail", {}).get("type") in ("text/html", "application/xhtml+xml"):
@@ -292,7 +308,8 @@ def feed_records(
         if author:
             record["author"] = author
         record["topics"] = [t.get("term") for t in entry.get("tags", []) if t.get("term")]
-        yield f"entry {index}", record
+        document.records.append((f"entry {index}", record))
+    return document
 
 
 def _absolute_http(link: str, base: str) -> str:
@@ -446,15 +463,19 @@ def import_posts(
     domain: str,
     now: datetime,
     allow_blanking: bool = False,
+    announced: bool = False,
 ) -> ImportResult:
     """Import every post in ``path`` or none of them.
 
     An update that would empty a published post's title, body, topics or author is refused
-    (see :func:`posts.refuse_blanking`) unless ``allow_blanking``.
+    (see :func:`posts.refuse_blanking`) unless ``allow_blanking``. ``announced`` marks every
+    post of the import that is in no issue as already announced (a move from another system:
+    its members had those posts already), so that no digest takes them.
     """
     fmt = fmt or detect_format(path)
     drafts = located_drafts(path, fmt, base_url=base_url, tz=tz)
     result = ImportResult()
+    saved_ids: list[int] = []
     # All or nothing. Drafts are saved while later ones are still being validated (on the
     # other cores); a bad record anywhere rolls back everything saved before it.
     with transaction(db):
@@ -464,11 +485,16 @@ def import_posts(
                 for current in post_store.get_posts_by_ids(db, [post_id]):
                     refuse_blanking(current, draft, source=source, where=where)
             try:
-                post_store.save_post(db, draft, now=now, domain=domain, post_id=post_id)
+                saved = post_store.save_post(db, draft, now=now, domain=domain, post_id=post_id)
             except ConflictError as exc:
                 raise InputError(str(exc), source=str(path), where=f"post {draft.slug!r}") from None
             if post_id is None:
                 result.created += 1
             else:
                 result.updated += 1
+            if announced:
+                saved_ids.append(saved)
+        if saved_ids:
+            reason = f"imported with --announced from {path.name}"
+            result.announced = mark_announced(db, saved_ids, now=now, reason=reason)
     return result

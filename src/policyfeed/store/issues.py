@@ -101,13 +101,16 @@ def issue_post_ids(db: Database, issue_id: int) -> list[int]:
 
 
 def waiting_post_ids(db: Database, *, now: datetime, limit: int) -> list[int]:
-    """Published posts dated up to ``now`` that are in no issue yet, oldest first.
+    """Published posts dated up to ``now`` that are in no issue yet and not announced
+    otherwise (``announced_posts``: a source's back catalogue, an import for a move), oldest
+    first.
 
     Walks the (status, published_at) index from the oldest post and stops after ``limit``.
     """
     rows = db.execute(
         "SELECT p.id FROM posts p WHERE p.status = 'published' AND p.published_at <= ? "
         "AND NOT EXISTS (SELECT 1 FROM issue_posts ip WHERE ip.post_id = p.id) "
+        "AND NOT EXISTS (SELECT 1 FROM announced_posts a WHERE a.post_id = p.id) "
         f"ORDER BY p.published_at, p.id LIMIT {int(limit)}",
         [to_db_time(now)],
     ).fetchall()

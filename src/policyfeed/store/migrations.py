@@ -677,3 +677,60 @@ def m015_issue_approval(db: Database) -> None:
     finally:
         conn.execute("PRAGMA legacy_alter_table = OFF")
         conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+
+
+@MIGRATIONS()
+def m016_sources_and_announced_posts(db: Database) -> None:
+    # The [[sources]] of the config whose feeds `sources sync` copies posts from: what the last
+    # fetch left (its validators for a conditional GET, when it worked, what went wrong).
+    # ``config`` is a hash of the source's settings when last synced (a change refetches in
+    # full); ``first_synced_at`` is NULL until a sync has worked once.
+    db.execute(
+        """
+        CREATE TABLE sources (
+            name TEXT PRIMARY KEY,
+            url TEXT NOT NULL DEFAULT '',
+            config TEXT NOT NULL DEFAULT '',
+            etag TEXT NOT NULL DEFAULT '',
+            last_modified TEXT NOT NULL DEFAULT '',
+            first_synced_at TEXT,
+            last_attempt_at TEXT,
+            last_success_at TEXT,
+            last_error TEXT NOT NULL DEFAULT '',
+            last_error_at TEXT,
+            last_temporary INTEGER NOT NULL DEFAULT 0,
+            feed_items INTEGER NOT NULL DEFAULT 0,
+            last_created INTEGER NOT NULL DEFAULT 0,
+            last_updated INTEGER NOT NULL DEFAULT 0,
+            moved_to TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    # Which post each item of a source became, by the item's own guid (else its link), and a
+    # hash of the item as last synced: an item unchanged upstream is not written again (an
+    # editor's local change stays until the source changes the item). ``post_id`` becomes NULL
+    # when an editor removes the post: the next sync does not bring it back.
+    db.execute(
+        """
+        CREATE TABLE source_items (
+            source TEXT NOT NULL REFERENCES sources(name) ON DELETE CASCADE,
+            item_key TEXT NOT NULL,
+            post_id INTEGER REFERENCES posts(id) ON DELETE SET NULL,
+            item_hash TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (source, item_key)
+        )
+        """
+    )
+    db.execute("CREATE INDEX source_items_post ON source_items (post_id)")
+    # Posts that count as already announced (the back catalogue found by a source's first sync,
+    # an import with --announced): the digest never takes them, and nothing else changes for
+    # them (they are in no issue, so nothing waits on them or is numbered after them).
+    db.execute(
+        """
+        CREATE TABLE announced_posts (
+            post_id INTEGER PRIMARY KEY REFERENCES posts(id) ON DELETE CASCADE,
+            announced_at TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
