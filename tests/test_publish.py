@@ -467,20 +467,40 @@ def test_the_site_and_the_issue_page_exist_before_the_first_message_goes_out(
     assert seen == [True] * 5
 
 
-def test_a_chapter_left_with_no_posts_while_its_issue_was_going_out_is_skipped_not_misdelivered(
-    demo_db: sqlite_utils.Database, settings: Settings, now: datetime
-) -> None:
-    publish(demo_db, settings, now=now, transport=FlakyOutbox(settings.outbox_dir, 0))
-    with demo_db.conn:  # the Swiss chapter now follows a topic none of the issue's posts has
-        demo_db.execute("INSERT INTO topics (slug, name) VALUES ('dns', 'DNS')")
-        demo_db.execute(
+def _swiss_chapter_follows_dns_only(db: sqlite_utils.Database) -> None:
+    with db.conn:  # a topic none of the issue's posts has
+        db.execute("INSERT INTO topics (slug, name) VALUES ('dns', 'DNS')")
+        db.execute(
             "DELETE FROM chapter_topics WHERE chapter_id = "
             "(SELECT id FROM chapters WHERE slug = 'switzerland')"
         )
-        demo_db.execute(
+        db.execute(
             "INSERT INTO chapter_topics SELECT c.id, t.id FROM chapters c, topics t "
             "WHERE c.slug = 'switzerland' AND t.slug = 'dns'"
         )
+
+
+def test_a_chapter_whose_topics_change_while_its_issue_goes_out_gets_what_it_began_with(
+    demo_db: sqlite_utils.Database, settings: Settings, now: datetime
+) -> None:
+    publish(demo_db, settings, now=now, transport=FlakyOutbox(settings.outbox_dir, 0))
+    _swiss_chapter_follows_dns_only(demo_db)
+    resumed = publish(demo_db, settings, now=now + timedelta(hours=1))
+    assert (resumed.status, resumed.sent, resumed.skipped) == ("resumed", 5, 0)
+    swiss = html_of(outbox_messages(settings)["ana.silva@example.org"])
+    assert "ITU Council" in swiss and "Beijing Treaty" not in swiss  # its variant, frozen
+
+
+def test_a_chapter_left_with_no_posts_while_its_issue_was_going_out_is_skipped_not_misdelivered(
+    demo_db: sqlite_utils.Database, settings: Settings, now: datetime
+) -> None:
+    # Rows frozen before their variants were recorded (an issue begun by an older policyfeed)
+    # follow their chapter as it is now.
+    publish(demo_db, settings, now=now, transport=FlakyOutbox(settings.outbox_dir, 0))
+    with demo_db.conn:
+        demo_db.execute("UPDATE deliveries SET variant_id = NULL")
+        demo_db.execute("DELETE FROM delivery_variants")
+    _swiss_chapter_follows_dns_only(demo_db)
     resumed = publish(demo_db, settings, now=now + timedelta(hours=1))
     assert (resumed.status, resumed.sent, resumed.skipped) == ("resumed", 3, 2)
     assert ledger(demo_db)["ana.silva@example.org"] == "skipped"

@@ -315,6 +315,7 @@ def test_export_holds_everything_stored_about_one_subscriber(
         "email": "ana@example.org",
         "name": "Ana",
         "chapter": {"slug": "geneva", "name": "Geneva"},
+        "topics": None,  # what the chapter gets
         "status": "unsubscribed",
         "subscribed_at": "2012-07-30T12:00:00Z",
         "confirmed_at": "2012-07-30T12:00:00Z",

@@ -174,6 +174,8 @@ class Subscriber:
     chapter_id: int | None = None
     id: int | None = None
     confirmed_at: datetime | None = None
+    #: The topic slugs the member chose (sorted); empty: what their chapter gets.
+    topics: list[str] = field(default_factory=list)
 
 
 # --- deliveries ------------------------------------------------------------------------------
@@ -193,6 +195,9 @@ class Delivery:
     attempts: int = 0
     last_error: str = ""
     sent_at: datetime | None = None
+    #: The variant frozen for this row when delivery began (None: a row frozen before variants
+    #: were recorded, which follows its chapter).
+    variant_id: int | None = None
 
     @property
     def settled(self) -> bool:

@@ -1,6 +1,7 @@
 """``publish``: the one command a scheduler runs. Safe to run any number of times.
 
-One run: period → issue → render each chapter's variant once → site, feeds and archive →
+One run: period → issue → render each variant members get once (a chapter's, or a chapter's
+with the topics members chose: :mod:`policyfeed.digest.variants`) → site, feeds and archive →
 deliver, and a :class:`PublishResult` that says truthfully what happened. The caller holds the
 run lock (:mod:`policyfeed.lock`) around it.
 
@@ -35,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ from policyfeed.delivery.ledger import (
     DeliveryLedger,
     DeliveryReport,
     FrozenRow,
+    FrozenVariant,
     Progress,
     make_transport,
 )
@@ -63,7 +65,6 @@ from policyfeed.digest.issues import (
     mark_issue_status,
     mark_review_sent,
     plan_issue,
-    posts_for_chapter,
 )
 from policyfeed.digest.mail import (
     MessageTemplate,
@@ -72,8 +73,15 @@ from policyfeed.digest.mail import (
     build_template,
     make_message_id,
 )
+from policyfeed.digest.variants import (
+    IssueVariants,
+    Rendering,
+    Variant,
+    distinct_renderings,
+    variant_order,
+)
 from policyfeed.errors import EXIT_ERROR, EXIT_OK, EXIT_TEMPFAIL, UsageError
-from policyfeed.model import Chapter, Issue
+from policyfeed.model import Issue
 from policyfeed.schedule import (
     PERIOD_SPELLING,
     Period,
@@ -121,12 +129,19 @@ NAMED_UNSURE = 5
 
 @dataclass
 class VariantReport:
-    """One variant of the issue: a chapter's (or the whole issue, chapter None)."""
+    """One variant of the issue: a chapter's (or the whole issue, chapter None), with the
+    topics its members chose (None: the chapter's filter)."""
 
     chapter: str | None
     posts: int
     recipients: int
     bytes: int
+    topics: list[str] | None = None
+
+    @property
+    def name(self) -> str:
+        chosen = f" (topics {', '.join(self.topics)})" if self.topics is not None else ""
+        return (self.chapter or "all") + chosen
 
 
 @dataclass
@@ -198,8 +213,7 @@ class PublishResult:
             return f"{head}: {self.message}"
         if self.status == "dry_run":
             sizes = ", ".join(
-                f"{v.chapter or 'all'} {counted(v.posts, 'post')}/{v.recipients} to/"
-                f"{counted(v.bytes, 'byte')}"
+                f"{v.name} {counted(v.posts, 'post')}/{v.recipients} to/{counted(v.bytes, 'byte')}"
                 for v in self.variants
             )
             counts = (
@@ -235,37 +249,47 @@ def _counts(sent: int, failed: int, skipped: int, waiting: int = 0, unsure: int 
     return text
 
 
-@dataclass
-class _Variant:
-    chapter: Chapter | None
-    posts: list[Post]
-
-
-def _variants(db: Database, posts: Sequence[Post]) -> dict[int | None, _Variant]:
-    """The whole issue (key None) and each chapter's share, by chapter id."""
-    result: dict[int | None, _Variant] = {None: _Variant(None, list(posts))}
-    for chapter in subscriber_store.list_chapters(db):
-        result[chapter.id] = _Variant(chapter, posts_for_chapter(posts, chapter.topics))
-    return result
+def _variants(db: Database, posts: Sequence[Post]) -> IssueVariants:
+    """The variants of these posts for the chapters as they are now."""
+    return IssueVariants(posts, subscriber_store.list_chapters(db))
 
 
 def _plan_rows(
-    db: Database, settings: Settings, issue: Issue, variants: dict[int | None, _Variant]
-) -> list[FrozenRow]:
-    rows = []
-    for subscriber_id, chapter_id in subscriber_store.active_subscriber_ids(db):
-        variant = variants.get(chapter_id) or variants[None]
+    db: Database, settings: Settings, issue: Issue, variants: IssueVariants
+) -> tuple[list[FrozenRow], list[Variant]]:
+    """A row for each active member with the variant they get frozen in it (their chapter's,
+    or their chapter's with the topics they chose), or skipped when that leaves no post; and
+    the variant of each pending row."""
+    rows: list[FrozenRow] = []
+    needed: list[Variant] = []
+    for subscriber_id, chapter_id, topics in subscriber_store.active_recipients(db):
+        variant = variants.of(chapter_id, topics)
         message_id = make_message_id(
             settings, period=issue.period, issue_number=issue.number, subscriber_id=subscriber_id
         )
         if variant.posts:
-            rows.append(FrozenRow(subscriber_id, chapter_id, message_id))
+            frozen = FrozenVariant(variant.key[0], variant.topics, variant.post_ids)
+            rows.append(FrozenRow(subscriber_id, chapter_id, message_id, variant=frozen))
+            needed.append(variant)
         else:
-            name = variant.chapter.name if variant.chapter else "the issue"
-            rows.append(
-                FrozenRow(subscriber_id, chapter_id, message_id, "skipped", f"no posts for {name}")
-            )
-    return rows
+            reason = variant.nothing_reason()
+            rows.append(FrozenRow(subscriber_id, chapter_id, message_id, "skipped", reason))
+    return rows, needed
+
+
+class _RowVariants:
+    """The variant of each delivery row: the one frozen with it when delivery began, or, for a
+    row frozen before variants were recorded, its chapter's as the chapter is now."""
+
+    def __init__(self, variants: IssueVariants, frozen: dict[int, FrozenVariant]) -> None:
+        self.variants = variants
+        self.frozen = frozen
+
+    def __call__(self, row: Delivery) -> Variant:
+        frozen = self.frozen.get(row.variant_id) if row.variant_id is not None else None
+        if frozen is None:
+            return self.variants.of(row.chapter_id, None)
+        return self.variants.frozen(frozen.chapter_id, frozen.topics, frozen.post_ids)
 
 
 def _has_recipients(db: Database) -> bool:
@@ -275,17 +299,19 @@ def _has_recipients(db: Database) -> bool:
 
 
 def _render(
-    issue: Issue, variant: _Variant, settings: Settings, *, now: datetime
+    issue: Issue, variant: Variant, settings: Settings, *, now: datetime
 ) -> tuple[MessageTemplate, tuple[str, ...]]:
     """Render and inline one variant, once, and build its message template."""
     from policyfeed.digest.render import MESSAGE_PLACEHOLDERS, render_issue
 
-    digest = render_issue(issue, variant.posts, settings, chapter=variant.chapter)
+    digest = render_issue(
+        issue, list(variant.posts), settings, chapter=variant.chapter, whole_issue=variant.whole
+    )
     template = build_template(
         digest,
         settings,
         issue_number=issue.number,
-        variant=variant.chapter.slug if variant.chapter else "",
+        variant=variant.label or "",
         now=now,
         placeholders=MESSAGE_PLACEHOLDERS,
     )
@@ -293,22 +319,16 @@ def _render(
 
 
 def _render_variants(
-    issue: Issue,
-    variants: dict[int | None, _Variant],
-    chapter_ids: Iterable[int | None],
-    settings: Settings,
-    *,
-    now: datetime,
-) -> tuple[dict[int | None, MessageTemplate], list[str]]:
-    """The template of each of these chapters' variants that has posts, rendered once each,
-    whole issue first; and the renderer's warnings."""
-    templates: dict[int | None, MessageTemplate] = {}
+    issue: Issue, shown: Sequence[Variant], settings: Settings, *, now: datetime
+) -> tuple[dict[Rendering, MessageTemplate], list[str]]:
+    """The template of each of these variants (one per distinct message, see
+    :func:`policyfeed.digest.variants.distinct_renderings`), rendered once each; and the
+    renderer's warnings."""
+    templates: dict[Rendering, MessageTemplate] = {}
     warnings: list[str] = []
-    for chapter_id in sorted(set(chapter_ids), key=lambda c: (c is not None, c or 0)):
-        variant = variants.get(chapter_id) or variants[None]
-        if variant.posts:
-            templates[chapter_id], notes = _render(issue, variant, settings, now=now)
-            warnings.extend(notes)
+    for variant in shown:
+        templates[variant.rendering], notes = _render(issue, variant, settings, now=now)
+        warnings.extend(notes)
     return templates, warnings
 
 
@@ -532,21 +552,26 @@ def _publish(
         resuming = False
 
     if dry_run:
-        rows = ledger.rows() if resuming else None
-        return _dry_run(db, settings, issue, posts, now=now, rows=rows)
+        if resuming:
+            rows, frozen = ledger.rows(), ledger.variants()
+            return _dry_run(db, settings, issue, posts, now=now, rows=rows, frozen=frozen)
+        return _dry_run(db, settings, issue, posts, now=now, rows=None)
 
     variants = _variants(db, posts)
-    planned_rows = None if resuming else _plan_rows(db, settings, issue, variants)
-    unsettled = [r for r in ledger.rows() if not r.settled] if resuming else []
+    planned_rows: list[FrozenRow] | None = None
+    unsettled: list[Delivery] = []
+    if resuming:  # each row keeps the variant frozen with it when delivery began
+        row_variant = _RowVariants(variants, ledger.variants())
+        unsettled = [r for r in ledger.rows() if not r.settled]
+        needed = [row_variant(r) for r in unsettled]
+    else:
+        planned_rows, needed = _plan_rows(db, settings, issue, variants)
 
     # Render what this run will send, before anything else is written: a digest too large to
-    # send stops the run with the issue still undelivered and no ledger rows.
-    needed = (
-        [r.chapter_id for r in planned_rows if r.status == "pending"]
-        if planned_rows is not None
-        else [r.chapter_id for r in unsettled]
-    )
-    templates, warnings = _render_variants(issue, variants, needed, settings, now=now)
+    # send stops the run with the issue still undelivered and no ledger rows. Once per
+    # distinct message, never per recipient.
+    shown = distinct_renderings(needed)
+    templates, warnings = _render_variants(issue, shown, settings, now=now)
     for warning in warnings:
         log.warning("%s", warning)
 
@@ -554,7 +579,7 @@ def _publish(
         issue = approve_for_sending(db, issue, clock())
     built = _build_site(db, settings, now)
     site_files = len(built.written)
-    check = _preflight(db, settings, issue, posts, templates, variants, now=now, built=built)
+    check = _preflight(db, settings, issue, posts, shown, templates, now=now, built=built)
     if check.errors:  # before the ledger is frozen: a fixed template next run sends as usual
         return PublishResult(
             "refused", key, issue.number, posts=len(posts), subject=issue.subject,
@@ -566,10 +591,13 @@ def _publish(
     if planned_rows is not None:
         ledger.freeze(planned_rows)
         skipped_early = sum(1 for row in planned_rows if row.status == "skipped")
-    else:  # a chapter's topics changed since delivery began and now leave it nothing
+        row_variant = _RowVariants(variants, ledger.variants())
+    else:  # the posts frozen for a row were removed since (or, for a row frozen before
+        # variants were recorded, its chapter's topics now leave it nothing)
         for row in unsettled:
-            if row.chapter_id not in templates:
-                ledger.skip(row, "no posts for the chapter any more")
+            if not row_variant(row).posts:
+                what = "the chapter" if row.variant_id is None else "its variant"
+                ledger.skip(row, f"no posts for {what} any more")
                 skipped_early += 1
     if issue.status != "sending":
         issue = mark_issue_status(db, issue, "sending", clock())
@@ -577,7 +605,7 @@ def _publish(
     personaliser = Personaliser(settings, secret)
 
     def compose(row: Delivery, subscriber: Subscriber) -> bytes:
-        template = templates[row.chapter_id]
+        template = templates[row_variant(row).rendering]
         recipient = Recipient(row.subscriber_id, subscriber.email, subscriber.name, row.message_id)
         message = personaliser.message(template, recipient)
         return signer.sign(message) if signer is not None else message
@@ -645,20 +673,18 @@ def _preflight(
     settings: Settings,
     issue: Issue,
     posts: Sequence[Post],
-    templates: dict[int | None, MessageTemplate],
-    variants: dict[int | None, _Variant],
+    shown: Sequence[Variant],
+    templates: dict[Rendering, MessageTemplate],
     *,
     now: datetime,
     site: bool = True,
     built: BuildResult | None = None,
 ) -> Report:
-    """``policyfeed check`` on what this run is about to send (see policyfeed.check.run)."""
+    """``policyfeed check`` on what this run is about to send (see policyfeed.check.run): each
+    distinct message, named by its variant (``vancouver``, ``vancouver/topics=ietf``)."""
     from policyfeed.check.run import check_before_sending
 
-    named = {}
-    for chapter_id, template in templates.items():
-        chapter = (variants.get(chapter_id) or variants[None]).chapter
-        named[chapter.slug if chapter else None] = template
+    named = {variant.label: templates[variant.rendering] for variant in shown}
     return check_before_sending(
         db, settings, issue=issue, posts=posts, templates=named, now=now, site=site, built=built
     )
@@ -732,30 +758,40 @@ def _dry_run(
     *,
     now: datetime,
     rows: list[Delivery] | None,
+    frozen: dict[int, FrozenVariant] | None = None,
 ) -> PublishResult:
     """Render every variant and count recipients; nothing is written anywhere."""
     variants = _variants(db, posts)
     if rows is None:
-        targets = [r for r in _plan_rows(db, settings, issue, variants) if r.status == "pending"]
-        chapter_ids = [r.chapter_id for r in targets]
+        _, needed = _plan_rows(db, settings, issue, variants)
     else:
-        chapter_ids = [r.chapter_id for r in rows if not r.settled]
-    templates, warnings = _render_variants(issue, variants, chapter_ids, settings, now=now)
+        row_variant = _RowVariants(variants, frozen or {})
+        needed = [v for v in (row_variant(r) for r in rows if not r.settled) if v.posts]
+    shown = distinct_renderings(needed)
+    templates, warnings = _render_variants(issue, shown, settings, now=now)
+    members: dict[tuple[object, ...], list[Variant]] = {}
+    for variant in needed:
+        members.setdefault(variant.key, []).append(variant)
     reports: list[VariantReport] = []
-    for chapter_id, template in templates.items():
-        variant = variants.get(chapter_id) or variants[None]
-        sample = Personaliser(settings, settings.secret or "dry-run").message(
-            template, Recipient(0, "recipient@example.org", "", f"dry-run@{settings.domain}")
-        )
+    sizes: dict[Rendering, int] = {}
+    for group in sorted(members.values(), key=lambda g: variant_order(g[0])):
+        variant = group[0]
+        if variant.rendering not in sizes:
+            sample = Personaliser(settings, settings.secret or "dry-run").message(
+                templates[variant.rendering],
+                Recipient(0, "recipient@example.org", "", f"dry-run@{settings.domain}"),
+            )
+            sizes[variant.rendering] = len(sample)
         reports.append(
             VariantReport(
                 variant.chapter.slug if variant.chapter else None,
                 len(variant.posts),
-                chapter_ids.count(chapter_id),
-                len(sample),
+                len(group),
+                sizes[variant.rendering],
+                list(variant.topics) if variant.topics is not None else None,
             )
         )
-    check = _preflight(db, settings, issue, posts, templates, variants, now=now, site=False)
+    check = _preflight(db, settings, issue, posts, shown, templates, now=now, site=False)
     return PublishResult(
         "refused" if check.errors else "dry_run",  # a real run would send nothing
         issue.period,

@@ -43,6 +43,8 @@ __all__ = [
     "import_subscribers",
     "normalize_email",
     "preferences_url",
+    "set_member_topics",
+    "topic_ids_of",
     "unsubscribe_secret",
     "unsubscribe_url",
 ]
@@ -118,19 +120,36 @@ def _checked_chapter(
     name = clean_name(name)
     if not name:
         raise InputError(f"chapter {slug!r} needs a name", source=source, where=where)
+    topic_ids = topic_ids_of(db, topics, source=source, where=where)
+    intro = clean_line(intro)
+    return Chapter(slug=slug, name=name, intro=intro), topic_ids
+
+
+def topic_ids_of(
+    db: Database, topics: Sequence[str], *, source: str, where: str | None = None
+) -> list[int]:
+    """The ids of existing topics named by slug or by name (each once, in the order given);
+    InputError naming the first unknown one and the known slugs."""
     known = store.topic_ids_by_slug(db)
-    topic_ids = []
+    names = store.topic_names(db)
+    by_name = {name: slug for slug, name in names.items()}
+    by_name_slug = {slugify(name): slug for slug, name in names.items()}
+    topic_ids: list[int] = []
     for topic in topics:
-        topic_slug = topic if topic in known else slugify(topic)
+        topic_slug = (
+            topic
+            if topic in known
+            else by_name.get(clean_line(topic)) or by_name_slug.get(slugify(topic), "")
+        )
         if topic_slug not in known:
             raise InputError(
                 f"unknown topic {topic!r} (known: {', '.join(sorted(known)) or 'none yet'})",
                 source=source,
                 where=where,
             )
-        topic_ids.append(known[topic_slug])
-    intro = clean_line(intro)
-    return Chapter(slug=slug, name=name, intro=intro), topic_ids
+        if known[topic_slug] not in topic_ids:
+            topic_ids.append(known[topic_slug])
+    return topic_ids
 
 
 def add_chapter(
@@ -192,16 +211,19 @@ def add_subscriber(
     now: datetime,
     name: str = "",
     chapter: str | None = None,
+    topics: Sequence[str] = (),
     resubscribe: bool = False,
 ) -> Subscriber:
     """Add one subscriber, active at once (the operator vouches for their consent, which is
     recorded so). Someone who unsubscribed, paused, bounced or asked to be forgotten comes back
-    only with ``resubscribe``."""
+    only with ``resubscribe``. ``topics`` (names or slugs): the member's own choice of topics
+    (none: what their chapter gets; on a resubscription, none keeps the choice they had)."""
     try:
         address = normalize_email(email)
     except ValueError as exc:
         raise InputError(str(exc), source="subscriber") from None
     chapter_id = _chapter_id(db, chapter)
+    topic_ids = topic_ids_of(db, topics, source="--topic")
     with transaction(db):
         existing = store.find_subscriber(db, address)
         if existing is None:
@@ -236,6 +258,8 @@ def add_subscriber(
                 status="active",
                 confirmed=True,
             )
+        if topic_ids:
+            store.set_subscriber_topics(db, subscriber_id, topic_ids)
         signup_store.insert_consent(
             db,
             subscriber_id=subscriber_id,
@@ -389,6 +413,28 @@ def import_subscribers(db: Database, path: Path, *, now: datetime) -> ImportResu
     return result
 
 
+def set_member_topics(
+    db: Database, email: str, topics: Sequence[str] | None, *, now: datetime
+) -> Subscriber:
+    """Set the topics a member gets (names or slugs of existing topics), or with None, send
+    them back to what their chapter gets. The choice replaces the chapter's filter: they get
+    the posts of each issue on any of these topics. An empty choice is refused (it would mean
+    nothing, ever: that is pausing or unsubscribing)."""
+    subscriber = store.get_subscriber(db, email.strip())
+    topic_ids: list[int] = []
+    if topics is not None:
+        topic_ids = topic_ids_of(db, topics, source="--topic")
+        if not topic_ids:
+            raise InputError(
+                "choose at least one topic (or none at all: what their chapter gets)",
+                source="--topic",
+            )
+    with transaction(db):
+        store.set_subscriber_topics(db, subscriber.id or 0, topic_ids)
+        store.update_subscriber(db, subscriber.id or 0, now=now)
+    return store.get_subscriber(db, subscriber.email)
+
+
 def unsubscribe(db: Database, email: str, *, now: datetime) -> bool:
     """Unsubscribe by address; False when they already were. Later sends skip them."""
     subscriber = store.get_subscriber(db, email.strip())
@@ -440,10 +486,13 @@ def export_subscriber(db: Database, email: str) -> dict[str, Any]:
         }
         for c in signup_store.consents_for_subscriber(db, subscriber.id or 0)
     ]
+    names = store.topic_names(db)
     return {
         "email": subscriber.email,
         "name": subscriber.name,
         "chapter": {"slug": chapter.slug, "name": chapter.name} if chapter else None,
+        # The topics they chose (None: what their chapter gets).
+        "topics": [{"slug": t, "name": names.get(t, t)} for t in subscriber.topics] or None,
         "status": subscriber.status,
         "subscribed_at": stamp(subscriber.created_at),
         "confirmed_at": stamp(subscriber.confirmed_at),

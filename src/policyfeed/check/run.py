@@ -37,7 +37,7 @@ from policyfeed.model import Issue, Post
 if TYPE_CHECKING:
     from policyfeed.config import Settings
     from policyfeed.digest.mail import MessageTemplate
-    from policyfeed.model import Chapter
+    from policyfeed.digest.variants import Variant
     from policyfeed.site.build import BuildResult
 
 log = logging.getLogger(__name__)
@@ -192,9 +192,10 @@ def _expected_history(
 # --- messages ------------------------------------------------------------------------------
 
 
-def variant_name(issue: Issue, chapter_slug: str | None) -> str:
-    """How the report names a variant: ``issue-3``, ``issue-3/geneva``."""
-    return f"issue-{issue.number}" + (f"/{chapter_slug}" if chapter_slug else "")
+def variant_name(issue: Issue, label: str | None) -> str:
+    """How the report names a variant: ``issue-3``, ``issue-3/geneva``, and with the topics
+    members chose, ``issue-3/geneva/topics=ietf+dns`` or ``issue-3/topics=ietf``."""
+    return f"issue-{issue.number}" + (f"/{label}" if label else "")
 
 
 def sample_message(settings: Settings, template: MessageTemplate, name: str) -> bytes:
@@ -212,38 +213,43 @@ def render_variants(
     db: Database, settings: Settings, issue: Issue, posts: Sequence[Post], report: Report, *,
     now: datetime,
 ) -> dict[str, MessageTemplate]:  # fmt: skip
-    """Each variant of ``issue`` rendered as publish renders it (the whole issue, then each
-    chapter that gets posts); one that cannot be rendered is an error in ``report``."""
-    from policyfeed.digest.issues import posts_for_chapter
-    from policyfeed.store.subscribers import list_chapters
+    """Each variant of ``issue`` rendered as publish renders it: the whole issue, each chapter
+    that gets posts, and each chapter with the topics its active members chose (one per
+    distinct message); one that cannot be rendered is an error in ``report``."""
+    from policyfeed.digest.variants import IssueVariants, distinct_renderings
+    from policyfeed.store.subscribers import active_recipients, list_chapters
 
-    chapters: list[Chapter | None] = [None, *list_chapters(db)]
+    variants = IssueVariants(posts, list_chapters(db))
+    chosen = {
+        (chapter_id, topics)
+        for _, chapter_id, topics in active_recipients(db)
+        if topics is not None
+    }
+    every = [*variants.every_chapter(), *(variants.of(c, t) for c, t in chosen)]
     templates: dict[str, MessageTemplate] = {}
-    for chapter in chapters:
-        share = list(posts) if chapter is None else posts_for_chapter(posts, chapter.topics)
-        if not share:
-            continue
-        name = variant_name(issue, chapter.slug if chapter else None)
+    for variant in distinct_renderings(every):
+        name = variant_name(issue, variant.label)
         try:
-            templates[name] = _render(issue, share, settings, chapter, now=now)
+            templates[name] = _render(issue, variant, settings, now=now)
         except PolicyfeedError as exc:
             report.error("message", name, f"cannot be rendered: {exc}")
     return templates
 
 
 def _render(
-    issue: Issue, posts: Sequence[Post], settings: Settings, chapter: Chapter | None, *,
-    now: datetime,
-) -> MessageTemplate:  # fmt: skip
+    issue: Issue, variant: Variant, settings: Settings, *, now: datetime
+) -> MessageTemplate:
     from policyfeed.digest.mail import build_template
     from policyfeed.digest.render import MESSAGE_PLACEHOLDERS, render_issue
 
-    digest = render_issue(issue, posts, settings, chapter=chapter)
+    digest = render_issue(
+        issue, list(variant.posts), settings, chapter=variant.chapter, whole_issue=variant.whole
+    )
     return build_template(
         digest,
         settings,
         issue_number=issue.number,
-        variant=chapter.slug if chapter else "",
+        variant=variant.label or "",
         now=now,
         placeholders=MESSAGE_PLACEHOLDERS,
     )
@@ -337,7 +343,8 @@ def check_before_sending(
 ) -> Report:
     """What ``publish`` runs before delivery: the settings, the site just built (``site``; the
     build's result in ``built``), the messages of the variants it is about to send
-    (``templates`` by chapter slug, None for the whole issue) and the digest template."""
+    (``templates`` by variant label, see :func:`variant_name`; None for the whole issue) and
+    the digest template."""
     report = Report()
     check_settings(report, settings)
     if site:

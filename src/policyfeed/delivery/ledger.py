@@ -80,14 +80,26 @@ def make_transport(settings: Settings) -> Transport:
 
 
 @dataclass(frozen=True)
+class FrozenVariant:
+    """What a row gets, frozen with it: its chapter, the member's chosen topics (None: the
+    chapter's filter) and the posts of the issue that gave, in the issue's order."""
+
+    chapter_id: int | None
+    topics: tuple[str, ...] | None
+    post_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class FrozenRow:
-    """One planned delivery: ``pending``, or ``skipped`` with a reason (e.g. no posts)."""
+    """One planned delivery: ``pending`` with its ``variant``, or ``skipped`` with a reason
+    (e.g. no posts)."""
 
     subscriber_id: int
     chapter_id: int | None
     message_id: str
     status: str = "pending"
     reason: str = ""
+    variant: FrozenVariant | None = None
 
 
 @dataclass(frozen=True)
@@ -177,15 +189,38 @@ class DeliveryLedger:
         return store.delivery_started_at(self.db, self.issue_id)
 
     def freeze(self, rows: Sequence[FrozenRow]) -> int:
-        """Write the rows of this issue once, in one transaction; rows already there stay as
-        they are. Returns the number added."""
+        """Write the rows of this issue and the variants they get once, in one transaction;
+        rows (and variants) already there stay as they are. Returns the number of rows added."""
+        variants = list(dict.fromkeys(r.variant for r in rows if r.variant is not None))
         with transaction(self.db):
+            ids = store.insert_variants(
+                self.db, self.issue_id, [(v.chapter_id, v.topics, v.post_ids) for v in variants]
+            )
             return store.insert_deliveries(
                 self.db,
                 self.issue_id,
-                [(r.subscriber_id, r.chapter_id, r.message_id, r.status, r.reason) for r in rows],
+                [
+                    (
+                        r.subscriber_id,
+                        r.chapter_id,
+                        r.message_id,
+                        r.status,
+                        r.reason,
+                        ids[(r.variant.chapter_id, r.variant.topics)] if r.variant else None,
+                    )
+                    for r in rows
+                ],
                 now=self.clock(),
             )
+
+    def variants(self) -> dict[int, FrozenVariant]:
+        """The variants frozen with this issue's rows, by id."""
+        return {
+            variant_id: FrozenVariant(chapter_id, topics, post_ids)
+            for variant_id, (chapter_id, topics, post_ids) in store.variants_for_issue(
+                self.db, self.issue_id
+            ).items()
+        }
 
     def rows(self) -> list[Delivery]:
         return store.deliveries_for_issue(self.db, self.issue_id)

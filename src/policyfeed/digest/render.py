@@ -309,16 +309,19 @@ def render_issue(
     *,
     chapter: ChapterLike | None = None,
     review: Mapping[str, Any] | None = None,
+    whole_issue: bool = True,
 ) -> RenderedDigest:
     """Render one variant of an issue: the whole issue, or ``chapter``'s (pass its posts, e.g.
     from :func:`policyfeed.digest.issues.posts_for_chapter`; its intro line is shown).
     ``review``: the box at the top of the copy an editor gets to approve a draft (see
     :func:`policyfeed.digest.review.review_context`); members' copies have none.
+    ``whole_issue`` False: ``posts`` are a share of the issue (a member's topics), so the
+    subject names them rather than the issue's own (an editor's subject is every variant's).
 
     Size guard: above WARN_BYTES a warning; at CLIP_BYTES or more the posts are shown as
     summaries only; if that is still too large, DigestTooLargeError.
     """
-    if issue.subject and (chapter is None or issue.subject_edited):
+    if issue.subject and ((chapter is None and whole_issue) or issue.subject_edited):
         subject = issue.subject  # an editor's subject is every variant's
     else:
         subject = render_subject(issue, posts, settings, chapter=chapter)

@@ -6,6 +6,7 @@ what has really happened, whatever moment a run is killed at.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,8 @@ from policyfeed.model import DELIVERY_STATUSES, Delivery
 from policyfeed.store import from_db_time, to_db_time
 
 _COLUMNS = (
-    "id, issue_id, subscriber_id, chapter_id, message_id, status, attempts, last_error, sent_at"
+    "id, issue_id, subscriber_id, chapter_id, message_id, status, attempts, last_error, sent_at, "
+    "variant_id"
 )
 
 
@@ -31,6 +33,7 @@ def _from_row(row: Sequence[Any]) -> Delivery:
         attempts=int(row[6]),
         last_error=row[7],
         sent_at=from_db_time(row[8]) if row[8] else None,
+        variant_id=int(row[9]) if row[9] is not None else None,
     )
 
 
@@ -52,23 +55,80 @@ def delivery_started_at(db: Database, issue_id: int) -> datetime | None:
 def insert_deliveries(
     db: Database,
     issue_id: int,
-    rows: Sequence[tuple[int, int | None, str, str, str]],
+    rows: Sequence[tuple[int, int | None, str, str, str, int | None]],
     *,
     now: datetime,
 ) -> int:
-    """Insert (subscriber id, chapter id, message id, status, last error) rows; existing
-    (issue, subscriber) pairs are left alone. Call inside a transaction. Returns rows added."""
+    """Insert (subscriber id, chapter id, message id, status, last error, variant id) rows;
+    existing (issue, subscriber) pairs are left alone. Call inside a transaction. Returns rows
+    added."""
     stamp = to_db_time(now)
     before = db.conn.total_changes
     db.conn.executemany(
         "INSERT OR IGNORE INTO deliveries (issue_id, subscriber_id, chapter_id, message_id, "
-        "status, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "status, last_error, created_at, updated_at, variant_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (issue_id, sid, cid, mid, status, error, stamp, stamp)
-            for sid, cid, mid, status, error in rows
+            (issue_id, sid, cid, mid, status, error, stamp, stamp, vid)
+            for sid, cid, mid, status, error, vid in rows
         ],
     )
     return db.conn.total_changes - before
+
+
+# --- the variants frozen with the rows --------------------------------------------------------
+
+
+def _variant_key(chapter_id: int | None, topics: Sequence[str] | None) -> str:
+    chapter = "" if chapter_id is None else str(chapter_id)
+    return f"{chapter}:" + ("*" if topics is None else " ".join(topics))
+
+
+def insert_variants(
+    db: Database,
+    issue_id: int,
+    variants: Sequence[tuple[int | None, Sequence[str] | None, Sequence[int]]],
+) -> dict[tuple[int | None, tuple[str, ...] | None], int]:
+    """Record (chapter id, chosen topic slugs or None, post ids) variants of an issue; one
+    already recorded for the same (chapter, topics) is kept as it is. Returns the id of each,
+    by (chapter id, topics). Call inside a transaction."""
+    ids: dict[tuple[int | None, tuple[str, ...] | None], int] = {}
+    for chapter_id, topics, post_ids in variants:
+        key = _variant_key(chapter_id, topics)
+        db.execute(
+            "INSERT OR IGNORE INTO delivery_variants (issue_id, key, chapter_id, topics, "
+            "post_ids) VALUES (?, ?, ?, ?, ?)",
+            [
+                issue_id,
+                key,
+                chapter_id,
+                None if topics is None else " ".join(topics),
+                json.dumps(list(post_ids)),
+            ],
+        )
+        row = db.execute(
+            "SELECT id FROM delivery_variants WHERE issue_id = ? AND key = ?", [issue_id, key]
+        ).fetchone()
+        ids[(chapter_id, None if topics is None else tuple(topics))] = int(row[0])
+    return ids
+
+
+def variants_for_issue(
+    db: Database, issue_id: int
+) -> dict[int, tuple[int | None, tuple[str, ...] | None, tuple[int, ...]]]:
+    """Variant id → (chapter id, chosen topic slugs or None, post ids) of an issue."""
+    rows = db.execute(
+        "SELECT id, chapter_id, topics, post_ids FROM delivery_variants WHERE issue_id = ?",
+        [issue_id],
+    ).fetchall()
+    return {
+        int(i): (
+            int(c) if c is not None else None,
+            None if t is None else tuple(t.split()),
+            tuple(int(p) for p in json.loads(p_ids)),
+        )
+        for i, c, t, p_ids in rows
+    }
 
 
 def deliveries_for_issue(db: Database, issue_id: int) -> list[Delivery]:

@@ -734,3 +734,41 @@ def m016_sources_and_announced_posts(db: Database) -> None:
         )
         """
     )
+
+
+@MIGRATIONS()
+def m017_member_topics(db: Database) -> None:
+    # The topics a member chose (their preferences page, or an operator's --topic). A member
+    # with no row here gets what their chapter gets (its topic filter, or the whole issue).
+    db.execute(
+        """
+        CREATE TABLE subscriber_topics (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            topic_id INTEGER NOT NULL REFERENCES topics(id) ON DELETE CASCADE,
+            PRIMARY KEY (subscriber_id, topic_id)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX subscriber_topics_topic ON subscriber_topics (topic_id)")
+    # What each delivery row of an issue gets, frozen with the rows when delivery begins: the
+    # chapter, the member's chosen topics (NULL: the chapter's filter; else their slugs, space
+    # separated, sorted) and the posts that made (a JSON array of post ids, in the issue's
+    # order). A resumed delivery sends each row what it was frozen with, whatever the member or
+    # the chapter changed meanwhile. ``key`` names the (chapter, topics) pair within the issue.
+    db.execute(
+        """
+        CREATE TABLE delivery_variants (
+            id INTEGER PRIMARY KEY,
+            issue_id INTEGER NOT NULL REFERENCES issues(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            chapter_id INTEGER REFERENCES chapters(id) ON DELETE SET NULL,
+            topics TEXT,
+            post_ids TEXT NOT NULL,
+            UNIQUE (issue_id, key)
+        )
+        """
+    )
+    db.execute(
+        "ALTER TABLE deliveries ADD COLUMN variant_id INTEGER "
+        "REFERENCES delivery_variants(id) ON DELETE SET NULL"
+    )

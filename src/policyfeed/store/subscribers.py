@@ -50,6 +50,11 @@ def topic_ids_by_slug(db: Database) -> dict[str, int]:
     return {slug: int(i) for i, slug in db.execute("SELECT id, slug FROM topics").fetchall()}
 
 
+def topic_names(db: Database) -> dict[str, str]:
+    """Every topic's name, by slug."""
+    return {slug: name for slug, name in db.execute("SELECT slug, name FROM topics").fetchall()}
+
+
 def insert_chapter(db: Database, chapter: Chapter, topic_ids: Sequence[int]) -> int:
     """Insert a chapter and its topic filter. Call inside a transaction."""
     if db.execute("SELECT 1 FROM chapters WHERE slug = ?", [chapter.slug]).fetchone():
@@ -94,11 +99,20 @@ def subscriber_counts(db: Database) -> dict[int | None, int]:
 
 # --- subscribers ----------------------------------------------------------------------------
 
+#: The topic slugs a member chose, space separated (slugs hold no space), in no set order.
+_CHOSEN_TOPICS = (
+    "(SELECT group_concat(t.slug, ' ') FROM subscriber_topics st JOIN topics t "
+    "ON t.id = st.topic_id WHERE st.subscriber_id = s.id)"
+)
 _SUBSCRIBER_SELECT = (
     "SELECT s.id, s.email, s.name, c.slug, s.status, s.created_at, s.updated_at, "
-    "s.unsubscribed_at, s.chapter_id, s.confirmed_at "
+    f"s.unsubscribed_at, s.chapter_id, s.confirmed_at, {_CHOSEN_TOPICS} "
     "FROM subscribers s LEFT JOIN chapters c ON c.id = s.chapter_id"
 )
+
+
+def _slugs(text: str | None) -> list[str]:
+    return sorted(text.split()) if text else []
 
 
 def _subscriber_from_row(row: Sequence[Any]) -> Subscriber:
@@ -113,6 +127,7 @@ def _subscriber_from_row(row: Sequence[Any]) -> Subscriber:
         unsubscribed_at=from_db_time(row[7]) if row[7] else None,
         chapter_id=int(row[8]) if row[8] is not None else None,
         confirmed_at=from_db_time(row[9]) if row[9] else None,
+        topics=_slugs(row[10]),
     )
 
 
@@ -160,6 +175,29 @@ def active_subscriber_ids(db: Database) -> list[tuple[int, int | None]]:
         "SELECT id, chapter_id FROM subscribers WHERE status = 'active' ORDER BY id"
     ).fetchall()
     return [(int(i), int(c) if c is not None else None) for i, c in rows]
+
+
+def active_recipients(db: Database) -> list[tuple[int, int | None, tuple[str, ...] | None]]:
+    """(subscriber id, chapter id, the topic slugs they chose, sorted, or None: their chapter's)
+    of every active subscriber, by id."""
+    rows = db.execute(
+        f"SELECT s.id, s.chapter_id, {_CHOSEN_TOPICS} FROM subscribers s "
+        "WHERE s.status = 'active' ORDER BY s.id"
+    ).fetchall()
+    return [
+        (int(i), int(c) if c is not None else None, tuple(_slugs(t)) if t else None)
+        for i, c, t in rows
+    ]
+
+
+def set_subscriber_topics(db: Database, subscriber_id: int, topic_ids: Sequence[int]) -> None:
+    """Replace the topics a member chose (none: back to their chapter's). Call inside a
+    transaction."""
+    db.execute("DELETE FROM subscriber_topics WHERE subscriber_id = ?", [subscriber_id])
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO subscriber_topics (subscriber_id, topic_id) VALUES (?, ?)",
+        [(subscriber_id, topic_id) for topic_id in topic_ids],
+    )
 
 
 def insert_subscriber(
