@@ -66,7 +66,9 @@ def test_subscribers_add_list_unsubscribe_and_remove(demo_db_path: Path) -> None
         "kim@example.org was already unsubscribed\n"
     )
     listed = ok(demo_db_path, "subscribers", "list", "--status", "unsubscribed")
-    assert listed.splitlines()[1].split() == ["Kim@example.org", "unsubscribed", "vancouver", "Kim"]
+    assert listed.splitlines()[1].split() == [
+        "Kim@example.org", "unsubscribed", "vancouver", "-", "Kim",  # "-": the chapter's topics
+    ]  # fmt: skip
     assert ok(demo_db_path, "subscribers", "remove", "kim@example.org", "--yes") == (
         "Removed Kim@example.org\n"
     )
@@ -140,5 +142,6 @@ def test_every_subscriber_and_chapter_command_has_help_ending_with_an_example() 
             assert example[:2] == ["policyfeed", group_name], name
     assert set(cli.commands["subscribers"].commands) == {  # type: ignore[attr-defined]
         "add", "import", "list", "remove", "unsubscribe", "export", "forget", "reactivate",
+        "topics",
     }  # fmt: skip
     assert set(cli.commands["chapters"].commands) == {"add", "list"}  # type: ignore[attr-defined]

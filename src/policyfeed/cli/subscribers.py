@@ -94,13 +94,15 @@ def chapters_list(app: App, as_json: bool) -> None:
 
 @cli.group()
 def subscribers() -> None:
-    """Subscribers: add, import, list, unsubscribe, remove, forget, export one member's data.
+    """Subscribers: add, import, list, choose their topics, unsubscribe, remove, forget,
+    export one member's data.
 
     Example:
 
     \b
         policyfeed subscribers import members.csv
         policyfeed subscribers add ana@example.org --name "Ana Silva" --chapter geneva
+        policyfeed subscribers topics ana@example.org --topic IETF
         policyfeed subscribers list --status active
     """
 
@@ -113,6 +115,8 @@ def _subscriber_dict(subscriber: Any) -> dict[str, Any]:
         "email": subscriber.email,
         "name": subscriber.name,
         "chapter": subscriber.chapter,
+        # The topics they chose; null: what their chapter gets.
+        "topics": subscriber.topics or None,
         "status": subscriber.status,
         "subscribed_at": stamp(subscriber.created_at),
         "confirmed_at": stamp(subscriber.confirmed_at),
@@ -125,25 +129,115 @@ def _subscriber_dict(subscriber: Any) -> dict[str, Any]:
 @click.option("--name", default="", help="The subscriber's name (used in the To header).")
 @click.option("--chapter", metavar="SLUG", help="Their chapter (none: the whole issue).")
 @click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    metavar="TOPIC",
+    help="Only posts on this topic, instead of their chapter's (repeat for several).",
+)
+@click.option(
     "--resubscribe", is_flag=True, help="Bring back someone who unsubscribed (at their request)."
 )
 @pass_app
 def subscribers_add(
-    app: App, email: str, name: str, chapter: str | None, resubscribe: bool
+    app: App,
+    email: str,
+    name: str,
+    chapter: str | None,
+    topics: tuple[str, ...],
+    resubscribe: bool,
 ) -> None:
-    """Add a subscriber (active at once).
+    """Add a subscriber (active at once). With --topic they get the posts of each issue on
+    those topics (names or slugs) instead of what their chapter gets.
 
     Example:
 
     \b
         policyfeed subscribers add ana@example.org --name "Ana Silva" --chapter geneva
+        policyfeed subscribers add chen@example.org --topic IETF --topic "Trade agreements"
     """
     from policyfeed.audience.subscribers import add_subscriber
 
     added = add_subscriber(
-        app.db, email, now=app.now(), name=name, chapter=chapter, resubscribe=resubscribe
+        app.db,
+        email,
+        now=app.now(),
+        name=name,
+        chapter=chapter,
+        topics=topics,
+        resubscribe=resubscribe,
     )
-    click.echo(f"Added {added.email}" + (f" ({added.chapter})" if added.chapter else ""))
+    click.echo(f"Added {added.email}" + _gets(added))
+
+
+def _gets(subscriber: Any) -> str:
+    """What a member gets, for a line about them: ` (geneva; topics: ietf, dns)`."""
+    parts = [subscriber.chapter] if subscriber.chapter else []
+    if subscriber.topics:
+        parts.append("topics: " + ", ".join(subscriber.topics))
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+@subscribers.command("topics")
+@click.argument("email")
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    metavar="TOPIC",
+    help="Set their topics to these (names or slugs; repeat for several).",
+)
+@click.option("--reset", is_flag=True, help="Back to what their chapter gets.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a line.")
+@pass_app
+def subscribers_topics(
+    app: App, email: str, topics: tuple[str, ...], reset: bool, as_json: bool
+) -> None:
+    """Show or set the topics a member gets (members choose them on their preferences page).
+
+    A member who chose topics gets the posts of each issue on any of them, in their chapter's
+    variant, instead of the chapter's own topics; one whose topics leave no post in an issue
+    gets nothing that time. Without a choice they get what their chapter gets. A change
+    applies from the next issue: one already going out keeps what it began with.
+
+    Example:
+
+    \b
+        policyfeed subscribers topics ana@example.org
+        policyfeed subscribers topics ana@example.org --topic IETF --topic "Trade agreements"
+        policyfeed subscribers topics ana@example.org --reset
+    """
+    from policyfeed.audience.subscribers import set_member_topics
+    from policyfeed.store import subscribers as store
+
+    if topics and reset:
+        raise click.UsageError("give --topic or --reset, not both")
+    if topics or reset:
+        member = set_member_topics(app.db, email, None if reset else topics, now=app.now())
+    else:
+        member = store.get_subscriber(app.db, email.strip())
+    chapter = store.get_chapter(app.db, member.chapter) if member.chapter else None
+    if as_json:
+        echo_json(
+            {
+                "email": member.email,
+                "chapter": member.chapter,
+                "topics": member.topics or None,
+                "chapter_topics": chapter.topics if chapter else [],
+            }
+        )
+        return
+    if member.topics:
+        click.echo(f"{member.email}: the posts on {', '.join(member.topics)} (their choice)")
+        return
+    if chapter is None:
+        click.echo(f"{member.email}: every post (no chapter, no topics chosen)")
+    elif chapter.topics:
+        click.echo(
+            f"{member.email}: what {chapter.slug} gets, the posts on {', '.join(chapter.topics)}"
+        )
+    else:
+        click.echo(f"{member.email}: what {chapter.slug} gets, every post")
 
 
 @subscribers.command("import")
@@ -190,7 +284,8 @@ def subscribers_import(app: App, source: Path) -> None:
 )
 @pass_app
 def subscribers_list(app: App, status: str | None, chapter: str | None, as_json: bool) -> None:
-    """List subscribers by address. Only active ones are mailed the digest.
+    """List subscribers by address. Only active ones are mailed the digest. TOPICS are those a
+    member chose ("-": what their chapter gets).
 
     Example:
 
@@ -215,9 +310,16 @@ def subscribers_list(app: App, status: str | None, chapter: str | None, as_json:
         click.echo("No subscribers.")
         return
     width = max(len(s.email) for s in found)
-    click.echo(f"{'EMAIL':<{width}}  {'STATUS':<12}  {'CHAPTER':<12}  NAME")
+    topics = {s.email: ",".join(s.topics) or "-" for s in found}
+    topic_width = max(12, *(len(t) for t in topics.values()))
+    click.echo(
+        f"{'EMAIL':<{width}}  {'STATUS':<12}  {'CHAPTER':<12}  {'TOPICS':<{topic_width}}  NAME"
+    )
     for s in found:
-        click.echo(f"{s.email:<{width}}  {s.status:<12}  {s.chapter or '-':<12}  {s.name}")
+        click.echo(
+            f"{s.email:<{width}}  {s.status:<12}  {s.chapter or '-':<12}  "
+            f"{topics[s.email]:<{topic_width}}  {s.name}"
+        )
 
 
 @subscribers.command("unsubscribe")
@@ -320,8 +422,8 @@ def subscribers_forget(app: App, email: str, yes: bool) -> None:
 @pass_app
 def subscribers_export(app: App, email: str) -> None:
     """Everything stored about one subscriber, as JSON (for a member's data request): their
-    record, each consent (when, from which form or import, IP address and user agent, the text
-    they agreed to) and their deliveries.
+    record (with the topics they chose), each consent (when, from which form or import, IP
+    address and user agent, the text they agreed to) and their deliveries.
 
     Example:
 
