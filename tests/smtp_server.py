@@ -5,6 +5,8 @@ It records what actually arrives and can misbehave on purpose, the way relays do
 - ``security="starttls"`` or ``"tls"`` with a certificate made at test time (trustme);
 - ``auth=("user", "password")``: AUTH required before MAIL;
 - ``refuse={"bob@example.org": "550 5.1.1 ..."}``: a permanent answer to one recipient;
+- ``refuse_data={...}`` / ``refuse_message={...}``: the same answer, given instead to the DATA
+  command or after the message's final ``.`` (a content filter, a full mailbox at delivery);
 - ``down_after=k, down_mode="drop" | "421" | "stall"``: once k messages were accepted, every MAIL
   gets the connection dropped, a 421 answer (and the connection closed), or no answer at all;
   ``down_for=n`` recovers by itself after n such answers, else :meth:`SmtpSink.recover`;
@@ -77,6 +79,8 @@ def make_tls(folder: Path, names: tuple[str, ...] = (HOST, "localhost")) -> TlsF
 @dataclass
 class _Script:
     refuse: dict[str, str] = field(default_factory=dict)
+    refuse_data: dict[str, str] = field(default_factory=dict)
+    refuse_message: dict[str, str] = field(default_factory=dict)
     down_after: int | None = None
     down_mode: str = "drop"
     down_for: int | None = None
@@ -119,6 +123,13 @@ class _MisbehavingSMTP(SMTP):
             return
         await super().smtp_MAIL(arg)
 
+    async def smtp_DATA(self, arg: str | None) -> None:
+        answer = self.sink._answer_for(self.envelope.rcpt_tos, "data")
+        if answer:
+            await self.push(answer)
+            return
+        await super().smtp_DATA(arg)
+
 
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
@@ -144,6 +155,9 @@ class _Handler:
         self, server: _MisbehavingSMTP, session: Session, envelope: Envelope
     ) -> str:
         data = envelope.original_content or b""
+        answer = self.sink._answer_for(envelope.rcpt_tos, "message")
+        if answer:
+            return answer
         login = session.auth_data.login.decode() if session.authenticated else None
         server.carried += 1
         self.sink._record(
@@ -194,6 +208,8 @@ class SmtpSink:
         tls: TlsFiles | None = None,
         auth: tuple[str, str] | None = None,
         refuse: dict[str, str] | None = None,
+        refuse_data: dict[str, str] | None = None,
+        refuse_message: dict[str, str] | None = None,
         down_after: int | None = None,
         down_mode: str = "drop",
         down_for: int | None = None,
@@ -210,6 +226,8 @@ class SmtpSink:
         self.auth = auth
         self._script = _Script(
             refuse={k.lower(): v for k, v in (refuse or {}).items()},
+            refuse_data={k.lower(): v for k, v in (refuse_data or {}).items()},
+            refuse_message={k.lower(): v for k, v in (refuse_message or {}).items()},
             down_after=down_after,
             down_mode=down_mode,
             down_for=down_for,
@@ -275,6 +293,8 @@ class SmtpSink:
         """Every recipient is accepted from now on."""
         with self._lock:
             self._script.refuse.clear()
+            self._script.refuse_data.clear()
+            self._script.refuse_message.clear()
 
     def settings_overrides(self) -> dict[str, Any]:
         """Settings fields that point policyfeed at this relay."""
@@ -318,6 +338,12 @@ class SmtpSink:
             hook = self.on_message
         if hook is not None:
             hook(received)
+
+    def _answer_for(self, recipients: list[str], phase: str) -> str:
+        """The scripted answer to DATA (``phase`` "data") or to the message ("message")."""
+        with self._lock:
+            script = self._script.refuse_data if phase == "data" else self._script.refuse_message
+            return next((script[r.lower()] for r in recipients if r.lower() in script), "")
 
     def _lose_answer(self) -> bool:
         with self._lock:

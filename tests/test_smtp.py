@@ -264,6 +264,34 @@ def test_a_4xx_for_one_recipient_is_deferred_at_once_without_sleeping() -> None:
     assert transport.connections == 1
 
 
+@pytest.mark.parametrize(
+    ("phase", "handed_off"), [("refuse_data", False), ("refuse_message", True)]
+)
+def test_a_4xx_to_one_messages_data_is_that_recipients_deferral_without_sleeping(
+    phase: str, handed_off: bool
+) -> None:
+    """One recipient per transaction: a 4xx to its DATA or to its final dot (a full mailbox, a
+    content filter) is about that message, like a 4xx to its RCPT, not a relay that is down."""
+    with SmtpSink(**{phase: {"full@example.org": "452 4.2.2 Mailbox full"}}) as relay:
+        sleeps = Sleeps()
+        transport = transport_for(relay, sleep=sleeps, smtp_retries=3)
+        handoffs: list[int] = []
+        with pytest.raises(RecipientDeferred, match=r"452 4\.2\.2 Mailbox full"):
+            transport.send(
+                message(1, "full@example.org"),
+                sender=SENDER,
+                recipient="full@example.org",
+                message_id="<1@x>",
+                handoff=lambda: handoffs.append(1),
+            )
+        send(transport, 2)  # the same connection serves the next member
+        transport.close()
+    assert sleeps == []
+    assert handoffs == ([1] if handed_off else [])
+    assert relay.recipients() == {"reader2@example.org": 1}
+    assert transport.connections == 1
+
+
 def test_a_refusal_carries_its_code_enhanced_status_and_phase_for_bounce_rules() -> None:
     answer = "550 5.1.1 <gone@example.org>: Recipient address rejected"
     with SmtpSink(refuse={"gone@example.org": answer}) as relay:

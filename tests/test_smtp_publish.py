@@ -454,6 +454,35 @@ def test_a_4xx_for_one_recipient_keeps_that_row_waiting_and_the_others_get_their
     assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
 
 
+@pytest.mark.parametrize("phase", ["refuse_data", "refuse_message"])
+def test_a_4xx_to_one_members_data_does_not_hold_up_the_rest_of_the_list(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phase: str
+) -> None:
+    """A full mailbox or a content filter's 4xx at DATA or after the final dot is about that
+    one message: the row waits, the others go out at once, without sleeping, run after run."""
+    slept: list[float] = []
+    monkeypatch.setattr(
+        policyfeed.delivery.smtp, "backoff_delay", lambda *a: slept.append(1.0) or 0.0
+    )
+    full = MEMBERS[0]  # the first row: a run that stopped at it would mail nobody else
+    answer = "452 4.2.2 Mailbox full"
+    with SmtpSink(**{phase: {full: answer}}) as relay:
+        for _ in range(2):
+            result, report = publish(db_path, relay, tmp_path, POLICYFEED_SMTP_RETRIES="3")
+            assert result.exit_code == 75, result.output
+            assert report["status"] == "partial"
+            assert "1 recipient(s) answered with a temporary failure" in report["message"]
+            others = active_subscribers(db_path) - {full}
+            assert arrived(relay) == Counter({address: 1 for address in others})
+            assert ledger(db_path)[full][0] == "pending"
+            assert answer in ledger(db_path)[full][1]
+        assert slept == []
+        relay.stop_refusing()
+        last, report = publish(db_path, relay, tmp_path)
+    assert last.exit_code == 0, last.output
+    assert arrived(relay) == Counter({address: 1 for address in active_subscribers(db_path)})
+
+
 def test_greylisted_recipients_are_deferred_without_sleeping_and_tried_once_more_at_the_end(
     db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,9 +13,9 @@ outbox: the file named after the Message-ID is there or not); over SMTP it stays
 is named in the run's result, and is handed over again (same Message-ID) only with
 ``--resend-ambiguous``. It never holds up the others: every other row is settled first.
 
-A recipient the relay defers (4xx to RCPT: greylisting, a full mailbox) does not hold up the
-others either: the row waits, delivery goes on at once, and the row is tried once more at the
-end of the run, then left for the next run.
+A recipient the relay defers (a 4xx to that message: greylisting, a full mailbox) does not
+hold up the others either: the row waits, delivery goes on at once, and the row is tried once
+more at the end of the run, then left for the next run.
 
 The seams for what comes later: ``_deliver_one`` is one row's whole hand-off with its own ledger
 writes, so several connections can each run it with their own transport (the writes are short

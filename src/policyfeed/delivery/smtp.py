@@ -6,8 +6,9 @@ The relay's answers decide what happens to a ledger row:
 - 5xx for the recipient (or for this message's data): :class:`SendRefused` with the relay's
   answer (its code, enhanced status and the phase it came at), so that row is marked failed and
   delivery goes on with the others;
-- 4xx for the recipient alone (greylisting, mailbox full): :class:`RecipientDeferred` at once,
-  without sleeping; the ledger goes on with the others and tries the row once more at the end;
+- 4xx for this message alone (to its RCPT, DATA or final ``.``: greylisting, a full mailbox, a
+  content filter): :class:`RecipientDeferred` at once, without sleeping; the ledger goes on with
+  the others and tries the row once more at the end;
 - 4xx otherwise, a dropped connection or a timeout before the data is complete: retried with
   exponential backoff up to ``settings.smtp_retries`` times, then :class:`SendDeferred`, so the
   row stays pending for the next run (exit 75);
@@ -406,9 +407,12 @@ class SmtpTransport:
                 # configuration's problem, not this subscriber's.
                 raise SendBlocked(f"relay refused the sender {sender}: {answer}")
             raise SendRefused(answer, code=code, enhanced=_enhanced(text), phase=phase)
+        # Each transaction has one recipient: a 4xx to its RCPT, its DATA or its final "."
+        # (greylisting, a full mailbox, a content filter) is about that message alone. Only
+        # a 421 (closing) or a 4xx to MAIL is the relay's own state.
         raise _Temporary(
             f"relay answered {answer} (at {phase})",
-            recipient=phase == "RCPT" and code != 421,
+            recipient=phase != "MAIL" and code != 421,
             after_handoff=phase == "end of data",
         )
 

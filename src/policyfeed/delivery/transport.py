@@ -25,9 +25,10 @@ class SendDeferred(Exception):
 
 
 class RecipientDeferred(SendDeferred):
-    """A temporary failure for this recipient only (a 4xx answer to RCPT: greylisting, mailbox
-    full): the row waits, and delivery goes on with the others at once, without sleeping. The
-    ledger tries such rows once more at the end of the run, then leaves them for the next."""
+    """A temporary failure for this recipient only (a 4xx to its RCPT, its DATA or its final
+    dot: greylisting, a full mailbox, a content filter): the row waits, and delivery goes on
+    with the others at once, without sleeping. The ledger tries such rows once more at the end
+    of the run, then leaves them for the next."""
 
 
 class SendRefused(Exception):
