@@ -81,6 +81,38 @@ def test_the_proxies_pass_to_the_port_the_unit_listens_on() -> None:
     assert "@endpoints path /unsubscribe /healthz" in caddy
 
 
+def app_paths(settings: Settings) -> set[str]:
+    from policyfeed.web.app import load_endpoints
+
+    return {e.rule for e in load_endpoints(settings)}
+
+
+def test_the_proxies_pass_every_endpoint_of_the_app_on_by_default() -> None:
+    """A path the app answers but the proxy does not pass is a page or a form that breaks only
+    in production (the sign-up box posts to /subscribe from every page)."""
+    nginx = (DOCS / "nginx" / "policyfeed.conf").read_text()
+    caddy = (DOCS / "caddy" / "Caddyfile").read_text()
+    paths = app_paths(Settings(secret="x"))
+    assert {"/unsubscribe", "/healthz", "/subscribe", "/confirm"} <= paths
+    passed = set(re.findall(r"^    location = (/\S*) \{", nginx, flags=re.M))
+    assert passed == paths
+    [matcher] = re.findall(r"^\t@endpoints path (.*)$", caddy, flags=re.M)
+    assert set(matcher.split()) == paths
+    for path in sorted(paths):
+        assert f"`{path}`" in DEPLOY, path
+
+
+def test_the_proxies_show_how_to_pass_the_endpoints_that_are_off_by_default() -> None:
+    on = app_paths(Settings(secret="x"))
+    webhook = Settings(
+        secret="x", bounces_webhook="ses", bounces_sns_topic_arns="arn:aws:sns:eu-west-1:1:t"
+    )
+    extra = app_paths(webhook) - on
+    assert extra == {"/webhooks/ses"}
+    assert "# location = /webhooks/ses {" in (DOCS / "nginx" / "policyfeed.conf").read_text()
+    assert "# handle /webhooks/ses {" in (DOCS / "caddy" / "Caddyfile").read_text()
+
+
 def test_the_proxies_cap_bodies_at_the_apps_largest_cap() -> None:
     from policyfeed.web.app import make_app
 

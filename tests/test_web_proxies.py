@@ -282,6 +282,28 @@ def test_the_endpoints_reach_the_app(front: Front) -> None:
     assert page.headers["referrer-policy"] == "no-referrer"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "marker"),
+    [
+        ("GET", "/subscribe", 200, b'action="/subscribe"'),
+        # No Origin, no form token: the app asks again with its own form (never the proxy's 403).
+        ("POST", "/subscribe", 403, b'action="/subscribe"'),
+        ("GET", "/confirm?t=c.1.2.x", 400, b"not valid"),
+        ("GET", "/preferences?t=p.1.x", 400, b"not valid"),
+        ("GET", "/preferences/link", 200, b'action="/preferences/link"'),
+    ],
+)
+def test_the_sign_ups_pages_and_forms_reach_the_app(
+    front: Front, method: str, path: str, status: int, marker: bytes
+) -> None:
+    """Every page's subscribe box posts to /subscribe; the mails link /confirm and
+    /preferences: behind the proxy they are the app's pages, not the proxy's 403 or 404."""
+    body = b"email=reader%40example.org" if method == "POST" else None
+    answer = front.request(method, path, body)
+    assert (answer.status, marker in answer.body) == (status, True), answer.body[:300]
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+
+
 def test_a_large_body_is_refused_by_the_proxy(front: Front) -> None:
     answer = front.request("POST", "/unsubscribe", b"t=" + b"A" * (64 * 1024))
     assert answer.status == 413
