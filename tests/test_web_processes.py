@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import resource
+import shlex
 import shutil
 import socket
 import subprocess
@@ -334,6 +335,78 @@ def test_waitress_serve_runs_the_factory_from_the_environment(built: Path) -> No
         assert site.get("/healthz").endswith(b"\r\n\r\nok\n")
         assert site.get("/feed.xml").endswith((built / "feed.xml").read_bytes())
         assert status_of(site.get("/unsubscribe?t=1.abc")) == 400
+
+
+WHOAMI_FACTORY = """
+from werkzeug.wrappers import Response
+from policyfeed.web.app import Endpoint, create_app, make_app
+
+def whoami(request, site):
+    return Response(request.remote_addr or "", mimetype="text/plain")
+
+def create():
+    app = create_app()
+    return make_app(app.settings, app.db_path, app.out_dir, endpoints=[Endpoint("/whoami", whoami)])
+"""
+
+
+def documented_waitress_serve() -> list[str]:
+    """The waitress-serve command line of docs/deploy.md, as an operator copies it."""
+    deploy = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    [start] = re.findall(r"^waitress-serve (?:.*\\\n)*.*$", deploy, flags=re.M)
+    command = shlex.split(start.replace("\\\n", " "))
+    assert "--listen=127.0.0.1:8000" in command and "policyfeed.web:create_app" in command
+    return command
+
+
+def test_the_documented_waitress_serve_sets_the_limits_serve_sets() -> None:
+    from policyfeed.config import Settings
+    from policyfeed.web.app import make_app
+    from policyfeed.web.server import server_options
+
+    settings = Settings(secret="x", trusted_proxies=1)
+    app = make_app(settings, Path("posts.db"), Path("public"))
+    wanted = server_options(app, settings, settings.connection_limit)
+    given: dict[str, object] = {}
+    for arg in documented_waitress_serve()[1:]:
+        name, _, value = arg.lstrip("-").partition("=")
+        if name.startswith("no-"):
+            given[name[3:].replace("-", "_")] = False
+        else:
+            given[name.replace("-", "_")] = int(value) if value.isdigit() else (value or True)
+    assert {k: given.get(k) for k in wanted if k != "ident"} == {
+        k: v for k, v in wanted.items() if k != "ident"
+    }
+
+
+def test_waitress_serve_as_documented_behind_a_proxy_keeps_the_apps_limits_and_client_address(
+    built: Path,
+) -> None:
+    """The documented command line: the client address the proxy appends reaches the app (a
+    bare waitress-serve drops X-Forwarded-For, so every client would share the proxy's address
+    and its rate limits), and a large body is refused before it is read."""
+    (built.parent / "whoami_app.py").write_text(WHOAMI_FACTORY)
+    command = [
+        {"--listen=127.0.0.1:8000": "--listen=127.0.0.1:0"}.get(arg, arg)
+        for arg in documented_waitress_serve()
+    ]
+    command[0] = str(BIN / "waitress-serve")
+    command[command.index("policyfeed.web:create_app")] = "whoami_app:create"
+    env = environment(built.parent, POLICYFEED_TRUSTED_PROXIES="1", PYTHONPATH=str(built.parent))
+    pattern = re.compile(r"Serving on http://127\.0\.0\.1:(\d+)")
+    with running(command, env, pattern, "stderr") as (process, port):
+        site = Running(process, port, built)
+        proxied = site.request(
+            b"GET /whoami HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        assert proxied.endswith(b"\r\n\r\n203.0.113.9"), proxied
+        large = site.request(
+            b"POST /unsubscribe?t=x HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n",
+            timeout=20,
+        )
+        assert status_of(large) == 413
 
 
 def test_waitress_serve_refuses_to_start_without_the_secret(built: Path) -> None:
