@@ -172,3 +172,12 @@ def test_unsure_messages_the_relay_got_are_marked_sent_and_the_issue_then_finish
     assert statuses[unsure["email"]] == "sent"
     again = run(site, "issue", "mark-sent", "1", unsure["message_id"])
     assert again.exit_code == 1  # no longer unsure
+
+
+def test_the_help_on_unsure_rows_says_to_mark_the_arrived_ones_before_resending() -> None:
+    """Resending an unsure message the relay has delivers it twice: the help must not send
+    the operator straight to --resend-ambiguous."""
+    text = " ".join(CliRunner().invoke(cli, ["issue", "deliveries", "--help"]).stdout.split())
+    sending = text.split("sending ", 1)[1].split(" sent ", 1)[0]
+    assert "policyfeed issue mark-sent" in sending
+    assert sending.index("mark-sent") < sending.index("--resend-ambiguous")

@@ -28,8 +28,9 @@ def issue_deliveries(app: App, number: int, status: str | None, as_json: bool) -
     Statuses:
       pending  waits for the next run (a temporary answer is in LAST ERROR)
       sending  being handed to the relay when a run stopped: it may or may not have
-               arrived; look its Message-ID up in the relay's log, then
-               `policyfeed publish --resend-ambiguous` sends it again
+               arrived; look its Message-ID up in the relay's log: `policyfeed issue
+               mark-sent N MESSAGE-ID` records one that arrived, then
+               `policyfeed publish --resend-ambiguous` sends the others again
       sent     handed over
       failed   refused for good (the relay's answer is in LAST ERROR)
       skipped  not mailed (why is in LAST ERROR)
