@@ -120,6 +120,13 @@ def test_a_symlink_that_stays_inside_the_site_is_served(site: Site) -> None:
     assert response.get_data() == (site.folder / "feed.xml").read_bytes()
 
 
+@pytest.mark.parametrize("path", ["/feed.xml/", "/index.html/", "/posts/hello/index.html/"])
+def test_a_file_asked_for_as_a_folder_is_not_found(site: Site, path: str) -> None:
+    """A trailing slash names a folder: a file under it would be a second address for every
+    page, whose relative links all break."""
+    assert site.client.get(path).status_code == 404
+
+
 def test_a_fifo_or_a_dangling_link_is_not_served_and_does_not_hang(site: Site) -> None:
     os.mkfifo(site.folder / "pipe.xml")
     (site.folder / "gone.xml").symlink_to(site.folder / "no-such-file.xml")

@@ -131,6 +131,8 @@ class StaticFiles:
                 location = request.script_root + "/" + "/".join(parts) + "/"
                 return redirect(location, code=301)
             target = self._locate([*parts, "index.html"])
+        elif path.endswith("/"):
+            raise NotFound()  # a trailing slash names a folder, not a file
         try:
             info = target.stat()
             if not stat.S_ISREG(info.st_mode):
