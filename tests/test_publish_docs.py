@@ -91,3 +91,12 @@ def test_the_readme_shows_the_same_crontab_line() -> None:
     if not readme.exists():
         pytest.skip("README.md is not written yet")
     assert crontab_line() in readme.read_text()
+
+
+def test_the_scheduling_guide_marks_unsure_messages_that_arrived_before_resending() -> None:
+    """--resend-ambiguous sends every unsure message again: those the relay did take must be
+    marked sent first, or each arrives twice."""
+    guide = " ".join((DOCS / "scheduling.md").read_text().split())
+    section = guide.split("## Interrupted deliveries", 1)[1].split("## ", 1)[0]
+    assert "policyfeed issue mark-sent" in section
+    assert section.index("mark-sent") < section.index("--resend-ambiguous")
