@@ -245,5 +245,8 @@ def test_the_share_of_kills_at_random_moments_that_leave_an_unsure_row_is_small(
             count_outcome(site, relay, tally)
         shutil.rmtree(site)
     print(f"whole run {whole:.2f} s; " + tally.line())
+    # Most kills must hit a running publish, or the share below says nothing (it would hold
+    # even if every kill came after its run had ended).
+    assert tally.kills >= trials // 2, tally.line()
     assert (tally.lost, tally.duplicated) == (0, 0), tally.line()
-    assert tally.unsure_kills < 0.05 * max(tally.kills, 1), tally.line()
+    assert tally.unsure_kills < 0.05 * tally.kills, tally.line()
