@@ -392,7 +392,9 @@ def test_incremental_archives_equal_full_ones_after_any_sequence_of_changes(
 ) -> None:
     from policyfeed.config import load_settings
 
-    settings = load_settings(None, environ={}, cwd=Path.cwd())
+    # A public address: no issue is made on the loopback default (#15).
+    public = {"POLICYFEED_BASE_URL": "https://policy.example.org/"}
+    settings = load_settings(None, environ=public, cwd=Path.cwd())
     root = Path(tempfile.mkdtemp(prefix="archive-"))
     try:
         with mock.patch("os.fsync"):

@@ -773,14 +773,21 @@ _UNREACHABLE_SUFFIXES = {
 }
 
 
+# Words people leave in an address they meant to change (the same as `policyfeed check`'s).
+_PLACEHOLDER_WORDS = ("your-site", "yoursite", "your-domain", "yourdomain", "changeme",
+                      "change-me", "placeholder", "replace-me")  # fmt: skip
+
+
 def placeholder_reason(base_url: str) -> str:
     """Why ``base_url`` cannot be the public address of a site ("" when it can be): a
-    loopback, unspecified or link-local address, or a special-use name such as ``localhost``
-    or ``*.invalid``. The documentation domains (example.org, .com, .net) pass: they are real
-    domains, and the demo site uses one."""
+    loopback, unspecified or link-local address, a special-use name such as ``localhost`` or
+    ``*.invalid``, or a placeholder word (``your-site``). The documentation domains
+    (example.org, .com, .net) pass: they are real domains, and the demo site uses one."""
     import ipaddress
 
     host = (urlsplit(base_url).hostname or "").rstrip(".").lower()
+    if any(word in host for word in _PLACEHOLDER_WORDS):
+        return f"{host} is a placeholder"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -796,14 +803,14 @@ def placeholder_reason(base_url: str) -> str:
     return ""
 
 
-def require_public_base_url(settings: Settings, doing: str) -> None:
+def require_public_base_url(base_url: str, doing: str) -> None:
     """Refuse to ``doing`` (publish a post, make an issue…) while site.base_url is a loopback or
     placeholder address: posts get their permanent ids and links from it, and feed readers and
     sent digests keep those for good."""
-    reason = placeholder_reason(settings.base_url)
+    reason = placeholder_reason(base_url)
     if reason:
         raise ConfigError(
-            f"site.base_url is {settings.base_url} ({reason}): refusing to {doing}, because "
+            f"site.base_url is {base_url} ({reason}): refusing to {doing}, because "
             "published posts take their permanent ids and links from it and feed readers and "
             "digests keep them. Set site.base_url in the config (or POLICYFEED_BASE_URL) to "
             "the site's public address, e.g. https://policy.example.org/"

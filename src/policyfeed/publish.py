@@ -387,6 +387,7 @@ def publish(
     lateness = settings.max_lateness_delta if max_lateness is None else max_lateness
     scheduled, key, explicit = _resolve_period(db, settings, now, period)
     _check_output_folder(db, settings)
+    _check_base_url(settings)
     synced = _sync_first(db, settings, now=now, key=key, dry_run=dry_run)
     if synced is not None and synced.stop is not None:
         synced.stop.duration = timer() - started
@@ -688,6 +689,15 @@ def _preflight(
     return check_before_sending(
         db, settings, issue=issue, posts=posts, templates=named, now=now, site=site, built=built
     )
+
+
+def _check_base_url(settings: Settings) -> None:
+    """Refuse to run (a dry run too: it would promise what the run refuses) while
+    site.base_url is a loopback or placeholder address: the posts published and the issue
+    made would carry links and ids on it that readers and mailboxes keep."""
+    from policyfeed.config import require_public_base_url
+
+    require_public_base_url(settings.base_url, "publish")
 
 
 def _check_output_folder(db: Database, settings: Settings) -> None:

@@ -112,6 +112,10 @@ def posts_add(app: App, publish: bool, **values: Any) -> None:
     draft = draft_from_record(
         record, base_url=settings.base_url, tz=settings.tz, source="", where=""
     )
+    if draft.status == "published":
+        from policyfeed.config import require_public_base_url
+
+        require_public_base_url(settings.base_url, "publish a post")
     with transaction(app.db):
         store.save_post(app.db, draft, now=app.now(), domain=settings.domain)
     post = store.get_post(app.db, draft.slug)
@@ -167,6 +171,10 @@ def posts_edit(app: App, current_slug: str, allow_blanking: bool, **values: Any)
     )
     if not allow_blanking:
         refuse_blanking(current, draft)
+    if current.status != "published" and draft.status == "published":
+        from policyfeed.config import require_public_base_url
+
+        require_public_base_url(settings.base_url, "publish a post")
     with transaction(app.db):
         store.save_post(app.db, draft, now=app.now(), domain=settings.domain, post_id=current.id)
     renamed = f" (was {current.slug})" if draft.slug != current.slug else ""
@@ -275,6 +283,9 @@ def posts_publish(app: App, slug: str, date: str | None) -> None:
             when = parse_datetime(date, app.settings.tz)
         except ValueError as exc:
             raise InputError(str(exc), source="--date") from None
+    from policyfeed.config import require_public_base_url
+
+    require_public_base_url(app.settings.base_url, "publish a post")
     post = store.set_status(
         app.db, slug, "published", now=app.now(), domain=app.settings.domain, published_at=when
     )

@@ -23,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 
 from sqlite_utils import Database
 
+from policyfeed.config import require_public_base_url
 from policyfeed.content.posts import draft_from_record, html_to_text, refuse_blanking, slugify
 from policyfeed.errors import ConflictError, InputError
 from policyfeed.model import PostDraft
@@ -476,11 +477,15 @@ def import_posts(
     drafts = located_drafts(path, fmt, base_url=base_url, tz=tz)
     result = ImportResult()
     saved_ids: list[int] = []
+    checked_base_url = False
     # All or nothing. Drafts are saved while later ones are still being validated (on the
     # other cores); a bad record anywhere rolls back everything saved before it.
     with transaction(db):
         for source, where, draft in drafts:
             post_id = post_store.find_post_id(db, slug=draft.slug, guid=draft.guid)
+            if draft.status == "published" and not checked_base_url:
+                require_public_base_url(base_url, "import published posts")
+                checked_base_url = True
             if post_id is not None and not allow_blanking:
                 for current in post_store.get_posts_by_ids(db, [post_id]):
                     refuse_blanking(current, draft, source=source, where=where)

@@ -148,7 +148,7 @@ def sync_sources(
     site.base_url is a loopback or placeholder address (the posts would get ids on it)."""
     chosen = select_sources(settings, names)
     if chosen:
-        require_public_base_url(settings, "sync posts from a feed")
+        require_public_base_url(settings.base_url, "sync posts from a feed")
     result = SyncResult()
     for source in chosen:
         report = _sync_one(

@@ -236,8 +236,12 @@ def create_issue(
     """Create the next issue for ``period`` from the waiting posts and freeze its selection.
 
     Returns None (and records nothing) when no post is waiting. Raises ConflictError when the
-    period already has an issue.
+    period already has an issue, and ConfigError while site.base_url is a loopback or
+    placeholder address (the issue's links and web page would be on it).
     """
+    from policyfeed.config import require_public_base_url
+
+    require_public_base_url(settings.base_url, "make an issue")
     with _immediate_transaction(db):
         planned = prepare_issue(
             db, settings, now=now, period=period, note=note, exclude=exclude, pin=pin, limit=limit
