@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 SECRET_FILE := .policyfeed-secret
 WITH_SECRET  = POLICYFEED_SECRET="$${POLICYFEED_SECRET:-$$(cat $(SECRET_FILE))}"
 
-.PHONY: run serve test test-slow lint bench docs demo-db clean format
+.PHONY: run serve test test-slow lint bench docs demo-db catalogs clean format
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ docs: $(STAMP)
 ## demo-db: rebuild posts.db from the committed demo source in demo/
 demo-db: $(STAMP)
 	$(BIN)/python demo/make_demo_db.py posts.db
+
+## catalogs: extract the templates' fixed words, update each language's .po, compile the .mo
+catalogs: $(STAMP)
+	$(BIN)/pybabel -q extract -F babel.cfg --no-location --sort-output -o templates/locales/messages.pot .
+	$(BIN)/pybabel -q update -i templates/locales/messages.pot -d templates/locales --no-fuzzy-matching --ignore-obsolete --width 100
+	$(BIN)/pybabel -q compile -d templates/locales --statistics
 
 clean:
 	rm -rf $(VENV) build dist public outbox preview .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -145,9 +145,9 @@ def test_the_note_label_in_dark_mode_as_it_was(
 def test_a_template_without_lang_with_a_heading_skip_and_a_click_here_link(
     demo_db: sqlite_utils.Database, settings: Settings, now: datetime, tmp_path: Path
 ) -> None:
-    source = edited('<html lang="{{ site.language }}" dir="ltr">', '<html dir="ltr">')
+    source = edited('<html lang="{{ site.language }}" dir="{{ site.dir }}">', '<html dir="ltr">')
     source = source.replace(
-        "View this issue in your browser</a>", "Click here</a> to read it online"
+        '{{ _("View this issue in your browser") }}</a>', "Click here</a> to read it online"
     )
     source = source.replace('<td class="cell footer">', '<td class="cell footer">\n<h4>About</h4>')
     assert template_lines(demo_db, settings, now, source, tmp_path) == [

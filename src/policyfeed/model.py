@@ -38,6 +38,8 @@ class Post:
     guid: str | None = None
     id: int | None = None
     topics: list[Topic] = field(default_factory=list)
+    #: A language tag (``fr``, ``pt-BR``) or "" when unknown. Posts are not translated.
+    language: str = ""
 
     def permalink(self, base_url: str) -> str:
         """The post's absolute URL: its own, or its page on the site."""
@@ -60,6 +62,7 @@ class PostDraft:
     updated_at: datetime | None = None
     guid: str | None = None
     topics: list[Topic] = field(default_factory=list)
+    language: str = ""
 
 
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
@@ -140,6 +143,38 @@ class ChapterVariant:
     intro: str = ""
     topic_slugs: tuple[str, ...] = ()
     id: int | None = None
+    language: str = ""  # "" : the site's
+    post_language: str = ""  # "" : posts in every language
+
+
+# --- languages -------------------------------------------------------------------------------
+
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+
+
+def check_language(tag: str) -> str:
+    """``tag`` as stored: a language tag like ``fr`` or ``pt-BR`` (primary subtag in lower
+    case), or "" for none. ValueError on anything else."""
+    tag = tag.strip().replace("_", "-")
+    if not tag:
+        return ""
+    if not _LANGUAGE_TAG.fullmatch(tag):
+        raise ValueError(f"a language is a tag like fr, es or pt-BR, not {tag!r}")
+    primary, _, rest = tag.partition("-")
+    return primary.lower() + ("-" + rest if rest else "")
+
+
+def primary_language(tag: str) -> str:
+    return tag.partition("-")[0].lower()
+
+
+def in_language(post_language: str, wanted: str) -> bool:
+    """Whether a post in ``post_language`` goes to a chapter that wants ``wanted`` posts: a
+    post with no language goes to everyone; ``fr`` takes ``fr-CA`` too."""
+    if not wanted or not post_language:
+        return True
+    post, want = post_language.lower(), wanted.lower()
+    return post == want or post.startswith(want + "-")
 
 
 # --- the audience ----------------------------------------------------------------------------
@@ -155,6 +190,10 @@ class Chapter:
     #: Topic slugs; empty means every post of the issue.
     topics: list[str] = field(default_factory=list)
     id: int | None = None
+    #: The language of its digest and its members' pages ("": the site's ``site.language``).
+    language: str = ""
+    #: Only posts in this language, and posts with none ("": posts in every language).
+    post_language: str = ""
 
 
 #: ``pending``: signed up, not confirmed yet; ``paused``: by their choice, for now. Only

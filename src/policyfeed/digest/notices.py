@@ -44,9 +44,10 @@ def _render(settings: Settings, kind: str, context: dict[str, Any]) -> _Content:
     from policyfeed.digest.render import inline_css
 
     html_name, text_name, subject_name = TEMPLATES[kind]
-    subject = shorten(render_template(settings, subject_name, **context), 200)
-    html = inline_css(render_template(settings, html_name, **context))
-    text = tidy_text(render_template(settings, text_name, **context))
+    language = context["site"]["language"]
+    subject = shorten(render_template(settings, subject_name, language=language, **context), 200)
+    html = inline_css(render_template(settings, html_name, language=language, **context))
+    text = tidy_text(render_template(settings, text_name, language=language, **context))
     return _Content(subject, html, text)
 
 
@@ -69,10 +70,8 @@ def compose_notice(
     chapter_id = subscriber.chapter_id
     expires = now + settings.confirm_within
     context: dict[str, Any] = {
-        "site": site_context(settings),
         "subscriber": {"name": subscriber.name, "email": subscriber.email},
         "reason": request.reason,
-        "expires": format_date(expires, settings.tz),
         "valid_days": max(1, round(settings.confirm_within.total_seconds() / 86400)),
         "preferences_url": preferences_url(
             settings, make_preferences_token(secret, subscriber.id or 0, settings.list_identifier)
@@ -95,6 +94,10 @@ def compose_notice(
     chapters = {c.id: c for c in subscriber_store.list_chapters(db)}
     chapter = chapters.get(chapter_id) if chapter_id is not None else None
     context["chapter"] = {"name": chapter.name, "slug": chapter.slug} if chapter else None
+    # In the language of the member's chapter (the one signed up for), else the site's.
+    language = (chapter.language if chapter else "") or settings.language
+    context["site"] = site_context(settings, language)
+    context["expires"] = format_date(expires, settings.tz, language)
     content = _render(settings, request.kind, context)
     template = build_template(
         content, settings, issue_number=0, variant=f"notice-{request.kind}", now=now

@@ -26,7 +26,7 @@ from policyfeed.content.text import clean_line
 from policyfeed.content.urls import site_url
 from policyfeed.errors import DigestTooLargeError
 from policyfeed.model import Issue, Post
-from policyfeed.templating import format_date, render_template
+from policyfeed.templating import format_date, render_template, text_direction
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -59,7 +59,8 @@ SUBJECT_TEMPLATE = "email/subject.txt"
 
 
 class ChapterLike(Protocol):
-    """What a digest shows of a chapter: its name and its intro line."""
+    """What a digest shows of a chapter: its name and its intro line (and, if it has one, its
+    ``language``: the digest's fixed words and dates are in it)."""
 
     @property
     def name(self) -> str: ...
@@ -150,10 +151,10 @@ def post_summary(post: Post) -> str:
 
 
 def post_views(
-    posts: Sequence[Post], settings: Settings, *, with_text: bool = True
+    posts: Sequence[Post], settings: Settings, *, with_text: bool = True, language: str = ""
 ) -> list[PostView]:
     """Everything the digest and archive templates show of each post (``with_text=False``:
-    skip the plain-text versions, for web pages)."""
+    skip the plain-text versions, for web pages); dates in ``language`` ("": the site's)."""
     from markupsafe import Markup
 
     views = []
@@ -165,7 +166,7 @@ def post_views(
             PostView(
                 title=clean_line(post.title),
                 url=post.permalink(settings.base_url),
-                date=format_date(post.published_at, settings.tz),
+                date=format_date(post.published_at, settings.tz, language or settings.language),
                 date_iso=post.published_at.isoformat() if post.published_at else "",
                 author=clean_line(post.author),
                 topics=tuple(clean_line(topic.name) for topic in post.topics),
@@ -180,14 +181,17 @@ def post_views(
     return views
 
 
-def site_context(settings: Settings) -> dict[str, Any]:
+def site_context(settings: Settings, language: str = "") -> dict[str, Any]:
+    """The site as templates show it; ``language`` ("": the site's) and its direction."""
     logo = site_url(settings, settings.logo)
+    language = language or settings.language
     return {
         "title": settings.title,
         "description": settings.description,
         "url": settings.base_url,
         "host": settings.domain,
-        "language": settings.language,
+        "language": language,
+        "dir": text_direction(language),
         "logo": logo,
         "postal_address": " ".join(settings.postal_address.split()),
         "archive_url": settings.absolute("issues/"),
@@ -220,7 +224,7 @@ def note_view(note: str, settings: Settings) -> NoteView:
     return NoteView(Markup(html), text, tuple(links), " ".join(html_to_text(html).split()))
 
 
-def issue_context(issue: Issue, settings: Settings) -> dict[str, Any]:
+def issue_context(issue: Issue, settings: Settings, language: str = "") -> dict[str, Any]:
     note = note_view(issue.note, settings)
     return {
         "number": issue.number,
@@ -231,10 +235,15 @@ def issue_context(issue: Issue, settings: Settings) -> dict[str, Any]:
         "note_text": note.text,
         "note_links": note.links,
         "note_plain": note.plain,
-        "date": format_date(issue.created_at, settings.tz),
+        "date": format_date(issue.created_at, settings.tz, language or settings.language),
         "date_iso": issue.created_at.isoformat(),
         "web_url": settings.absolute(issue.web_path),
     }
+
+
+def digest_language(chapter: ChapterLike | None, settings: Settings) -> str:
+    """The language of a chapter's variant: the chapter's, else the site's."""
+    return getattr(chapter, "language", "") or settings.language
 
 
 def _chapter_context(chapter: ChapterLike | None) -> dict[str, str] | None:
@@ -247,13 +256,15 @@ def render_subject(
     issue: Issue, posts: Sequence[Post], settings: Settings, *, chapter: ChapterLike | None = None
 ) -> str:
     """The subject line from ``email/subject.txt``: one line, white space folded."""
+    language = digest_language(chapter, settings)
     text = render_template(
         settings,
         SUBJECT_TEMPLATE,
-        site=site_context(settings),
-        issue=issue_context(issue, settings),
+        language=language,
+        site=site_context(settings, language),
+        issue=issue_context(issue, settings, language),
         chapter=_chapter_context(chapter),
-        posts=post_views(posts[:1], settings, with_text=False) if posts else [],
+        posts=post_views(posts[:1], settings, with_text=False, language=language) if posts else [],
         post_count=len(posts),
     )
     return shorten(clean_line(text), 200)
@@ -297,8 +308,9 @@ def _size_as_sent(html: str) -> int:
 
 
 def _render_variant(settings: Settings, context: dict[str, Any]) -> tuple[str, str]:
-    html = inline_css(render_template(settings, HTML_TEMPLATE, **context))
-    text = tidy_text(render_template(settings, TEXT_TEMPLATE, **context))
+    language = context["site"]["language"]
+    html = inline_css(render_template(settings, HTML_TEMPLATE, language=language, **context))
+    text = tidy_text(render_template(settings, TEXT_TEMPLATE, language=language, **context))
     return html, text
 
 
@@ -326,13 +338,14 @@ def render_issue(
     else:
         subject = render_subject(issue, posts, settings, chapter=chapter)
     slug = getattr(chapter, "slug", None) if chapter is not None else None
+    language = digest_language(chapter, settings)
     warnings: list[str] = []
     summaries_only = False
     context = {
-        "site": site_context(settings),
-        "issue": {**issue_context(issue, settings), "subject": subject},
+        "site": site_context(settings, language),
+        "issue": {**issue_context(issue, settings, language), "subject": subject},
         "chapter": _chapter_context(chapter),
-        "posts": post_views(posts, settings),
+        "posts": post_views(posts, settings, language=language),
         "summaries_only": False,
         "unsubscribe_url": UNSUBSCRIBE_URL_TOKEN,
         # Without the sign-up's endpoints there is no preferences page to link to.

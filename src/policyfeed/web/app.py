@@ -196,31 +196,43 @@ class WebContext:
             raise BadRequest(f"the {name} parameter is longer than any link of this site")
         return token.strip()
 
-    def page_context(self) -> dict[str, Any]:
-        """What the site's layout needs (``templates/site/base.html``)."""
+    def page_context(self, language: str | None = None) -> dict[str, Any]:
+        """What the site's layout needs (``templates/site/base.html``), in ``language`` (None:
+        the site's)."""
         from policyfeed.site.build import feed_links
+        from policyfeed.templating import text_direction
 
         settings = self.settings
+        language = language or settings.language
         return {
             "site": {
                 "title": settings.title,
                 "description": " ".join(settings.description.split()),
                 "url": settings.base_url,
-                "language": settings.language,
+                "language": language,
+                "dir": text_direction(language),
             },
             # The site's root as a path on this host: right behind a proxy and under serve.
             "root": urlsplit(settings.base_url).path or "/",
             "feeds": feed_links(settings),
         }
 
-    def render(self, template: str, **context: Any) -> str:
+    def render(self, template: str, *, language: str | None = None, **context: Any) -> str:
         from policyfeed.templating import render_template
 
-        return render_template(self.settings, template, **{**self.page_context(), **context})
+        return render_template(
+            self.settings,
+            template,
+            language=language,
+            **{**self.page_context(language), **context},
+        )
 
-    def page(self, template: str, *, status: int = 200, **context: Any) -> Response:
-        """An HTML answer from ``template`` with the site's look."""
-        html = self.render(template, **context)
+    def page(
+        self, template: str, *, status: int = 200, language: str | None = None, **context: Any
+    ) -> Response:
+        """An HTML answer from ``template`` with the site's look, in ``language`` (a member's
+        chapter's; None: the site's)."""
+        html = self.render(template, language=language, **context)
         return Response(html, status=status, content_type="text/html; charset=utf-8")
 
 
