@@ -144,4 +144,4 @@ def test_every_subscriber_and_chapter_command_has_help_ending_with_an_example() 
         "add", "import", "list", "remove", "unsubscribe", "export", "forget", "reactivate",
         "topics",
     }  # fmt: skip
-    assert set(cli.commands["chapters"].commands) == {"add", "list"}  # type: ignore[attr-defined]
+    assert set(cli.commands["chapters"].commands) == {"add", "list", "edit"}  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from policyfeed.content.posts import check_slug, slugify
 from policyfeed.content.text import clean_line
 from policyfeed.errors import ConfigError, ConflictError, InputError
-from policyfeed.model import Chapter, Subscriber
+from policyfeed.model import Chapter, Subscriber, check_language
 from policyfeed.store import bounces as bounce_store
 from policyfeed.store import deliveries as delivery_store
 from policyfeed.store import signups as signup_store
@@ -112,9 +112,13 @@ def _checked_chapter(
     topics: Sequence[str],
     source: str,
     where: str | None = None,
+    language: str = "",
+    post_language: str = "",
 ) -> tuple[Chapter, list[int]]:
     try:
         check_slug(slug)
+        language = check_language(language)
+        post_language = check_language(post_language)
     except ValueError as exc:
         raise InputError(str(exc), source=source, where=where) from None
     name = clean_name(name)
@@ -122,7 +126,10 @@ def _checked_chapter(
         raise InputError(f"chapter {slug!r} needs a name", source=source, where=where)
     topic_ids = topic_ids_of(db, topics, source=source, where=where)
     intro = clean_line(intro)
-    return Chapter(slug=slug, name=name, intro=intro), topic_ids
+    chapter = Chapter(
+        slug=slug, name=name, intro=intro, language=language, post_language=post_language
+    )
+    return chapter, topic_ids
 
 
 def topic_ids_of(
@@ -153,14 +160,46 @@ def topic_ids_of(
 
 
 def add_chapter(
-    db: Database, *, slug: str, name: str, intro: str = "", topics: Sequence[str] = ()
+    db: Database,
+    *,
+    slug: str,
+    name: str,
+    intro: str = "",
+    topics: Sequence[str] = (),
+    language: str = "",
+    post_language: str = "",
 ) -> Chapter:
-    """Create a chapter. ``topics`` (names or slugs of existing topics) filter its variant."""
+    """Create a chapter. ``topics`` (names or slugs of existing topics) filter its variant;
+    ``language``: of its digest and its members' pages ("": the site's); ``post_language``:
+    it gets only posts in it and posts with no language ("": every post)."""
     chapter, topic_ids = _checked_chapter(
-        db, slug=slug, name=name, intro=intro, topics=topics, source=f"chapter {slug}"
+        db,
+        slug=slug,
+        name=name,
+        intro=intro,
+        topics=topics,
+        source=f"chapter {slug}",
+        language=language,
+        post_language=post_language,
     )
     with transaction(db):
         store.insert_chapter(db, chapter, topic_ids)
+    return store.get_chapter(db, slug)
+
+
+def set_chapter_languages(
+    db: Database, slug: str, *, language: str | None, post_language: str | None
+) -> Chapter:
+    """Change a chapter's language and/or post language (None: unchanged; "": the site's
+    language, or posts in every language)."""
+    source = f"chapter {slug}"
+    try:
+        language = None if language is None else check_language(language)
+        post_language = None if post_language is None else check_language(post_language)
+    except ValueError as exc:
+        raise InputError(str(exc), source=source) from None
+    with transaction(db):
+        store.set_chapter_languages(db, slug, language=language, post_language=post_language)
     return store.get_chapter(db, slug)
 
 
@@ -184,6 +223,8 @@ def load_chapters(db: Database, records: Sequence[Any], *, source: str) -> int:
                 topics=[str(t) for t in topics],
                 source=source,
                 where=where,
+                language=str(record.get("language", "")),
+                post_language=str(record.get("post_language", "")),
             )
             try:
                 store.insert_chapter(db, chapter, topic_ids)

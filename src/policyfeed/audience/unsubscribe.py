@@ -40,10 +40,13 @@ class LinkAnswer:
     state: LinkState
     #: When the member left (for ``already``), if known.
     since: datetime | None = None
+    #: The language of the member's chapter ("": the site's), for the page that answers.
+    language: str = ""
 
 
 def look_up_link(db_path: Path, secret: str, list_id: str, token: str) -> LinkAnswer:
     """What the link with ``token`` stands for, without changing anything."""
+    from policyfeed.store.subscribers import subscriber_language
     from policyfeed.store.unsubscribe import subscriber_state
 
     subscriber_id = read_token(secret, token, list_id)
@@ -52,15 +55,17 @@ def look_up_link(db_path: Path, secret: str, list_id: str, token: str) -> LinkAn
     db = _open(db_path)
     try:
         state = subscriber_state(db, subscriber_id)
+        language = subscriber_language(db, subscriber_id)
     finally:
         db.conn.close()
-    return _answer(state, LinkState.VALID)
+    return _answer(state, LinkState.VALID, language)
 
 
 def unsubscribe_by_link(
     db_path: Path, secret: str, list_id: str, token: str, now: datetime
 ) -> LinkAnswer:
     """Unsubscribe the member the link with ``token`` names; committed when this returns."""
+    from policyfeed.store.subscribers import subscriber_language
     from policyfeed.store.unsubscribe import subscriber_state, unsubscribe_subscriber
 
     subscriber_id = read_token(secret, token, list_id)
@@ -68,21 +73,24 @@ def unsubscribe_by_link(
         return LinkAnswer(LinkState.INVALID)
     db = _open(db_path)
     try:
+        language = subscriber_language(db, subscriber_id)
         if unsubscribe_subscriber(db, subscriber_id, now):
-            return LinkAnswer(LinkState.UNSUBSCRIBED)
+            return LinkAnswer(LinkState.UNSUBSCRIBED, language=language)
         state = subscriber_state(db, subscriber_id)
     finally:
         db.conn.close()
-    return _answer(state, LinkState.UNSUBSCRIBED)
+    return _answer(state, LinkState.UNSUBSCRIBED, language)
 
 
-def _answer(state: tuple[str, datetime | None] | None, otherwise: LinkState) -> LinkAnswer:
+def _answer(
+    state: tuple[str, datetime | None] | None, otherwise: LinkState, language: str
+) -> LinkAnswer:
     if state is None:
         return LinkAnswer(LinkState.GONE)
     status, since = state
     if status == "unsubscribed":
-        return LinkAnswer(LinkState.ALREADY, since)
-    return LinkAnswer(otherwise)
+        return LinkAnswer(LinkState.ALREADY, since, language)
+    return LinkAnswer(otherwise, language=language)
 
 
 def _open(db_path: Path) -> Database:

@@ -37,7 +37,7 @@ def _variant(
 
     chapter = get_chapter(app.db, chapter_slug) if chapter_slug else None
     if chapter is not None:
-        posts = posts_for_chapter(posts, chapter.topic_slugs)
+        posts = posts_for_chapter(posts, chapter.topic_slugs, chapter.post_language)
     return render_issue(issue_, posts, app.settings, chapter=chapter)
 
 

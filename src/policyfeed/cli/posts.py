@@ -41,6 +41,11 @@ def _post_options(fn: Any) -> Any:
         click.option("--url", help="Canonical URL, if the post lives elsewhere."),
         click.option("--topic", "topics", multiple=True, help="A topic (repeat for several)."),
         click.option("--date", help="Publication date (ISO 8601; site time zone if none)."),
+        click.option(
+            "--language",
+            help="The post's language, a tag like fr or pt-BR (a chapter may take only posts "
+            'in its language; "" for none).',
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -81,6 +86,7 @@ def _post_dict(app: App, post: Any, *, full: bool = False) -> dict[str, Any]:
         "summary": post.summary,
     }
     if full:
+        data["language"] = post.language
         data["body_html"] = post.body_html
     return data
 
@@ -161,6 +167,7 @@ def posts_edit(app: App, current_slug: str, allow_blanking: bool, **values: Any)
         "topics": [t.name for t in current.topics],
         "status": current.status,
         "published_at": current.published_at,
+        "language": current.language,
     }
     changes = _record(values)
     if "format" in changes and "body" not in changes:
@@ -234,6 +241,8 @@ def posts_show(app: App, slug: str, as_json: bool) -> None:
     click.echo(f"{'published:':<11}{app.local(post.published_at)}")
     click.echo(f"{'updated:':<11}{app.local(post.updated_at)}")
     click.echo(f"{'topics:':<11}{', '.join(data['topics']) or '-'}")
+    if post.language:
+        click.echo(f"{'language:':<11}{post.language}")
     for key, value in _origin(app, post).items():
         click.echo(f"{key + ':':<11}{value}")
     for block in (post.summary, post.body_text):
@@ -370,9 +379,15 @@ def posts_search(app: App, query: str, limit: int, as_json: bool) -> None:
     help="Mark the imported posts as already announced: no digest takes them (a move from "
     "another system, whose members had them).",
 )
+@click.option(
+    "--language",
+    default="",
+    help="The language of every post whose record names none (a feed's xml:lang or "
+    "<language> is read), a tag like fr.",
+)
 @pass_app
 def posts_import(
-    app: App, source: Path, fmt: str | None, allow_blanking: bool, announced: bool
+    app: App, source: Path, fmt: str | None, allow_blanking: bool, announced: bool, language: str
 ) -> None:
     """Import posts from JSON, JSON Lines, CSV, a folder of Markdown files, or an RSS/Atom file.
 
@@ -389,9 +404,15 @@ def posts_import(
         policyfeed posts import old-blog.xml
         policyfeed posts import posts/ --format markdown
         policyfeed posts import wordpress-export.xml --announced
+        policyfeed posts import geneve.json --language fr
     """
     from policyfeed.content.importers import import_posts
+    from policyfeed.model import check_language
 
+    try:
+        language = check_language(language)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--language") from None
     settings = app.settings
     result = import_posts(
         app.db,
@@ -403,6 +424,7 @@ def posts_import(
         now=app.now(),
         allow_blanking=allow_blanking,
         announced=announced,
+        language=language,
     )
     marked = f"; {result.announced} marked as already announced" if announced else ""
     click.echo(

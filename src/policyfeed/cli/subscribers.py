@@ -11,6 +11,14 @@ from policyfeed.cli import App, cli, echo_json, pass_app
 from policyfeed.model import SUBSCRIBER_STATUSES
 from policyfeed.wording import counted
 
+LANGUAGE_HELP = (
+    "The language of its digest and its members' pages, a tag like fr "
+    "(default: the site's site.language)."
+)
+POST_LANGUAGE_HELP = (
+    "Only posts in this language, and posts with no language (default: every post)."
+)
+
 
 @cli.group()
 def chapters() -> None:
@@ -34,8 +42,18 @@ def chapters() -> None:
     multiple=True,
     help="Only posts with this topic (repeat for several; none: every post).",
 )
+@click.option("--language", default="", help=LANGUAGE_HELP)
+@click.option("--post-language", default="", help=POST_LANGUAGE_HELP)
 @pass_app
-def chapters_add(app: App, slug: str, name: str, intro: str, topics: tuple[str, ...]) -> None:
+def chapters_add(
+    app: App,
+    slug: str,
+    name: str,
+    intro: str,
+    topics: tuple[str, ...],
+    language: str,
+    post_language: str,
+) -> None:
     """Add a chapter. A chapter whose topics leave no post in an issue gets nothing that time.
 
     Example:
@@ -44,19 +62,59 @@ def chapters_add(app: App, slug: str, name: str, intro: str, topics: tuple[str, 
         policyfeed chapters add geneva --name "Geneva Chapter" \\
             --topic "ITU / WCIT" --topic "Internet governance" \\
             --intro "What the Geneva meetings mean for members in Switzerland."
+        policyfeed chapters add quebec --name "Chapitre du Québec" --language fr
     """
     from policyfeed.audience.subscribers import add_chapter
 
-    chapter = add_chapter(app.db, slug=slug, name=name, intro=intro, topics=topics)
+    chapter = add_chapter(
+        app.db,
+        slug=slug,
+        name=name,
+        intro=intro,
+        topics=topics,
+        language=language,
+        post_language=post_language,
+    )
     filter_text = ", ".join(chapter.topics) or "every post"
-    click.echo(f"Added chapter {chapter.slug} ({filter_text})")
+    if chapter.post_language:
+        filter_text += f"; posts in {chapter.post_language} or no language"
+    in_language = f", in {chapter.language}" if chapter.language else ""
+    click.echo(f"Added chapter {chapter.slug} ({filter_text}){in_language}")
+
+
+@chapters.command("edit")
+@click.argument("slug")
+@click.option("--language", default=None, help=LANGUAGE_HELP)
+@click.option("--post-language", default=None, help=POST_LANGUAGE_HELP)
+@pass_app
+def chapters_edit(app: App, slug: str, language: str | None, post_language: str | None) -> None:
+    """Change a chapter's language or the language of the posts it takes ("" : back to the
+    site's language, or posts in every language). Issues already being delivered keep the
+    posts they were frozen with.
+
+    Example:
+
+    \b
+        policyfeed chapters edit quebec --language fr --post-language fr
+        policyfeed chapters edit quebec --post-language ""
+    """
+    from policyfeed.audience.subscribers import set_chapter_languages
+
+    if language is None and post_language is None:
+        raise click.UsageError("nothing to change: give --language and/or --post-language")
+    chapter = set_chapter_languages(app.db, slug, language=language, post_language=post_language)
+    click.echo(
+        f"Chapter {chapter.slug}: in {chapter.language or 'the site language'}, "
+        f"posts in {chapter.post_language or 'every language'}"
+    )
 
 
 @chapters.command("list")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 @pass_app
 def chapters_list(app: App, as_json: bool) -> None:
-    """List chapters with their topic filter and number of active subscribers.
+    """List chapters with their topic filter, their language if not the site's, and number
+    of active subscribers.
 
     Example:
 
@@ -73,6 +131,8 @@ def chapters_list(app: App, as_json: bool) -> None:
             "name": c.name,
             "intro": c.intro,
             "topics": c.topics,
+            "language": c.language,
+            "post_language": c.post_language,
             "active_subscribers": counts.get(c.id, 0),
         }
         for c in found
@@ -87,8 +147,12 @@ def chapters_list(app: App, as_json: bool) -> None:
     click.echo(f"{'SLUG':<{width}}  {'ACTIVE':>6}  NAME (TOPICS)")
     for row in rows:
         topics = ", ".join(row["topics"]) or "every post"
+        if row["post_language"]:
+            topics += f"; posts in {row['post_language']}"
+        language = f" [{row['language']}]" if row["language"] else ""
         click.echo(
             f"{row['slug']:<{width}}  {row['active_subscribers']:>6}  {row['name']} ({topics})"
+            f"{language}"
         )
 
 

@@ -34,6 +34,7 @@ from policyfeed.store.announced import mark_announced
 RECORD_KEYS = {
     "title", "slug", "summary", "body", "body_html", "body_markdown", "format", "author", "url",
     "topics", "tags", "status", "published_at", "date", "updated_at", "updated", "guid", "id",
+    "language",
 }  # fmt: skip
 
 
@@ -309,8 +310,32 @@ def read_feed(data: bytes, source: str, *, content_type: str = "", url: str = ""
         if author:
             record["author"] = author
         record["topics"] = [t.get("term") for t in entry.get("tags", []) if t.get("term")]
+        language = _entry_language(entry, parsed.feed)
+        if language:
+            record["language"] = language
         document.records.append((f"entry {index}", record))
     return document
+
+
+def _entry_language(entry: Any, feed: Any) -> str:
+    """The language of a feed item: its content's, summary's or title's ``xml:lang`` (Atom),
+    else the feed's ``<language>`` (RSS) or ``xml:lang``. A value that is no language tag is
+    left out (a feed's odd metadata does not stop its import)."""
+    from policyfeed.model import check_language
+
+    content = entry.get("content") or [{}]
+    for value in (
+        content[0].get("language"),
+        entry.get("summary_detail", {}).get("language"),
+        entry.get("title_detail", {}).get("language"),
+        feed.get("language"),
+    ):
+        if value:
+            try:
+                return check_language(str(value))
+            except ValueError:
+                continue
+    return ""
 
 
 def _absolute_http(link: str, base: str) -> str:
@@ -465,8 +490,10 @@ def import_posts(
     now: datetime,
     allow_blanking: bool = False,
     announced: bool = False,
+    language: str = "",
 ) -> ImportResult:
-    """Import every post in ``path`` or none of them.
+    """Import every post in ``path`` or none of them; ``language``: of each post whose record
+    names none.
 
     An update that would empty a published post's title, body, topics or author is refused
     (see :func:`posts.refuse_blanking`) unless ``allow_blanking``. ``announced`` marks every
@@ -482,6 +509,8 @@ def import_posts(
     # other cores); a bad record anywhere rolls back everything saved before it.
     with transaction(db):
         for source, where, draft in drafts:
+            if language and not draft.language:
+                draft.language = language
             post_id = post_store.find_post_id(db, slug=draft.slug, guid=draft.guid)
             if draft.status == "published" and not checked_base_url:
                 require_public_base_url(base_url, "import published posts")

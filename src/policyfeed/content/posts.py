@@ -17,7 +17,7 @@ import nh3
 from policyfeed.content.text import clean_line, clean_text
 from policyfeed.content.urls import to_uri
 from policyfeed.errors import InputError
-from policyfeed.model import Post, PostDraft, Topic
+from policyfeed.model import Post, PostDraft, Topic, check_language
 
 STATUSES = ("draft", "published")
 BODY_FORMATS = ("html", "markdown")
@@ -319,7 +319,7 @@ def draft_from_record(
     """Validate and clean one input record; errors name ``source`` and ``where`` (record/line).
 
     Keys: title (required), slug, summary, body (HTML), body_markdown or format=markdown, author,
-    url, topics, status, published_at (or date), updated_at, guid.
+    url, topics, status, published_at (or date), updated_at, guid, language (a tag like fr).
     """
     try:
         title = clean_line(_text(record, "title"))
@@ -368,6 +368,7 @@ def draft_from_record(
             updated_at=updated_at,
             guid=_text(record, "guid") or _text(record, "id") or None,
             topics=parse_topics(record.get("topics", record.get("tags"))),
+            language=check_language(_text(record, "language")),
         )
     except ValueError as exc:
         raise InputError(str(exc), source=source, where=where) from None

@@ -87,7 +87,7 @@ def issue_variant(
         raise ConflictError(f"issue {number} holds no posts ({issue.status}): nothing to send")
     variant = get_chapter(db, chapter) if chapter else None
     if variant is not None:
-        posts = posts_for_chapter(posts, variant.topic_slugs)
+        posts = posts_for_chapter(posts, variant.topic_slugs, variant.post_language)
         if not posts:
             raise ConflictError(
                 f"chapter {chapter!r} gets nothing from issue {number}: none of its posts has "

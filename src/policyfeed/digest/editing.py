@@ -84,7 +84,7 @@ def check_variants(db: Database, settings: Settings, issue: Issue, posts: list[P
 
     warnings = list(render_issue(issue, posts, settings).warnings)
     for chapter in subscriber_store.list_chapters(db):
-        share = posts_for_chapter(posts, chapter.topics)
+        share = posts_for_chapter(posts, chapter.topics, chapter.post_language)
         if share:
             warnings.extend(render_issue(issue, share, settings, chapter=chapter).warnings)
     return list(dict.fromkeys(warnings))

@@ -44,12 +44,14 @@ EDITABLE_STATUSES = ("draft", "approved")
 MAX_POSTS_PER_ISSUE = 50
 
 
-def posts_for_chapter(posts: Sequence[Post], chapter_topic_slugs: Iterable[str]) -> list[Post]:
-    """The posts of a chapter's variant, in the issue's order. No topic filter: every post."""
-    wanted = set(chapter_topic_slugs)
-    if not wanted:
-        return list(posts)
-    return [post for post in posts if any(topic.slug in wanted for topic in post.topics)]
+def posts_for_chapter(
+    posts: Sequence[Post], chapter_topic_slugs: Iterable[str], post_language: str = ""
+) -> list[Post]:
+    """The posts of a chapter's variant, in the issue's order. No topic filter: every post;
+    ``post_language``: only posts in it, and posts with no language."""
+    from policyfeed.digest.variants import posts_on_topics
+
+    return posts_on_topics(posts, chapter_topic_slugs, post_language)
 
 
 def default_period(settings: Settings, now: datetime) -> str:
@@ -361,7 +363,11 @@ def variant_shares(db: Database, posts: Sequence[Post]) -> list[VariantShare]:
     shares = [VariantShare(None, list(posts), counts[None])]
     for chapter in chapters:
         shares.append(
-            VariantShare(chapter, posts_for_chapter(posts, chapter.topics), counts[chapter.id])
+            VariantShare(
+                chapter,
+                posts_for_chapter(posts, chapter.topics, chapter.post_language),
+                counts[chapter.id],
+            )
         )
     return shares
 

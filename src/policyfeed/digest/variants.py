@@ -6,7 +6,9 @@ post of the issue). A member who chose topics (on their preferences page, or an 
 ``--topic``) gets the posts on *those* topics instead: their choice replaces the chapter's
 filter, it does not narrow it, so someone who ticks "IETF" gets the IETF posts whatever their
 chapter follows; the chapter's name and intro line stay. A post is in when it has any of the
-topics. A variant with no post is not sent: the member gets nothing that time.
+topics. A chapter with a post language (``chapters add --post-language fr``) gets only the
+posts in that language and the posts with no language, whatever topics its members chose. A
+variant with no post is not sent: the member gets nothing that time.
 
 A variant is named by (chapter, chosen topics); its message depends only on the chapter and
 its posts (:attr:`Variant.rendering`), so members whose choices leave the same posts in the same
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from policyfeed.model import Chapter, Post
+from policyfeed.model import Chapter, Post, in_language
 
 #: A variant's name: (chapter id or None, the chosen topic slugs sorted, or None: the chapter's).
 VariantKey = tuple[int | None, tuple[str, ...] | None]
@@ -26,12 +28,18 @@ VariantKey = tuple[int | None, tuple[str, ...] | None]
 Rendering = tuple[int | None, tuple[int, ...]]
 
 
-def posts_on_topics(posts: Sequence[Post], topic_slugs: Iterable[str]) -> list[Post]:
-    """The posts with any of ``topic_slugs``, in the issue's order; no slug: every post."""
+def posts_on_topics(
+    posts: Sequence[Post], topic_slugs: Iterable[str], language: str = ""
+) -> list[Post]:
+    """The posts with any of ``topic_slugs``, in the issue's order; no slug: every post. With
+    ``language``: only the posts in it, and those with no language."""
     wanted = set(topic_slugs)
-    if not wanted:
-        return list(posts)
-    return [post for post in posts if any(topic.slug in wanted for topic in post.topics)]
+    return [
+        post
+        for post in posts
+        if (not wanted or any(topic.slug in wanted for topic in post.topics))
+        and in_language(post.language, language)
+    ]
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,10 +112,11 @@ class IssueVariants:
         chosen = None if topics is None else tuple(sorted(set(topics)))
         key = ((chapter.id if chapter else None, chosen), None)
         if key not in self._made:
+            language = chapter.post_language if chapter is not None else ""
             if chosen is not None:
-                posts = posts_on_topics(self.posts, chosen)
+                posts = posts_on_topics(self.posts, chosen, language)
             elif chapter is not None:
-                posts = posts_on_topics(self.posts, chapter.topics)
+                posts = posts_on_topics(self.posts, chapter.topics, language)
             else:
                 posts = list(self.posts)
             self._made[key] = self._make(chapter, chosen, posts)

@@ -245,7 +245,10 @@ def mark_review_sent(db: Database, issue_id: int, *, now: datetime) -> None:
 
 def chapter_by_slug(db: Database, slug: str) -> ChapterVariant | None:
     """A chapter with the slugs of its topic filter (empty: every topic)."""
-    row = db.execute("SELECT id, slug, name, intro FROM chapters WHERE slug = ?", [slug]).fetchone()
+    row = db.execute(
+        "SELECT id, slug, name, intro, language, post_language FROM chapters WHERE slug = ?",
+        [slug],
+    ).fetchone()
     if row is None:
         return None
     topics = db.execute(
@@ -259,6 +262,8 @@ def chapter_by_slug(db: Database, slug: str) -> ChapterVariant | None:
         name=row[2],
         intro=row[3],
         topic_slugs=tuple(t[0] for t in topics),
+        language=row[4],
+        post_language=row[5],
     )
 
 

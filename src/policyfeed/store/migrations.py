@@ -772,3 +772,19 @@ def m017_member_topics(db: Database) -> None:
         "ALTER TABLE deliveries ADD COLUMN variant_id INTEGER "
         "REFERENCES delivery_variants(id) ON DELETE SET NULL"
     )
+
+
+@MIGRATIONS()
+def m018_languages(db: Database) -> None:
+    # A chapter's language: its digest and its members' pages are in it ('' : the site's
+    # site.language). ``post_language``: the chapter gets only posts in that language, and
+    # posts with no language ('' : every post). A post's language is a tag like fr or pt-BR,
+    # or '' when unknown.
+    for table, column in (
+        ("chapters", "language"),
+        ("chapters", "post_language"),
+        ("posts", "language"),
+    ):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})").fetchall()}
+        if column not in columns:  # safe to run again after a crash before it was recorded
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")

@@ -15,7 +15,7 @@ from policyfeed.store import from_db_time, to_db_time, transaction
 
 POST_COLUMNS = (
     "id, guid, slug, title, summary, body_html, body_text, author, url, status, "
-    "published_at, updated_at, created_at"
+    "published_at, updated_at, created_at, language"
 )
 SEARCH_WEIGHTS = "10.0, 5.0, 1.0"  # title, summary, body_text
 
@@ -39,6 +39,7 @@ def _post_from_row(row: Sequence[Any]) -> Post:
         published_at=_opt_time(row[10]),
         updated_at=from_db_time(row[11]),
         created_at=from_db_time(row[12]),
+        language=row[13],
     )
 
 
@@ -296,6 +297,7 @@ def _save_post(
         "body_text": draft.body_text,
         "author": draft.author,
         "url": draft.url,
+        "language": draft.language,
         "status": status,
         "published_at": to_db_time(published) if published else None,
         # A change is never later than the save (an import saying 2099 would date every feed

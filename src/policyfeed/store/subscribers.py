@@ -29,9 +29,12 @@ def _chapter_topics(db: Database) -> dict[int, list[str]]:
 def list_chapters(db: Database) -> list[Chapter]:
     """Every chapter, by slug."""
     topics = _chapter_topics(db)
-    rows = db.execute("SELECT id, slug, name, intro FROM chapters ORDER BY slug").fetchall()
+    rows = db.execute(
+        "SELECT id, slug, name, intro, language, post_language FROM chapters ORDER BY slug"
+    ).fetchall()
     return [
-        Chapter(slug, name, intro, topics.get(int(i), []), int(i)) for i, slug, name, intro in rows
+        Chapter(slug, name, intro, topics.get(int(i), []), int(i), language, post_language)
+        for i, slug, name, intro, language, post_language in rows
     ]
 
 
@@ -60,8 +63,8 @@ def insert_chapter(db: Database, chapter: Chapter, topic_ids: Sequence[int]) -> 
     if db.execute("SELECT 1 FROM chapters WHERE slug = ?", [chapter.slug]).fetchone():
         raise ConflictError(f"chapter {chapter.slug!r} already exists")
     cursor = db.execute(
-        "INSERT INTO chapters (slug, name, intro) VALUES (?, ?, ?)",
-        [chapter.slug, chapter.name, chapter.intro],
+        "INSERT INTO chapters (slug, name, intro, language, post_language) VALUES (?, ?, ?, ?, ?)",
+        [chapter.slug, chapter.name, chapter.intro, chapter.language, chapter.post_language],
     )
     chapter_id = int(cursor.lastrowid or 0)
     db.conn.executemany(
@@ -69,6 +72,47 @@ def insert_chapter(db: Database, chapter: Chapter, topic_ids: Sequence[int]) -> 
         [(chapter_id, topic_id) for topic_id in topic_ids],
     )
     return chapter_id
+
+
+def set_chapter_languages(
+    db: Database, slug: str, *, language: str | None, post_language: str | None
+) -> None:
+    """Change a chapter's language and/or post language (None: unchanged)."""
+    if db.execute("SELECT 1 FROM chapters WHERE slug = ?", [slug]).fetchone() is None:
+        raise NotFoundError(f"no chapter {slug!r}")
+    if language is not None:
+        db.execute("UPDATE chapters SET language = ? WHERE slug = ?", [language, slug])
+    if post_language is not None:
+        db.execute("UPDATE chapters SET post_language = ? WHERE slug = ?", [post_language, slug])
+
+
+def subscriber_language(db: Database, subscriber_id: int) -> str:
+    """The language of a member's chapter ("" : none, the chapter has none, or the database
+    is older than chapters' languages: the page is then in the site's)."""
+    import sqlite3
+
+    try:
+        row = db.execute(
+            "SELECT c.language FROM subscribers s JOIN chapters c ON c.id = s.chapter_id "
+            "WHERE s.id = ?",
+            [subscriber_id],
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return ""
+    return str(row[0]) if row else ""
+
+
+def chapter_language(db: Database, chapter_id: int | None) -> str:
+    """A chapter's language ("" : none, no such chapter, or an older database)."""
+    import sqlite3
+
+    if chapter_id is None:
+        return ""
+    try:
+        row = db.execute("SELECT language FROM chapters WHERE id = ?", [chapter_id]).fetchone()
+    except sqlite3.OperationalError:
+        return ""
+    return str(row[0]) if row else ""
 
 
 def status_counts(db: Database, *, chapter: str | None = None) -> dict[str, int]:

@@ -222,6 +222,19 @@ class SignupViews:
         response.headers["Retry-After"] = "600"
         return response
 
+    def _language(self, site: WebContext, chapter_slug: str) -> str | None:
+        """The language of the chapter a form names (None: none, unknown: the site's)."""
+        from policyfeed.store import subscribers as store
+
+        if not chapter_slug:
+            return None
+        db = _open(site)
+        try:
+            found = {c.slug: c.language for c in store.list_chapters(db)}
+        finally:
+            db.conn.close()
+        return found.get(chapter_slug) or None
+
     def _signup_context(self, site: WebContext) -> dict[str, Any]:
         from policyfeed.store import subscribers as store
 
@@ -245,6 +258,7 @@ class SignupViews:
         return site.page(
             "web/subscribe.html",
             status=status,
+            language=self._language(site, values.get("chapter", "")),
             signup=self._signup_context(site),
             values=values,
             csrf=self._csrf(site, "subscribe"),
@@ -310,6 +324,7 @@ class SignupViews:
         self.sender.submit(site, ids)
         return site.page(
             "web/subscribe_sent.html",
+            language=self._language(site, values["chapter"]),
             email=values["email"],
             valid_days=_days(site.settings),
             subscribe_page=request.script_root + SUBSCRIBE_PATH,
@@ -327,6 +342,7 @@ class SignupViews:
             db = _open(site)
             try:
                 found = read_confirmation(db, site.settings, claim, now=site.now())
+                language = _consent_language(db, found.consent_id)
                 if (
                     request.method == "POST"
                     and found.state == "valid"
@@ -347,12 +363,14 @@ class SignupViews:
             return site.page(
                 "web/confirm_expired.html",
                 status=410,
+                language=language,
                 subscribe_page=subscribe_page,
                 valid_days=_days(site.settings),
             )
         if found.state == "valid":  # a GET, or a POST whose form token was missing or old
             return site.page(
                 "web/confirm.html",
+                language=language,
                 email=found.email,
                 token=token,
                 csrf=self._csrf(site, "confirm", found.consent_id),
@@ -365,6 +383,7 @@ class SignupViews:
         )
         return site.page(
             "web/confirmed.html",
+            language=language,
             welcomed=bool(ids),
             preferences_url=f"{request.script_root}{PREFERENCES_PATH}?t={preferences}",
         )
@@ -419,7 +438,9 @@ class SignupViews:
                         except InputError as exc:
                             status, error = 400, str(exc)
                         member = store.subscriber_by_id(db, member.id or 0) or member
-                chapters = [{"slug": c.slug, "name": c.name} for c in store.list_chapters(db)]
+                known = store.list_chapters(db)
+                chapters = [{"slug": c.slug, "name": c.name} for c in known]
+                language = {c.slug: c.language for c in known}.get(member.chapter or "") or None
             finally:
                 db.conn.close()
         except (sqlite3.Error, PolicyfeedError) as exc:
@@ -428,6 +449,7 @@ class SignupViews:
         return site.page(
             "web/preferences.html",
             status=status,
+            language=language,
             member={
                 "email": member.email,
                 "name": member.name,
@@ -482,6 +504,15 @@ class SignupViews:
             return self._retry(site, exc)
         self.sender.submit(site, ids)
         return site.page("web/preferences_link_sent.html", email=email)
+
+
+def _consent_language(db: Any, consent_id: int) -> str | None:
+    """The language of the chapter a sign-up chose (None: none, or the site's)."""
+    from policyfeed.store import signups as signup_store
+    from policyfeed.store.subscribers import chapter_language
+
+    consent = signup_store.get_consent(db, consent_id) if consent_id else None
+    return (chapter_language(db, consent.chapter_id) if consent else "") or None
 
 
 def _days(settings: Settings) -> int:

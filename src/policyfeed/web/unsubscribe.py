@@ -85,7 +85,7 @@ def _page(request: Request, site: WebContext, answer: LinkAnswer, token: str) ->
     settings = site.settings
     context: dict[str, object] = {
         "contact": settings.editor_email or settings.sender,
-        "since": format_date(answer.since, settings.tz),
+        "since": format_date(answer.since, settings.tz, answer.language or settings.language),
         "preferences_link": (
             request.script_root + PREFERENCES_LINK_PATH
             if site.has_route(PREFERENCES_LINK_PATH)
@@ -97,4 +97,6 @@ def _page(request: Request, site: WebContext, answer: LinkAnswer, token: str) ->
         context["token"] = token
         context["action"] = f"{request.script_root}{PATH}?t={quote(token, safe='')}"
     status = 400 if answer.state is LinkState.INVALID else 200
-    return site.page(TEMPLATES[answer.state], status=status, **context)
+    return site.page(
+        TEMPLATES[answer.state], status=status, language=answer.language or None, **context
+    )
