@@ -22,7 +22,7 @@ from policyfeed.check.feeds import analyse_feed, analyse_opml, is_feed_name, rep
 from policyfeed.check.message import check_message
 from policyfeed.check.report import Report
 from policyfeed.check.settings import check_settings
-from policyfeed.check.site import analyse_page, page_kind, report_pages
+from policyfeed.check.site import BodyLinks, analyse_page, body_targets, page_kind, report_pages
 from policyfeed.check.state import (
     CheckState,
     Seen,
@@ -31,7 +31,7 @@ from policyfeed.check.state import (
     save_check_state,
     site_files,
 )
-from policyfeed.errors import PolicyfeedError
+from policyfeed.errors import NotFoundError, PolicyfeedError
 from policyfeed.model import Issue, Post
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def check_site(
         if entry_id and link
     }
     files = set(listing)
-    report_pages(report, pages, files)
+    report_pages(report, pages, files, _post_body_links(db, settings.base_url))
     report_feeds(
         report,
         docs,
@@ -131,6 +131,34 @@ def check_site(
     log.info(
         "check: %d files, %d read again, in %.2f s", len(listing), read, time.monotonic() - started
     )
+
+
+def _post_body_links(db: Database, base_url: str) -> BodyLinks:
+    """For a page, what the post bodies it shows link to: a post's own page shows its body, an
+    issue's web version the bodies of its posts. Asked only about pages with a link to a file
+    that is not there, so a site without one reads no post."""
+    from policyfeed.site.issue_archive import shown_posts
+    from policyfeed.store.issues import archived_issue_by_number
+    from policyfeed.store.posts import get_post
+
+    def links(page: str) -> dict[str, tuple[str, str]]:
+        parts = page.split("/")
+        posts: list[Post] = []
+        if len(parts) == 3 and parts[2] == "index.html" and parts[0] == "posts":
+            try:
+                posts = [get_post(db, parts[1])]
+            except NotFoundError:  # a page kept for an old slug shows no body
+                posts = []
+        elif len(parts) == 3 and parts[2] == "index.html" and parts[0] == "issues":
+            issue = archived_issue_by_number(db, int(parts[1])) if parts[1].isdigit() else None
+            posts = shown_posts(db, issue) if issue is not None else []
+        found: dict[str, tuple[str, str]] = {}
+        for post in posts:
+            for path, named in body_targets(post.slug, post.body_html, page, base_url).items():
+                found.setdefault(path, named)
+        return found
+
+    return links
 
 
 def _walk(out_dir: Path) -> dict[str, tuple[int, int]]:

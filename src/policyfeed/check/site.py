@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from policyfeed.check import a11y
 from policyfeed.check.report import ERROR, WARN, Report
@@ -246,15 +246,61 @@ def page_contrast(html: str) -> list[list[str]]:
 # --- the rules over all pages -----------------------------------------------------------------
 
 
-def report_pages(report: Report, pages: Mapping[str, Facts], files: set[str]) -> None:
-    """The findings inside each page, and its links to files that are not there."""
+#: For a page, the links of the post bodies it shows: target path -> (post slug, the link).
+BodyLinks = Callable[[str], Mapping[str, tuple[str, str]]]
+
+
+def report_pages(
+    report: Report,
+    pages: Mapping[str, Facts],
+    files: set[str],
+    body_links: BodyLinks | None = None,
+) -> None:
+    """The findings inside each page, and its links to files that are not there.
+
+    A missing target that a post body on the page links to (``body_links``) is the editor's
+    link, often to a page of the same host that lives outside policyfeed (/about, /donate): a
+    warning naming the post and the link. Any other missing target is a link the templates
+    wrote to a page the build should have made: an error."""
     for rel in sorted(pages):
         facts = pages[rel]
         for level, area, what, where in facts["f"]:
             report.add(level, area, rel, what, where)
         for level, area, what, where in facts.get("c", ()):
             report.add(level, area, rel, what, where)
-        for path, where, *noun in facts["t"]:  # OPML outlines and feeds name no noun
-            if not exists(path, files):
-                what = f"{noun[0] if noun else 'links to'} {path}, which the site does not have"
-                report.error(AREA, rel, f"{what} (a 404)", where)
+        missing = [t for t in facts["t"] if not exists(t[0], files)]
+        in_bodies = body_links(rel) if missing and body_links is not None else {}
+        for path, where, *noun in missing:  # OPML outlines and feeds name no noun
+            if path in in_bodies:
+                slug, link = in_bodies[path]
+                report.warn(AREA, rel, f"post {slug} links to {link}, {_NOT_BUILT}", where)
+                continue
+            what = f"{noun[0] if noun else 'links to'} {path}, which the site does not have"
+            report.error(AREA, rel, f"{what} (a 404)", where)
+
+
+_NOT_BUILT = "which policyfeed does not build (fine for a page of yours outside it, else a 404)"
+
+
+def body_targets(slug: str, body_html: str, page: str, base_url: str) -> dict[str, tuple[str, str]]:
+    """The files of the site that the body of post ``slug`` links to or loads, as shown on
+    ``page``: target path -> (slug, the absolute link). A link stored relative to the site
+    (``./about``) is read against ``base_url``."""
+    import lxml.html
+    from lxml import etree
+
+    found: dict[str, tuple[str, str]] = {}
+    if not body_html.strip():
+        return found
+    try:
+        root = lxml.html.fragment_fromstring(body_html, create_parent="div")
+    except (ValueError, etree.ParserError):
+        return found
+    for tag, attribute in _URL_ATTRIBUTES:
+        for element in root.iter(tag):
+            for value in _urls(element, attribute):
+                link = urljoin(base_url, value.strip())
+                kind, path = resolve(link, page, base_url)
+                if kind == "file" and path is not None:
+                    found.setdefault(path, (slug, link))
+    return found
