@@ -334,7 +334,10 @@ def _coerce(name: str, value: Any, origin: str, base_dir: Path | None) -> Any:
         wanted = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(
             str(kind), "text"
         )
-        raise ConfigError(f"{origin}: {name} must be {wanted}, not {value!r}") from None
+        # The file's origin names the section already ("[smtp] timeout"); a variable's does not.
+        key = toml_key(name)
+        label = key.rsplit(".", 1)[-1] if origin.startswith("[") or "] " in origin else key
+        raise ConfigError(f"{origin}: {label} must be {wanted}, not {value!r}") from None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -559,7 +562,11 @@ def validate(settings: Settings) -> None:
         )
     if settings.smtp_rate_limit < 0:
         raise ConfigError("smtp.rate_limit must be 0 (no limit) or a positive number per second")
-    parse_duration(settings.max_lateness)
+    _duration_setting(settings, "max_lateness")
+    if not 1 <= settings.smtp_port <= 65535:
+        raise ConfigError(
+            f"smtp.port must be a port number from 1 to 65535, not {settings.smtp_port}"
+        )
     if not 0 <= settings.trusted_proxies <= 10:
         raise ConfigError(
             "web.trusted_proxies must be the number of proxies in front of the web app "
@@ -581,12 +588,20 @@ def validate(settings: Settings) -> None:
             )
         if not settings.app_url.endswith("/"):
             object.__setattr__(settings, "app_url", settings.app_url + "/")
-    if parse_duration(settings.signup_confirm_within) < timedelta(hours=1):
+    if _duration_setting(settings, "signup_confirm_within") < timedelta(hours=1):
         raise ConfigError("signup.confirm_within must be at least 1h (e.g. 7d)")
     _validate_mail_headers(settings)
     _validate_bounces(settings)
     _validate_dkim(settings)
     _validate_approval(settings)
+
+
+def _duration_setting(settings: Settings, name: str) -> timedelta:
+    """A duration setting read, or an error that names the setting."""
+    try:
+        return parse_duration(getattr(settings, name))
+    except ConfigError as exc:
+        raise ConfigError(f"{toml_key(name)}: {exc}") from None
 
 
 def _validate_approval(settings: Settings) -> None:
