@@ -67,3 +67,25 @@ def test_every_group_help_has_an_example(group: str) -> None:
     assert "Example:" in result.stdout
     example = result.stdout.split("Example:", 1)[1]
     assert f"policyfeed {group} " in example
+
+
+def test_a_reader_that_stops_early_gets_no_error_message(demo_db_path: Path) -> None:
+    """``policyfeed posts list | head -1`` printed ``Error: [Errno 32] Broken pipe``: a closed
+    pipe is the reader's choice, not a failure to report. The process ends quietly with the
+    status a Unix tool killed by SIGPIPE has (141), so nothing claims the listing was whole."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line is written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "policyfeed", "--db", str(demo_db_path), "posts", "list"],
+            stdout=write_end, stderr=subprocess.PIPE, cwd=demo_db_path.parent, timeout=60,
+            check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.stderr.decode() == ""
+    assert done.returncode == 141

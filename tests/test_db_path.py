@@ -123,3 +123,37 @@ def test_a_folder_given_as_the_database_is_refused(site: Path) -> None:
     result = CliRunner().invoke(cli, ["--db", "data", "posts", "list"])
     assert result.exit_code != 0
     assert "data" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"", "is empty, not a policyfeed database"),
+        (b"title,body\nA,B\n", "cannot open as a SQLite database"),
+        (b"SQLite format 3\x00" + b"\x00" * 40, ""),  # a cut copy: SQLite's own error, named
+    ],
+    ids=["empty", "csv", "truncated"],
+)
+@pytest.mark.parametrize("args", [["posts", "list"], ["build"], ["publish", "--dry-run"]])
+def test_a_file_that_is_no_database_is_refused_and_left_alone(
+    site: Path, content: bytes, why: str, args: list[str]
+) -> None:
+    """An empty file given as --db (``: > zero.db``) used to become a new, empty database, and
+    ``posts list`` said ``No posts.``: the very thing the missing-path rule prevents."""
+    (site / "zero.db").write_bytes(content)
+    before = folder_state(site)
+    result = CliRunner().invoke(cli, ["--db", "zero.db", *args])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: zero.db: "), result.stderr
+    assert why in result.stderr
+    assert "Traceback" not in result.output
+    assert (site / "zero.db").read_bytes() == content
+    assert folder_state(site) == before
+
+
+def test_init_fills_an_empty_file_given_as_the_database(site: Path) -> None:
+    (site / "zero.db").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["--db", "zero.db", "init"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["--db", "zero.db", "posts", "list"])
+    assert (result.exit_code, result.stdout) == (0, "No posts.\n")

@@ -67,10 +67,18 @@ class App:
 
     def require_db(self) -> None:
         """Refuse a database path with no database: opening it would create an empty one, and
-        every command would then report an empty site as the truth."""
-        if self.db_path.exists():
-            return
+        every command would then report an empty site as the truth. An empty file is refused
+        too: SQLite would silently make it a new database (``: > posts.db`` by mistake)."""
         from policyfeed.errors import NotFoundError
+
+        if self.db_path.exists():
+            if self.db_path.is_file() and self.db_path.stat().st_size == 0:
+                raise NotFoundError(
+                    f"{self.db_path}: the file is empty, not a policyfeed database. Check --db "
+                    f"and POLICYFEED_DB; to start a new site in it: "
+                    f"policyfeed --db {self.db_path} init"
+                )
+            return
 
         hint = _similar_database(self.db_path)
         init = (
@@ -156,6 +164,9 @@ def busy_database(exc: BaseException) -> PolicyfeedError | None:
     return None
 
 
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process that SIGPIPE stopped
+
+
 class PolicyfeedGroup(click.Group):
     """Turns library errors into ``Error: …`` and the right exit code."""
 
@@ -164,6 +175,15 @@ class PolicyfeedGroup(click.Group):
             return super().invoke(ctx)
         except PolicyfeedError as exc:
             raise CliError(str(exc), exc.exit_code) from exc
+        except BrokenPipeError:
+            # The reader closed the pipe (``| head``): say nothing, end like a Unix tool that
+            # SIGPIPE stopped, and keep Python from complaining when it flushes at exit.
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            ctx.exit(EXIT_BROKEN_PIPE)
         except OSError as exc:  # a folder that cannot be written, a full disk: one line
             where = exc.filename or ""
             raise CliError(f"{where}: {exc.strerror or exc}" if where else str(exc), 1) from exc
