@@ -232,6 +232,12 @@ def test_an_unknown_chapter_stops_the_import_naming_its_line(
         ("name\nAna\n", "header with an email column"),
         ("email,phone\nana@example.org,123\n", "unknown column(s) phone"),
         ("email,name\nana@example.org,Ana,extra\n", "line 2: more fields than the header"),
+        # A file cut short inside a quoted field was imported as if it were whole.
+        (
+            'email,name\nana@example.org,Ana\nbob@example.org,Bob\ncarl@example.org,"Carl',
+            "line 4: malformed CSV: unexpected end of data",
+        ),
+        ('email,name\nana@example.org,"An"a\n', "line 2: malformed CSV: ',' expected"),
     ],
 )
 def test_a_csv_of_the_wrong_shape_is_refused(

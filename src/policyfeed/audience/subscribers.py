@@ -340,7 +340,17 @@ def read_subscribers_csv(text: str, *, source: str) -> list[_Row]:
     Rows for the same address (in any case) are merged into one; contradicting values are an
     error naming both lines.
     """
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    # strict: a file cut inside a quoted field is an error, not a shorter list of members.
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        return _read_rows(reader, source)
+    except csv.Error as exc:
+        raise InputError(
+            f"malformed CSV: {exc}", source=source, where=f"line {reader.reader.line_num}"
+        ) from None
+
+
+def _read_rows(reader: csv.DictReader[str], source: str) -> list[_Row]:
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     if "email" not in header:
         raise InputError(
