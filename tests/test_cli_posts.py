@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from policyfeed.cli import App, cli
+from policyfeed.config import load_settings
 from policyfeed.store import open_db
 from policyfeed.store import posts as store
 
@@ -66,6 +67,23 @@ def test_init_writes_the_config_and_the_database(tmp_path: Path) -> None:
     assert 'title = "The \\"Policy\\" blog"' in text
     assert 'base_url = "https://p.example.org/"' in text
     assert "posts" in open_db(tmp_path / "posts.db").table_names()
+
+
+def test_init_writes_the_sender_and_the_postal_address(tmp_path: Path) -> None:
+    """The README's session went from init to publish, and publish's check refused: the
+    config init wrote had no sender and no postal address. init takes both."""
+    ok("init", "--base-url", BASE, "--mail-from", "digest@policy.example.org",
+       "--postal-address", "Rue de Lausanne 1, 1202 Genève")  # fmt: skip
+    settings = load_settings(tmp_path / "policyfeed.toml")
+    assert settings.mail_from == "digest@policy.example.org"
+    assert settings.postal_address == "Rue de Lausanne 1, 1202 Genève"
+
+
+def test_init_with_a_bad_sender_writes_nothing(tmp_path: Path) -> None:
+    result = run("init", "--base-url", BASE, "--mail-from", "digest at example")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: digest.mail_from must be a plain ASCII address")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_init_twice_keeps_the_config(tmp_path: Path) -> None:

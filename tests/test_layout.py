@@ -242,6 +242,9 @@ def test_the_readme_layout_shows_the_tree() -> None:
     readme = (SRC.parent / "README.md").read_text(encoding="utf-8")
     block = readme[readme.index("src/policyfeed/\n") :].split("```", 1)[0]
     shown = set(re.findall(r"\b([a-z_]+)(?:\.py|/)", block))
+    # Each part is described once: two lines for one package say two different things.
+    starts = re.findall(r"^  ([a-z_]+(?:\.py|/))\s", block, re.MULTILINE)
+    assert sorted({s for s in starts if starts.count(s) > 1}) == []
     packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
     top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
     assert sorted((packages | top) - shown) == []

@@ -44,6 +44,20 @@ def _public_base_url(value: str) -> str:
     return value
 
 
+def _with_sender(text: str, mail_from: str, postal_address: str) -> str:
+    """The config text with init's --mail-from and --postal-address in [digest]."""
+    from policyfeed.config import toml_string
+
+    lines = []
+    if mail_from:
+        lines.append(f"mail_from = {toml_string(mail_from.strip())}")
+    if postal_address:
+        lines.append(f"postal_address = {toml_string(postal_address.strip())}")
+    if not lines:
+        return text
+    return text.replace("[digest]\n", "[digest]\n" + "".join(f"{line}\n" for line in lines), 1)
+
+
 def _ask_base_url() -> str:
     from policyfeed.errors import ConfigError
 
@@ -67,8 +81,19 @@ def _ask_base_url() -> str:
     help="The site's public address, e.g. https://policy.example.org/ (asked for on a "
     "terminal when not given; required otherwise).",
 )
+@click.option(
+    "--mail-from",
+    default="",
+    help="The digest's sender address (digest.mail_from), e.g. digest@policy.example.org.",
+)
+@click.option(
+    "--postal-address",
+    default="",
+    help="The organisation's postal address, shown in every digest (digest.postal_address; "
+    "CAN-SPAM requires one).",
+)
 @pass_app_unchecked
-def init(app: App, title: str, base_url: str | None) -> None:
+def init(app: App, title: str, base_url: str | None, mail_from: str, postal_address: str) -> None:
     """Create the database and a policyfeed.toml (an existing config is kept).
 
     The config needs the site's public address (site.base_url): feeds, pages and digests
@@ -79,7 +104,11 @@ def init(app: App, title: str, base_url: str | None) -> None:
     Example:
 
     \b
-        policyfeed init --title "Public Policy" --base-url https://policy.example.org/
+        policyfeed init --title "Public Policy" --base-url https://policy.example.org/ \\
+            --mail-from digest@policy.example.org --postal-address "Rue de Lausanne 1, Geneva"
+
+    publish refuses to mail until digest.mail_from and digest.postal_address are set: give
+    them here or in the config later.
     """
     from policyfeed.config import (
         DEFAULT_CONFIG_TEXT,
@@ -118,6 +147,7 @@ def init(app: App, title: str, base_url: str | None) -> None:
         else:
             base_url = _public_base_url(base_url)
         text = DEFAULT_CONFIG_TEXT.format(title=toml_string(title), base_url=toml_string(base_url))
+        text = _with_sender(text, mail_from, postal_address)
         check_config_text(text, config_path)  # a bad --title leaves nothing behind
         write_text_if_changed(config_path, text)
         click.echo(f"Wrote {config_path}")
