@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import bench_delivery  # noqa: E402
 import generate  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
 RESULTS = HERE / "results" / "latest.json"
@@ -69,6 +70,9 @@ class Sizes:
     personalise_runs: int = 7
     smtp_runs: int = 3
     memory_runs: int = 3
+    # Delivery into the outbox (bench_delivery.py): the big list's size and runs.
+    huge_subscribers: int = 100_000
+    biglist_runs: int = 3
     # DKIM signing costs milliseconds a message (an RSA-2048 signature in pure Python).
     dkim_messages: int = 500
     dkim_runs: int = 5
@@ -93,6 +97,8 @@ QUICK = Sizes(
     peer_posts=2_000,
     peer_small_posts=500,
     peer_runs=2,
+    huge_subscribers=10_000,
+    biglist_runs=2,
 )
 
 
@@ -1119,6 +1125,8 @@ FIGURES: dict[str, Callable[[Workspace], Figure | list[Figure]]] = {
     "dkim": figure_dkim,
     "smtp": figure_smtp,
     "memory": figure_memory,
+    "outbox": lambda ws: bench_delivery.figure_outbox(ws),
+    "biglist": lambda ws: bench_delivery.figure_biglist(ws),
 }
 
 

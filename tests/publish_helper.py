@@ -3,11 +3,13 @@
     python publish_helper.py DB CONFIG gate FOLDER    hold the lock, wait at the first hand-off
                                                       until FOLDER/go exists (FOLDER/started
                                                       says it is there)
-    python publish_helper.py DB CONFIG kill POINT N   SIGKILL itself at POINT:
+    python publish_helper.py DB CONFIG kill POINT N [BATCH]   SIGKILL itself at POINT:
         site          the issue is made, the site being built, no ledger rows yet
-        before-send   hand-off N: its row still pending, the message not written
-        at-handoff    hand-off N: its row committed `sending`, the message not in new/ yet
-        after-write   hand-off N: the message is in the outbox, its row still `sending`
+        before-send   message N: its row still pending, the message not written
+        at-handoff    the hand-off of message N's batch: the batch's rows committed
+                      `sending`, none of its messages in new/ yet
+        after-write   message N is in the outbox, its batch's rows still `sending`
+    BATCH: messages per batch (default: the outbox's own); 1 hands each message over alone.
 
 Run exactly like ``policyfeed publish`` otherwise (same lock, same settings, real clock).
 """
@@ -18,13 +20,13 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
 import policyfeed.publish
 from policyfeed.config import load_settings
-from policyfeed.delivery.outbox import OutboxTransport
-from policyfeed.delivery.transport import Handoff
+from policyfeed.delivery.outbox import BATCH_SIZE, BatchHandoff, OutboxTransport, outbox_name
 from policyfeed.lock import exclusive_lock, lock_path_for
 from policyfeed.store import open_db
 
@@ -36,19 +38,16 @@ def die() -> None:
 
 
 class Stopping(OutboxTransport):
-    def __init__(self, root: Path, point: str, at: int, gate: Path | None) -> None:
+    """The outbox, counting hand-offs (messages staged) and dying at the chosen one."""
+
+    def __init__(self, root: Path, point: str, at: int, gate: Path | None, batch: int) -> None:
         super().__init__(root)
         self.point, self.at, self.gate, self.calls = point, at, gate, 0
+        self.batch_size = batch
+        self.names: dict[int, str] = {}  # hand-off number -> file name
+        self.in_batch: set[int] = set()
 
-    def send(
-        self,
-        message: bytes,
-        *,
-        sender: str,
-        recipient: str,
-        message_id: str,
-        handoff: Handoff | None = None,
-    ) -> None:
+    def stage(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> bool:
         self.calls += 1
         if self.gate is not None and self.calls == 1:
             (self.gate / "started").write_text(str(os.getpid()))
@@ -57,17 +56,24 @@ class Stopping(OutboxTransport):
                 time.sleep(0.01)
         if self.point == "before-send" and self.calls == self.at:
             die()
+        self.names[self.calls] = outbox_name(message_id)
+        self.in_batch.add(self.calls)
+        return super().stage(message, sender=sender, recipient=recipient, message_id=message_id)
 
-        def handing_off() -> None:
-            if handoff is not None:
-                handoff()
-            if self.point == "at-handoff" and self.calls == self.at:
+    def hand_over(self, handoff: BatchHandoff) -> None:
+        batch, self.in_batch = self.in_batch, set()
+
+        def handing_off() -> Collection[str]:
+            going = handoff()
+            if self.point == "at-handoff" and self.at in batch:
                 die()
+            return going
 
-        super().send(
-            message, sender=sender, recipient=recipient, message_id=message_id, handoff=handing_off
-        )
-        if self.point == "after-write" and self.calls == self.at:
+        super().hand_over(handing_off)
+
+    def _move(self, staged: str, final: str) -> None:
+        super()._move(staged, final)
+        if self.point == "after-write" and os.path.basename(final) == self.names.get(self.at):
             die()
 
 
@@ -75,9 +81,10 @@ def main(db_path: str, config: str, mode: str, *args: str) -> int:
     settings = load_settings(Path(config))
     gate = Path(args[0]) if mode == "gate" else None
     point, at = (args[0], int(args[1]) if len(args) > 1 else 0) if mode == "kill" else ("", 0)
+    batch = int(args[2]) if mode == "kill" and len(args) > 2 else BATCH_SIZE
     if point == "site":
         policyfeed.publish._build_site = lambda *a: die()  # type: ignore[assignment]
-    transport = Stopping(settings.outbox_dir, point, at, gate)
+    transport = Stopping(settings.outbox_dir, point, at, gate, batch)
     with exclusive_lock(lock_path_for(Path(db_path))):
         db = open_db(db_path)
         result = policyfeed.publish.publish(

@@ -41,7 +41,10 @@ VANCOUVER_INTRO = "IETF 84 is in our city this week"
 
 
 class FlakyOutbox(OutboxTransport):
-    """The outbox, but the relay 'goes down' after ``accept`` messages."""
+    """The outbox, but the relay 'goes down' after ``accept`` messages (handed over one at a
+    time, as a relay takes them)."""
+
+    batch_size = 0
 
     def __init__(self, root: Path, accept: int) -> None:
         super().__init__(root)

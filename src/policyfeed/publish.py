@@ -36,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -165,6 +165,9 @@ class PublishResult:
     #: Members suspended (bounced) because the relay refused their address for good.
     bounced: int = 0
     duration: float = 0.0
+    #: Of ``duration``, the seconds spent on the members: planning and writing their ledger
+    #: rows, composing and handing over their messages.
+    delivery_duration: float = 0.0
     subject: str = ""
     message: str = ""
     unsure: list[dict[str, Any]] = field(default_factory=list)
@@ -183,6 +186,7 @@ class PublishResult:
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["duration"] = round(self.duration, 3)
+        data["delivery_duration"] = round(self.delivery_duration, 3)
         return data
 
     def summary(self) -> str:
@@ -254,27 +258,45 @@ def _variants(db: Database, posts: Sequence[Post]) -> IssueVariants:
     return IssueVariants(posts, subscriber_store.list_chapters(db))
 
 
-def _plan_rows(
-    db: Database, settings: Settings, issue: Issue, variants: IssueVariants
-) -> tuple[list[FrozenRow], list[Variant]]:
-    """A row for each active member with the variant they get frozen in it (their chapter's,
-    or their chapter's with the topics they chose), or skipped when that leaves no post; and
-    the variant of each pending row."""
-    rows: list[FrozenRow] = []
-    needed: list[Variant] = []
-    for subscriber_id, chapter_id, topics in subscriber_store.active_recipients(db):
+def _needed_variants(db: Database, variants: IssueVariants) -> dict[Variant, int]:
+    """The variant of each active member (their chapter's, or their chapter's with the topics
+    they chose) with posts, and how many members get it; read member by member, never a list of
+    them all."""
+    needed: dict[Variant, int] = {}
+    for _, chapter_id, topics in subscriber_store.iter_active_recipients(db):
+        variant = variants.of(chapter_id, topics)  # made once per (chapter, topics) and kept
+        if variant.posts:
+            needed[variant] = needed.get(variant, 0) + 1
+    return needed
+
+
+def _planned_rows(
+    db: Database,
+    settings: Settings,
+    issue: Issue,
+    variants: IssueVariants,
+    rendered: Collection[Rendering],
+    skipped: list[int],
+) -> Iterator[FrozenRow]:
+    """A row for each active member with the variant they get frozen in it, or skipped when
+    that leaves no post (counted in ``skipped[0]``), one member at a time. A member whose
+    variant was not rendered by this run (they joined or chose topics while it rendered) waits
+    for the next issue, as every member who joins once delivery has begun does."""
+    for subscriber_id, chapter_id, topics in subscriber_store.iter_active_recipients(db):
         variant = variants.of(chapter_id, topics)
         message_id = make_message_id(
             settings, period=issue.period, issue_number=issue.number, subscriber_id=subscriber_id
         )
         if variant.posts:
+            if variant.rendering not in rendered:
+                log.info("subscriber %s joined as the issue rendered: next issue", subscriber_id)
+                continue
             frozen = FrozenVariant(variant.key[0], variant.topics, variant.post_ids)
-            rows.append(FrozenRow(subscriber_id, chapter_id, message_id, variant=frozen))
-            needed.append(variant)
+            yield FrozenRow(subscriber_id, chapter_id, message_id, variant=frozen)
         else:
+            skipped[0] += 1
             reason = variant.nothing_reason()
-            rows.append(FrozenRow(subscriber_id, chapter_id, message_id, "skipped", reason))
-    return rows, needed
+            yield FrozenRow(subscriber_id, chapter_id, message_id, "skipped", reason)
 
 
 class _RowVariants:
@@ -286,10 +308,21 @@ class _RowVariants:
         self.frozen = frozen
 
     def __call__(self, row: Delivery) -> Variant:
-        frozen = self.frozen.get(row.variant_id) if row.variant_id is not None else None
+        return self.of(row.variant_id, row.chapter_id)
+
+    def of(self, variant_id: int | None, chapter_id: int | None) -> Variant:
+        frozen = self.frozen.get(variant_id) if variant_id is not None else None
         if frozen is None:
-            return self.variants.of(row.chapter_id, None)
+            return self.variants.of(chapter_id, None)
         return self.variants.frozen(frozen.chapter_id, frozen.topics, frozen.post_ids)
+
+
+def _unsettled_variants(ledger: DeliveryLedger, row_variant: _RowVariants) -> list[Variant]:
+    """The variants of the rows still to deliver (one per distinct variant, not per row)."""
+    return [
+        row_variant.of(variant_id, chapter_id)
+        for variant_id, chapter_id in ledger.unsettled_variants()
+    ]
 
 
 def _has_recipients(db: Database) -> bool:
@@ -559,14 +592,13 @@ def _publish(
         return _dry_run(db, settings, issue, posts, now=now, rows=None)
 
     variants = _variants(db, posts)
-    planned_rows: list[FrozenRow] | None = None
-    unsettled: list[Delivery] = []
+    planning = time.perf_counter()
     if resuming:  # each row keeps the variant frozen with it when delivery began
         row_variant = _RowVariants(variants, ledger.variants())
-        unsettled = [r for r in ledger.rows() if not r.settled]
-        needed = [row_variant(r) for r in unsettled]
+        needed: Iterable[Variant] = _unsettled_variants(ledger, row_variant)
     else:
-        planned_rows, needed = _plan_rows(db, settings, issue, variants)
+        needed = _needed_variants(db, variants)
+    spent = time.perf_counter() - planning
 
     # Render what this run will send, before anything else is written: a digest too large to
     # send stops the run with the issue still undelivered and no ledger rows. Once per
@@ -588,18 +620,24 @@ def _publish(
             check=check.as_json(),
         )  # fmt: skip
 
+    delivering = time.perf_counter()
     skipped_early = 0
-    if planned_rows is not None:
-        ledger.freeze(planned_rows)
-        skipped_early = sum(1 for row in planned_rows if row.status == "skipped")
+    if not resuming:
+        skipped = [0]
+        rendered = {variant.rendering for variant in shown}
+        ledger.freeze(_planned_rows(db, settings, issue, variants, rendered, skipped))
+        skipped_early = skipped[0]
         row_variant = _RowVariants(variants, ledger.variants())
     else:  # the posts frozen for a row were removed since (or, for a row frozen before
         # variants were recorded, its chapter's topics now leave it nothing)
-        for row in unsettled:
-            if not row_variant(row).posts:
-                what = "the chapter" if row.variant_id is None else "its variant"
-                ledger.skip(row, f"no posts for {what} any more")
-                skipped_early += 1
+        skipped_early = ledger.skip_unsettled(
+            lambda row: not row_variant(row).posts,
+            lambda row: (
+                "no posts for "
+                + ("the chapter" if row.variant_id is None else "its variant")
+                + " any more"
+            ),
+        )
     if issue.status != "sending":
         issue = mark_issue_status(db, issue, "sending", clock())
 
@@ -633,6 +671,7 @@ def _publish(
         )
     finally:
         transport.close()
+    spent += time.perf_counter() - delivering
 
     if report.settled:
         issue = mark_issue_status(db, issue, "sent", clock())
@@ -666,6 +705,7 @@ def _publish(
         site_files=site_files,
         warnings=warnings,
         check=check.as_json(),
+        delivery_duration=spent,
     )
 
 
@@ -773,7 +813,7 @@ def _dry_run(
     """Render every variant and count recipients; nothing is written anywhere."""
     variants = _variants(db, posts)
     if rows is None:
-        _, needed = _plan_rows(db, settings, issue, variants)
+        needed = [v for v, count in _needed_variants(db, variants).items() for _ in range(count)]
     else:
         row_variant = _RowVariants(variants, frozen or {})
         needed = [v for v in (row_variant(r) for r in rows if not r.settled) if v.posts]

@@ -27,11 +27,12 @@ bounce in one transaction.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sqlite_utils import Database
 
@@ -74,6 +75,28 @@ def make_transport(settings: Settings) -> Transport:
     from policyfeed.delivery.smtp import SmtpTransport
 
     return SmtpTransport(settings)
+
+
+#: Rows read from the ledger at a time (a run never holds every row of a big list).
+PAGE_ROWS = 1000
+
+
+@runtime_checkable
+class BatchTransport(Protocol):
+    """A transport that hands messages over in batches (the outbox): ``stage`` each, then one
+    ``hand_over`` whose ``handoff`` marks them all ``sending`` at once and returns the
+    Message-IDs that may go; ``discard`` drops what is staged. With ``batch_size`` 0 it is
+    given one message at a time through ``send``, as any transport."""
+
+    batch_size: int
+
+    def stage(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> bool: ...
+
+    def hand_over(self, handoff: Callable[[], Collection[str]]) -> None: ...
+
+    def discard(self) -> None: ...
+
+    def delivered(self, message_id: str) -> bool | None: ...
 
 
 # --- the ledger ------------------------------------------------------------------------------
@@ -188,30 +211,40 @@ class DeliveryLedger:
         """When the rows were frozen: the moment delivery of the issue began."""
         return store.delivery_started_at(self.db, self.issue_id)
 
-    def freeze(self, rows: Sequence[FrozenRow]) -> int:
+    def freeze(self, rows: Iterable[FrozenRow]) -> int:
         """Write the rows of this issue and the variants they get once, in one transaction;
-        rows (and variants) already there stay as they are. Returns the number of rows added."""
-        variants = list(dict.fromkeys(r.variant for r in rows if r.variant is not None))
+        rows (and variants) already there stay as they are. Returns the number of rows added.
+        ``rows`` may be a generator: they are written a page at a time as they come."""
+        ids: dict[tuple[int | None, tuple[str, ...] | None], int] = {}
+        added = 0
+        now = self.clock()
         with transaction(self.db):
-            ids = store.insert_variants(
-                self.db, self.issue_id, [(v.chapter_id, v.topics, v.post_ids) for v in variants]
-            )
-            return store.insert_deliveries(
-                self.db,
-                self.issue_id,
-                [
-                    (
-                        r.subscriber_id,
-                        r.chapter_id,
-                        r.message_id,
-                        r.status,
-                        r.reason,
-                        ids[(r.variant.chapter_id, r.variant.topics)] if r.variant else None,
-                    )
-                    for r in rows
-                ],
-                now=self.clock(),
-            )
+            stream = iter(rows)
+            while page := list(itertools.islice(stream, PAGE_ROWS)):
+                for v in dict.fromkeys(r.variant for r in page if r.variant is not None):
+                    if (v.chapter_id, v.topics) not in ids:
+                        ids.update(
+                            store.insert_variants(
+                                self.db, self.issue_id, [(v.chapter_id, v.topics, v.post_ids)]
+                            )
+                        )
+                added += store.insert_deliveries(
+                    self.db,
+                    self.issue_id,
+                    [
+                        (
+                            r.subscriber_id,
+                            r.chapter_id,
+                            r.message_id,
+                            r.status,
+                            r.reason,
+                            ids[(r.variant.chapter_id, r.variant.topics)] if r.variant else None,
+                        )
+                        for r in page
+                    ],
+                    now=now,
+                )
+        return added
 
     def variants(self) -> dict[int, FrozenVariant]:
         """The variants frozen with this issue's rows, by id."""
@@ -245,6 +278,31 @@ class DeliveryLedger:
                         "`policyfeed issue deliveries N --status sending` lists them"
                     )
         return len(unique)
+
+    def unsettled_variants(self) -> list[tuple[int | None, int | None]]:
+        """The distinct (variant id, chapter id) of the rows still to deliver."""
+        return store.distinct_unsettled_variants(self.db, self.issue_id)
+
+    def skip_unsettled(
+        self, leave_out: Callable[[Delivery], bool], reason: Callable[[Delivery], str]
+    ) -> int:
+        """Settle as skipped (with ``reason(row)``) each row still to deliver that
+        ``leave_out`` picks, a page at a time; returns how many."""
+        skipped = 0
+        for status in ("pending", "sending"):
+            after = 0
+            while True:
+                page = store.deliveries_page(
+                    self.db, self.issue_id, status, after_id=after, limit=PAGE_ROWS
+                )
+                for row in page:
+                    if leave_out(row):
+                        self.skip(row, reason(row))
+                        skipped += 1
+                if len(page) < PAGE_ROWS:
+                    break
+                after = page[-1].id
+        return skipped
 
     def skip(self, row: Delivery, reason: str) -> None:
         """Settle a row without a hand-off."""
@@ -282,24 +340,26 @@ class DeliveryLedger:
         end; a relay that is down or unusable stops the run.
 
         ``return_path`` gives each row its own envelope sender (default: ``sender``);
-        ``on_refused`` records a permanent refusal as a bounce of the row's member."""
+        ``on_refused`` records a permanent refusal as a bounce of the row's member.
+
+        The rows are read a page at a time, never all at once: a list of any size takes the
+        same memory. A transport that takes batches (the outbox: ``stage`` and ``hand_over``)
+        gets them, one ledger transaction per batch instead of two per row."""
         report = DeliveryReport()
         plan = _Plan(compose, sender, return_path, on_refused)
-        todo: list[Delivery] = []
-        for row in self.rows():
-            if row.settled:
-                continue
-            if row.status == "sending" and not self._settle_interrupted(
-                row, transport, resend_ambiguous, report
-            ):
-                continue
-            todo.append(row)
+        again = self._settle_all_interrupted(transport, resend_ambiguous, report)
+        total = len(again) + self.counts().get("pending", 0)
+        todo = itertools.chain(again, self._pending_rows())
+        if isinstance(transport, BatchTransport) and transport.batch_size > 0:
+            self._deliver_batches(todo, transport, plan, report, progress, total)
+            report.ledger = self.counts()
+            return report
         deferred: list[Delivery] = []
         for done, row in enumerate(todo, 1):
             if self._deliver_one(row, transport, plan, report) == _DEFERRED:
                 deferred.append(row)
             if progress is not None:
-                progress(done, len(todo))
+                progress(done, max(total, done))
             if report.stopped:
                 log.warning(
                     "delivery stopped, the rest stays pending: %s",
@@ -317,6 +377,126 @@ class DeliveryLedger:
                     break
         report.ledger = self.counts()
         return report
+
+    def _pending_rows(self) -> Iterator[Delivery]:
+        """The pending rows, by id, a page at a time (a row handed back to pending during the
+        run, a deferred one, is behind the page and not read again)."""
+        after = 0
+        while True:
+            page = store.deliveries_page(
+                self.db, self.issue_id, "pending", after_id=after, limit=PAGE_ROWS
+            )
+            yield from page
+            if len(page) < PAGE_ROWS:
+                return
+            after = page[-1].id
+
+    def _settle_all_interrupted(
+        self, transport: Transport, resend: bool, report: DeliveryReport
+    ) -> list[Delivery]:
+        """Settle the rows an interrupted run left ``sending``; returns those to hand over
+        (again)."""
+        again: list[Delivery] = []
+        after = 0
+        while True:
+            page = store.deliveries_page(
+                self.db, self.issue_id, "sending", after_id=after, limit=PAGE_ROWS
+            )
+            again.extend(r for r in page if self._settle_interrupted(r, transport, resend, report))
+            if len(page) < PAGE_ROWS:
+                return again
+            after = page[-1].id
+
+    def _deliver_batches(
+        self,
+        todo: Iterator[Delivery],
+        transport: BatchTransport,
+        plan: _Plan,
+        report: DeliveryReport,
+        progress: Progress | None,
+        total: int,
+    ) -> None:
+        """Hand the rows over a batch at a time (see :mod:`policyfeed.delivery.outbox`)."""
+        done = 0
+        try:
+            while batch := list(itertools.islice(todo, max(1, transport.batch_size))):
+                self._deliver_batch(batch, transport, plan, report)
+                done += len(batch)
+                if progress is not None:
+                    progress(done, max(total, done))
+                if report.stopped:
+                    log.warning("delivery stopped, the rest stays pending: %s", report.deferred)
+                    return
+        finally:
+            transport.discard()
+
+    def _deliver_batch(
+        self, batch: list[Delivery], transport: BatchTransport, plan: _Plan, report: DeliveryReport
+    ) -> None:
+        """One batch: compose and stage each message, then one hand-off, then one transaction
+        with every row's outcome."""
+        members = subscriber_store.subscribers_by_ids(self.db, [r.subscriber_id for r in batch])
+        results: list[tuple[int, str, str, bool]] = []  # (row id, status, error, attempt)
+        staged: list[Delivery] = []
+        began: set[int] = set()
+        handed = False
+
+        def handoff() -> set[str]:
+            nonlocal began, handed
+            with transaction(self.db):
+                began = store.mark_sending_many(self.db, [r.id for r in staged], now=self.clock())
+            handed = True
+            return {r.message_id for r in staged if r.id in began}
+
+        current: Delivery | None = None
+        try:
+            for row in batch:
+                current = row
+                subscriber = members.get(row.subscriber_id)
+                if subscriber is None:
+                    continue  # removed, and their rows with them
+                if subscriber.status != "active":
+                    results.append(
+                        (row.id, "skipped", f"{subscriber.status} before the message went out",
+                         False)
+                    )  # fmt: skip
+                    report.skipped += 1
+                    continue
+                message = plan.compose(row, subscriber)
+                if transport.stage(
+                    message,
+                    sender=plan.envelope_sender(row),
+                    recipient=subscriber.email,
+                    message_id=row.message_id,
+                ):
+                    staged.append(row)
+                else:  # these very bytes are there already: delivered, without a hand-off
+                    results.append((row.id, "sent", "", True))
+                    report.sent += 1
+            current = None
+            if staged:
+                transport.hand_over(handoff)
+        except SendDeferred as exc:
+            reason = str(exc) or "temporary failure"
+            report.deferred = reason
+            if handed:  # some renames may have happened: the outbox says which
+                for row in staged:
+                    if row.id not in began:
+                        continue
+                    if transport.delivered(row.message_id):
+                        results.append((row.id, "sent", "", False))
+                        report.sent += 1
+                    else:
+                        results.append((row.id, "pending", reason, False))
+            else:
+                tried = [*staged, *([current] if current is not None else [])]
+                results.extend((row.id, "pending", reason, True) for row in tried)
+        else:
+            results.extend((row.id, "sent", "", False) for row in staged if row.id in began)
+            report.sent += len(began)
+        if results:
+            with transaction(self.db):
+                store.mark_results_many(self.db, results, now=self.clock())
 
     def _settle_interrupted(
         self, row: Delivery, transport: Transport, resend: bool, report: DeliveryReport

@@ -1,5 +1,12 @@
 """The outbox: the default transport, a Maildir of finished messages named after their
-Message-ID, so handing the same message over twice leaves one file."""
+Message-ID, so handing the same message over twice leaves one file.
+
+A digest goes in batches (:meth:`OutboxTransport.stage`, then :meth:`OutboxTransport.hand_over`):
+every message of a batch is written to ``tmp/``, the batch is made durable with one flush of the
+filesystem, the ledger marks its rows ``sending``, the files are renamed into ``new/`` and
+``new/`` is flushed once. The same guarantee as a flush per message (a message in ``new/`` is
+whole and on disk before its row says sent) for one flush per batch instead of one per file.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,21 @@ import contextlib
 import hashlib
 import os
 import re
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from policyfeed.delivery.transport import Handoff, SendDeferred
-from policyfeed.output import write_if_changed
+from policyfeed.output import fsync_dir, sync_filesystem, write_if_changed
+
+#: Messages per batch: one flush of the filesystem each. Larger batches flush less often; a run
+#: killed inside a hand-off leaves up to this many rows ``sending`` (the next run settles them
+#: by looking in ``new/``).
+BATCH_SIZE = 500
+
+#: Called by :meth:`OutboxTransport.hand_over` at the batch's point of no return: the ledger
+#: marks the rows ``sending`` and returns the Message-IDs that may go (a row settled meanwhile
+#: by someone else is left out).
+BatchHandoff = Callable[[], Collection[str]]
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@+=-]")
 
@@ -35,13 +53,30 @@ class OutboxTransport:
     program that picks the message up knows where bounces go.
     """
 
+    batch_size = BATCH_SIZE
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self._read: set[str] | None = None  # names in cur/, listed once per run
+        self._made = False
+        self._staged: dict[str, str] = {}  # Message-ID -> file name in tmp/, this batch
+        self._in_new: set[str] | None = None  # names in new/, listed once per run
+        self._tmp = os.path.join(root, "tmp")
 
     def _folders(self) -> None:
+        if self._made:
+            return
+        made = False
         for folder in ("tmp", "new", "cur"):
-            (self.root / folder).mkdir(parents=True, exist_ok=True)
+            path = self.root / folder
+            if not path.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                made = True
+        if made:  # a rename into new/ is durable only once new/ itself is
+            fsync_dir(self.root)
+            with contextlib.suppress(OSError):
+                fsync_dir(self.root.resolve().parent)
+        self._made = True
 
     def _already_read(self, name: str) -> bool:
         if self._read is None:
@@ -68,8 +103,7 @@ class OutboxTransport:
         handoff: Handoff | None = None,
     ) -> None:
         name = outbox_name(message_id)
-        if sender and not message.startswith(b"Return-Path:"):
-            message = b"Return-Path: <" + sender.encode("utf-8") + b">\r\n" + message
+        message = self._with_return_path(message, sender)
         try:
             if self._already_read(name):
                 return  # a mail client has already read it: never a second copy
@@ -89,8 +123,89 @@ class OutboxTransport:
         except OSError as exc:  # a full disk or a permission problem may pass: try again later
             raise SendDeferred(f"cannot write to the outbox {self.root}: {exc}") from exc
 
+    # --- batches -------------------------------------------------------------------------
+    def stage(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> bool:
+        """Write one message of the batch into ``tmp/`` (not flushed yet). False when it is
+        delivered already (read by a mail client, or these very bytes in ``new/``): nothing to
+        hand over."""
+        name = outbox_name(message_id)
+        message = self._with_return_path(message, sender)
+        try:
+            if self._already_read(name):
+                return False
+            if self._in_new is None:  # listed once: during a run only this run adds to new/
+                self._in_new = set(os.listdir(self.root / "new"))
+            if name in self._in_new:
+                final = self.root / "new" / name
+                with contextlib.suppress(FileNotFoundError):
+                    if os.stat(final).st_size == len(message) and final.read_bytes() == message:
+                        return False
+            fd = os.open(
+                os.path.join(self._tmp, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
+            )
+            self._staged[message_id] = name
+            try:
+                view = memoryview(message)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchmod(fd, 0o644)  # whatever the umask
+            finally:
+                os.close(fd)
+        except OSError as exc:  # a full disk or a permission problem may pass: try again later
+            self.discard()
+            raise SendDeferred(f"cannot write to the outbox {self.root}: {exc}") from exc
+        return True
+
+    def hand_over(self, handoff: BatchHandoff) -> None:
+        """Deliver the staged batch: one flush of the filesystem (every staged file whole on
+        disk), ``handoff()`` (the rows are ``sending`` from now on), the rename of each message
+        it returns into ``new/``, one flush of ``new/``. Staged files it does not return are
+        removed. An OSError is :class:`SendDeferred`; :meth:`delivered` tells then which
+        messages did arrive."""
+        staged, self._staged = self._staged, {}
+        tmp, new = self._tmp, os.path.join(self.root, "new")
+        try:
+            try:
+                if staged:
+                    sync_filesystem(self.root)
+                going = set(handoff())
+            except BaseException:
+                for name in staged.values():
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(tmp, name))
+                raise
+            for message_id, name in staged.items():
+                if message_id in going:
+                    self._move(os.path.join(tmp, name), os.path.join(new, name))
+                    if self._in_new is not None:
+                        self._in_new.add(name)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(tmp, name))
+            if going:
+                fsync_dir(Path(new))
+        except OSError as exc:
+            raise SendDeferred(f"cannot write to the outbox {self.root}: {exc}") from exc
+
+    def _move(self, staged: str, final: str) -> None:
+        """One message of a batch into ``new/`` (a rename: whole, or not there)."""
+        os.replace(staged, final)
+
+    def discard(self) -> None:
+        """Remove what was staged and not handed over."""
+        staged, self._staged = self._staged, {}
+        for name in staged.values():
+            with contextlib.suppress(OSError):
+                os.unlink(self.root / "tmp" / name)
+
+    @staticmethod
+    def _with_return_path(message: bytes, sender: str) -> bytes:
+        if sender and not message.startswith(b"Return-Path:"):
+            return b"Return-Path: <" + sender.encode("utf-8") + b">\r\n" + message
+        return message
+
     def close(self) -> None:
-        pass
+        self.discard()
 
     def messages(self) -> list[Path]:
         """The delivered message files (``new/`` and ``cur/``), by name."""

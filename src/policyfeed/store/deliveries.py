@@ -247,3 +247,68 @@ def deliveries_for_subscriber(db: Database, subscriber_id: int) -> list[dict[str
         "sent_at",
     )
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+# --- in pages and batches, for lists of any size ----------------------------------------------
+
+
+def deliveries_page(
+    db: Database, issue_id: int, status: str, *, after_id: int, limit: int
+) -> list[Delivery]:
+    """Up to ``limit`` rows of the issue in ``status`` with an id above ``after_id``, by id: a
+    run walks a list of any size a page at a time (the (issue, status) index serves it)."""
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM deliveries WHERE issue_id = ? AND status = ? AND id > ? "
+        "ORDER BY id LIMIT ?",
+        [issue_id, status, after_id, limit],
+    ).fetchall()
+    return [_from_row(r) for r in rows]
+
+
+def distinct_unsettled_variants(db: Database, issue_id: int) -> list[tuple[int | None, int | None]]:
+    """The distinct (variant id, chapter id) of the issue's rows still pending or sending."""
+    rows = db.execute(
+        "SELECT DISTINCT variant_id, chapter_id FROM deliveries "
+        "WHERE issue_id = ? AND status IN ('pending', 'sending')",
+        [issue_id],
+    ).fetchall()
+    return [(None if v is None else int(v), None if c is None else int(c)) for v, c in rows]
+
+
+def mark_sending_many(db: Database, delivery_ids: Sequence[int], *, now: datetime) -> set[int]:
+    """:func:`mark_sending` for several rows (call inside a transaction); returns the ids that
+    were marked (the others were settled or removed meanwhile)."""
+    stamp = to_db_time(now)
+    marked: set[int] = set()
+    for delivery_id in delivery_ids:
+        cursor = db.conn.execute(
+            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ? "
+            "WHERE id = ? AND status IN ('pending', 'sending')",
+            [stamp, delivery_id],
+        )
+        if cursor.rowcount > 0:
+            marked.add(delivery_id)
+    return marked
+
+
+def mark_results_many(
+    db: Database,
+    results: Sequence[tuple[int, str, str, bool]],
+    *,
+    now: datetime,
+) -> None:
+    """:func:`mark_result` for several (delivery id, status, error, attempt) at once (call inside
+    a transaction)."""
+    stamp = to_db_time(now)
+    for _, status, _, _ in results:
+        if status not in DELIVERY_STATUSES:
+            raise ValueError(f"unknown delivery status {status!r}")
+    db.conn.executemany(
+        "UPDATE deliveries SET status = ?, last_error = ?, updated_at = ?, "
+        "attempts = attempts + ?, "
+        "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+        [
+            (status, error, stamp, int(attempt), status, stamp, delivery_id)
+            for delivery_id, status, error, attempt in results
+        ],
+    )

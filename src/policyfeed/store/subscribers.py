@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -313,3 +313,27 @@ def unsubscribe(db: Database, subscriber_id: int, *, now: datetime) -> bool:
 def delete_subscriber(db: Database, subscriber_id: int) -> None:
     """Forget a subscriber and their delivery history."""
     db.execute("DELETE FROM subscribers WHERE id = ?", [subscriber_id])
+
+
+def subscribers_by_ids(db: Database, subscriber_ids: Sequence[int]) -> dict[int, Subscriber]:
+    """The subscribers with these ids (one query for a batch; missing ids are left out)."""
+    found: dict[int, Subscriber] = {}
+    unique = list(dict.fromkeys(subscriber_ids))
+    for start in range(0, len(unique), 500):  # well under SQLite's limit on parameters
+        chunk = unique[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for row in db.execute(f"{_SUBSCRIBER_SELECT} WHERE s.id IN ({marks})", chunk):
+            found[int(row[0])] = _subscriber_from_row(row)
+    return found
+
+
+def iter_active_recipients(
+    db: Database,
+) -> Iterator[tuple[int, int | None, tuple[str, ...] | None]]:
+    """:func:`active_recipients` one at a time, without a list of every member in memory."""
+    cursor = db.conn.execute(
+        f"SELECT s.id, s.chapter_id, {_CHOSEN_TOPICS} FROM subscribers s "
+        "WHERE s.status = 'active' ORDER BY s.id"
+    )
+    for i, c, t in cursor:
+        yield (int(i), int(c) if c is not None else None, tuple(_slugs(t)) if t else None)

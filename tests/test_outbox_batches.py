@@ -1,0 +1,175 @@
+"""The outbox takes a digest in batches: one flush of the disk and two ledger transactions a
+batch, never a list of every member in memory, and still one message per member."""
+
+from __future__ import annotations
+
+import email
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+import policyfeed.delivery.ledger as ledger_module
+import policyfeed.delivery.outbox as outbox_module
+from policyfeed.audience.subscribers import add_subscriber, unsubscribe
+from policyfeed.delivery.ledger import DeliveryLedger, FrozenRow
+from policyfeed.delivery.outbox import OutboxTransport
+from policyfeed.model import Delivery, Subscriber
+from policyfeed.store import issues as issue_store
+from policyfeed.store import subscribers as subscriber_store
+
+SENDER = "policy-digest@example.org"
+
+
+def compose(row: Delivery, subscriber: Subscriber) -> bytes:
+    return (
+        f"From: {SENDER}\r\nTo: {subscriber.email}\r\nMessage-ID: <{row.message_id}>\r\n"
+        f"Subject: test\r\n\r\nHello {subscriber.name}\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def ledger(db: sqlite_utils.Database, now: datetime) -> DeliveryLedger:
+    with db.conn:
+        issue = issue_store.insert_issue(
+            db, number=1, period="2012-07-30T08:00", subject="Issue 1", note="", now=now,
+            post_ids=[],
+        )  # fmt: skip
+    return DeliveryLedger(db, issue.id or 0, clock=lambda: now)
+
+
+def members(db: sqlite_utils.Database, now: datetime, count: int) -> list[int]:
+    return [
+        add_subscriber(db, f"member{n:02}@example.org", now=now, name=f"Member {n}").id or 0
+        for n in range(count)
+    ]
+
+
+def freeze(ledger: DeliveryLedger, ids: list[int]) -> None:
+    ledger.freeze(FrozenRow(i, None, f"issue-1.sub-{i}@policy.example.org") for i in ids)
+
+
+def recipients(root: Path) -> list[str]:
+    found = []
+    for path in sorted((root / "new").iterdir()):
+        found.append(email.message_from_bytes(path.read_bytes())["To"])
+    return sorted(found)
+
+
+def test_a_list_longer_than_a_page_and_a_batch_gets_one_message_each(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(ledger_module, "PAGE_ROWS", 4)  # pages and batches that do not align
+    ids = members(db, now, 23)
+    freeze(ledger, ids)  # a generator: written a page at a time
+    transport = OutboxTransport(tmp_path / "outbox")
+    transport.batch_size = 5
+    seen: list[tuple[int, int]] = []
+    report = ledger.deliver(
+        transport, compose, sender=SENDER, progress=lambda d, t: seen.append((d, t))
+    )
+    assert (report.sent, report.settled) == (23, True)
+    assert recipients(tmp_path / "outbox") == sorted(f"member{n:02}@example.org" for n in range(23))
+    assert os.listdir(tmp_path / "outbox" / "tmp") == []
+    assert seen == [(5, 23), (10, 23), (15, 23), (20, 23), (23, 23)]  # once a batch
+    assert {row.status for row in ledger.rows()} == {"sent"}
+    assert all(row.attempts == 1 and row.sent_at == now for row in ledger.rows())
+
+
+def test_each_batch_costs_one_flush_of_the_disk_and_two_ledger_commits(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    ids = members(db, now, 12)
+    freeze(ledger, ids)
+    flushes: list[Path] = []
+    monkeypatch.setattr(outbox_module, "sync_filesystem", flushes.append)
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    transport = OutboxTransport(tmp_path / "outbox")
+    transport.batch_size = 5
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    db.conn.set_trace_callback(None)
+    assert report.sent == 12
+    assert len(flushes) == 3  # 5 + 5 + 2
+    assert sum(1 for s in statements if s.strip().upper() == "COMMIT") == 2 * 3
+    # one query for the members of each batch, not one per member
+    member_queries = [s for s in statements if "FROM subscribers s" in s]
+    assert len(member_queries) == 3
+
+
+def test_a_member_who_left_before_their_batch_is_skipped_and_the_others_go(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path
+) -> None:
+    ids = members(db, now, 6)
+    freeze(ledger, ids)
+    unsubscribe(db, "member03@example.org", now=now)
+    transport = OutboxTransport(tmp_path / "outbox")
+    transport.batch_size = 4
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert (report.sent, report.skipped) == (5, 1)
+    assert "member03@example.org" not in recipients(tmp_path / "outbox")
+    assert report.ledger["skipped"] == 1 and report.settled
+
+
+def test_a_full_disk_in_the_middle_of_a_batch_leaves_its_rows_pending_and_nothing_half_written(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path
+) -> None:
+    ids = members(db, now, 9)
+    freeze(ledger, ids)
+
+    class FillsUp(OutboxTransport):
+        staged = 0
+
+        def stage(self, message: bytes, **envelope: str) -> bool:
+            self.staged += 1
+            if self.staged == 6:
+                raise outbox_module.SendDeferred("cannot write to the outbox: No space left")
+            return super().stage(message, **envelope)  # type: ignore[arg-type]
+
+    transport = FillsUp(tmp_path / "outbox")
+    transport.batch_size = 4
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert report.deferred and report.sent == 4  # the first batch, whole
+    assert report.ledger["pending"] == 5 and report.ledger["sending"] == 0
+    assert len(recipients(tmp_path / "outbox")) == 4
+    assert os.listdir(tmp_path / "outbox" / "tmp") == []  # the staged message is gone
+    again = ledger.deliver(OutboxTransport(tmp_path / "outbox"), compose, sender=SENDER)
+    assert again.sent == 5 and again.settled
+    assert len(recipients(tmp_path / "outbox")) == 9
+
+
+def test_a_message_already_in_new_with_the_same_bytes_is_not_written_again(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path
+) -> None:
+    """A ledger commit lost after the renames (a power cut): the rows say pending, the files
+    are there; the next run marks them sent and writes nothing twice."""
+    ids = members(db, now, 3)
+    freeze(ledger, ids)
+    root = tmp_path / "outbox"
+    ledger.deliver(OutboxTransport(root), compose, sender=SENDER)
+    before = {p.name: p.stat().st_mtime_ns for p in (root / "new").iterdir()}
+    with db.conn:
+        db.execute("UPDATE deliveries SET status = 'pending'")
+    report = ledger.deliver(OutboxTransport(root), compose, sender=SENDER)
+    assert report.sent == 3 and report.settled
+    assert {p.name: p.stat().st_mtime_ns for p in (root / "new").iterdir()} == before
+
+
+def test_planning_reads_members_one_at_a_time(
+    demo_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch, settings: object,
+    now: datetime,
+) -> None:  # fmt: skip
+    """publish never asks for the list of every active member at once."""
+    from policyfeed.publish import publish
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("the whole list of members was loaded")
+
+    monkeypatch.setattr(subscriber_store, "active_recipients", refuse)
+    result = publish(demo_db, settings, now=now)  # type: ignore[arg-type]
+    assert (result.status, result.sent) == ("sent", 5)
+    assert result.delivery_duration > 0
