@@ -260,3 +260,21 @@ def test_signing_up_for_a_chapter_answers_and_confirms_in_its_language(web: Web)
 
     other = web.subscribe("max@example.org")  # no chapter: the site's language
     assert "Check your inbox" in other.get_data(as_text=True)
+
+
+def test_the_answers_of_the_forms_are_in_the_members_language_and_escaped(
+    web: Web, now: datetime
+) -> None:
+    ok(web.db_path, "chapters", "edit", "vancouver", "--language", "fr")
+    publish_now(web, now)
+    link = link_in(digest_to(web, "chen.wei@example.org"), "/preferences")  # type: ignore[arg-type]
+
+    page = web.get(link).get_data(as_text=True)
+    paused = web.post(link, {"csrf": csrf_of(page), "action": "pause"}).get_data(as_text=True)
+    assert "La lettre est en pause : rien ne vous est envoyé" in paused
+    stale = web.post(link, {"csrf": "old", "action": "resume"}).get_data(as_text=True)
+    assert "Ce formulaire était trop ancien" in stale
+
+    bad = web.subscribe("not an address <b>", chapter="vancouver").get_data(as_text=True)
+    assert "Veuillez saisir une seule adresse e-mail" in bad
+    assert "<b>" not in bad  # what the reader typed is shown escaped, never as markup

@@ -147,6 +147,12 @@ class ChapterVariant:
     post_language: str = ""  # "" : posts in every language
 
 
+def N_(message: str) -> str:
+    """Marks a sentence a page shows (a form's answer) for the catalogs (`make catalogs`
+    extracts it); the page's template translates it with ``_()`` in the reader's language."""
+    return message
+
+
 # --- languages -------------------------------------------------------------------------------
 
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")

@@ -91,9 +91,11 @@ def _environment(templates_dir: Path | None, language: str = "en") -> jinja2.Env
     )
     # The fixed words come from the language's catalog (see the module docstring); newstyle: the
     # translated text is formatted with the keywords given, escaped in HTML templates.
-    env.install_gettext_translations(  # type: ignore[attr-defined]
-        translations(language, templates_dir), newstyle=True
-    )
+    catalog = translations(language, templates_dir)
+    env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
+    # A sentence the code made (a form's answer, marked N_ for the catalogs), translated when
+    # the catalog has it; plain text, so escaped like any value (never trusted as HTML).
+    env.filters["translate"] = catalog.gettext
     env.filters["wrap"] = wrap_text
     env.filters["heading"] = text_heading
     env.filters["number"] = functools.partial(format_number, language=language)

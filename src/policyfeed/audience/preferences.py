@@ -12,7 +12,7 @@ from sqlite_utils import Database
 
 from policyfeed.audience.signup import Client, NoticeRequest, SignupForm, check_form, request_signup
 from policyfeed.errors import InputError
-from policyfeed.model import Subscriber
+from policyfeed.model import N_, Subscriber
 from policyfeed.store import subscribers as store
 
 if TYPE_CHECKING:
@@ -44,31 +44,31 @@ def change_preferences(
     """Apply one action of the preferences form to ``subscriber``. InputError for a bad chapter
     or an action that does not apply to their status. Call inside a transaction."""
     if action not in ACTIONS:
-        raise InputError("Please use one of the buttons of the form.")
+        raise InputError(N_("Please use one of the buttons of the form."))
     status = subscriber.status
     subscriber_id = subscriber.id or 0
     if action == "resubscribe":
         if status not in ("unsubscribed", "bounced"):
-            raise InputError("You are subscribed already.")
+            raise InputError(N_("You are subscribed already."))
         form = SignupForm(subscriber.email, name or subscriber.name, chapter, page=page)
         notice = request_signup(db, settings, form, client, now=now, member_asked=True)
         return Change(
-            "A message is on its way to your address: follow its link to subscribe again.",
+            N_("A message is on its way to your address: follow its link to subscribe again."),
             notice,
         )
     if status not in ("active", "paused"):
-        raise InputError("You are not subscribed: use the button below to subscribe again.")
+        raise InputError(N_("You are not subscribed: use the button below to subscribe again."))
     if action == "unsubscribe":
         store.unsubscribe(db, subscriber_id, now=now)
-        return Change("You are unsubscribed: the digest will not be sent to you any more.")
+        return Change(N_("You are unsubscribed: the digest will not be sent to you any more."))
     if action == "pause":
         store.update_subscriber(db, subscriber_id, now=now, status="paused")
-        return Change("The digest is paused: nothing is sent to you until you resume it.")
+        return Change(N_("The digest is paused: nothing is sent to you until you resume it."))
     if action == "resume":
         store.update_subscriber(db, subscriber_id, now=now, status="active")
-        return Change("Welcome back: the next issue will be sent to you.")
+        return Change(N_("Welcome back: the next issue will be sent to you."))
     _, clean, chapter_id = check_form(db, SignupForm(subscriber.email, name, chapter))
     store.update_subscriber(
         db, subscriber_id, now=now, name=clean, set_chapter=True, chapter_id=chapter_id
     )
-    return Change("Your changes are saved.")
+    return Change(N_("Your changes are saved."))

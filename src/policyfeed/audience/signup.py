@@ -26,6 +26,7 @@ from sqlite_utils import Database
 
 from policyfeed.audience.subscribers import address_hash, clean_name, normalize_email
 from policyfeed.errors import InputError
+from policyfeed.model import N_
 from policyfeed.store import signups as signup_store
 from policyfeed.store import subscribers as store
 
@@ -121,12 +122,12 @@ def check_form(db: Database, form: SignupForm) -> tuple[str, str, int | None]:
     try:
         address = normalize_email(form.email)
     except ValueError:
-        raise InputError("Please enter one email address, like name@example.org.") from None
+        raise InputError(N_("Please enter one email address, like name@example.org.")) from None
     chapter_id = None
     if form.chapter:
         ids = store.chapter_ids(db)
         if form.chapter not in ids:
-            raise InputError("Please choose one of the chapters in the list.")
+            raise InputError(N_("Please choose one of the chapters in the list."))
         chapter_id = ids[form.chapter]
     return address, clean_name(form.name)[:200], chapter_id
 
@@ -185,7 +186,7 @@ def request_preferences_link(
     try:
         address = normalize_email(email)
     except ValueError:
-        raise InputError("Please enter one email address, like name@example.org.") from None
+        raise InputError(N_("Please enter one email address, like name@example.org.")) from None
     tidy(db, settings, now=now)
     if not _allow_address(db, address, now=now):
         return None

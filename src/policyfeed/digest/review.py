@@ -54,5 +54,8 @@ def review_context(
         "recipients": sum(v["recipients"] for v in variants),
         "variants": variants,
         "preview_url": preview_link(settings, issue),
-        "deadline": f"{format_date(deadline, settings.tz)}, {deadline:%H:%M} ({settings.timezone})",
+        "deadline": (
+            f"{format_date(deadline, settings.tz, settings.language)}, {deadline:%H:%M} "
+            f"({settings.timezone})"
+        ),
     }

@@ -61,6 +61,7 @@ from policyfeed.audience.tokens import (
 )
 from policyfeed.config import Settings
 from policyfeed.errors import InputError, PolicyfeedError
+from policyfeed.model import N_
 from policyfeed.web.app import Endpoint, WebContext
 
 log = logging.getLogger(__name__)
@@ -291,7 +292,7 @@ class SignupViews:
                 request.form.get("box") == "1" and _from_this_site(request, site.settings)
             )
             if not trusted:
-                note = (
+                note = N_(
                     "To make sure this request comes from you, please check the details and "
                     "press Subscribe once more."
                 )
@@ -412,7 +413,7 @@ class SignupViews:
                     if not self._csrf_ok(request, site, "preferences", subscriber_id or 0):
                         status, error = (
                             403,
-                            (
+                            N_(
                                 "This form was too old or did not come from this site, so nothing "
                                 "changed: please make your choice again."
                             ),
@@ -484,7 +485,8 @@ class SignupViews:
             return form()
         if not self._csrf_ok(request, site, "link"):
             return form(
-                403, "This form was too old or did not come from this site: please send it again."
+                403,
+                N_("This form was too old or did not come from this site: please send it again."),
             )
         try:
             db = _open(site)
