@@ -42,8 +42,11 @@ class Post:
     language: str = ""
 
     def permalink(self, base_url: str) -> str:
-        """The post's absolute URL: its own, or its page on the site."""
-        return self.url or urljoin(base_url, f"posts/{self.slug}/")
+        """The post's absolute URL: its own, or its page on the site. A ``url`` on the site
+        itself is stored relative to it (``./…``, see content.urls.SITE_RELATIVE)."""
+        if self.url:
+            return urljoin(base_url, self.url) if self.url.startswith("./") else self.url
+        return urljoin(base_url, f"posts/{self.slug}/")
 
 
 @dataclass

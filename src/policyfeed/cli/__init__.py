@@ -63,7 +63,33 @@ class App:
 
         if not self.may_create_db:
             self.require_db()
-        return open_db(self.db_path)
+        db = open_db(self.db_path)
+        self._adopt_base_url(db)
+        return db
+
+    def _adopt_base_url(self, db: sqlite_utils.Database) -> None:
+        """Keep the stored links to the site's own pages relative to site.base_url (see
+        policyfeed.content.relink): converted at the first open after an upgrade or a change
+        of base URL. Skipped when the settings cannot be read (the command says why if it
+        needs them) or the database cannot be written now (the next open converts)."""
+        import logging
+        import sqlite3
+
+        from policyfeed.content.relink import adopt_base_url
+        from policyfeed.errors import ConfigError
+
+        try:
+            base_url = self.settings.base_url
+        except ConfigError:
+            return
+        try:
+            done = adopt_base_url(db, base_url)
+        except sqlite3.OperationalError:
+            return
+        if done is not None and done.posts:
+            logging.getLogger("policyfeed").info(
+                "links to %s in %d posts now stored relative to it", base_url, done.posts
+            )
 
     def require_db(self) -> None:
         """Refuse a database path with no database: opening it would create an empty one, and

@@ -86,8 +86,11 @@ def _post_dict(app: App, post: Any, *, full: bool = False) -> dict[str, Any]:
         "summary": post.summary,
     }
     if full:
+        from policyfeed.content.posts import absolute_links
+
         data["language"] = post.language
-        data["body_html"] = post.body_html
+        # Stored with the site's own links relative to it; shown as feeds and pages show it.
+        data["body_html"] = absolute_links(post.body_html, app.settings.base_url)
     return data
 
 
@@ -151,7 +154,7 @@ def posts_edit(app: App, current_slug: str, allow_blanking: bool, **values: Any)
         policyfeed posts edit wcit-preparation --title "Preparing for WCIT-12"
         policyfeed posts edit wcit-preparation --slug wcit-12 --topic "ITU / WCIT"
     """
-    from policyfeed.content.posts import draft_from_record, refuse_blanking
+    from policyfeed.content.posts import absolute_links, draft_from_record, refuse_blanking
     from policyfeed.store import posts as store
     from policyfeed.store import transaction
 
@@ -161,7 +164,7 @@ def posts_edit(app: App, current_slug: str, allow_blanking: bool, **values: Any)
         "title": current.title,
         "slug": current.slug,
         "summary": current.summary,
-        "body": current.body_html,
+        "body": absolute_links(current.body_html, settings.base_url),
         "author": current.author,
         "url": current.url,
         "topics": [t.name for t in current.topics],

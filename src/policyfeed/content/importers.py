@@ -406,7 +406,9 @@ def _validate_chunk(args: tuple[list[_Item], str, tzinfo, bool]) -> list[PostDra
             if check_keys:
                 _check_keys(record, source, where)
             results.append(
-                draft_from_record(record, base_url=base, tz=tz, source=source, where=where)
+                draft_from_record(
+                    record, base_url=base, tz=tz, source=source, where=where, site_url=base_url
+                )
             )
         except InputError as exc:
             results.append(str(exc))

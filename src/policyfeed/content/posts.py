@@ -6,7 +6,7 @@ import functools
 import html as _html
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 
 from policyfeed.content.text import clean_line, clean_text
-from policyfeed.content.urls import to_uri
+from policyfeed.content.urls import SITE_RELATIVE, absolute, site_relative, to_uri
 from policyfeed.errors import InputError
 from policyfeed.model import Post, PostDraft, Topic, check_language
 
@@ -182,6 +182,52 @@ def prefix_ids(html: str, prefix: str) -> str:
     return _OPEN_TAG.sub(opening, html)
 
 
+#: The attributes of sanitised HTML that hold a URL (see ALLOWED_ATTRIBUTES).
+URL_ATTRIBUTES = ("href", "src", "cite")
+
+
+def _rewrite_urls(html: str, change: Callable[[str], str | None]) -> str:
+    """Sanitised HTML with each URL attribute's value passed through ``change`` (which gets and
+    returns the URL unescaped; None leaves it as it was)."""
+
+    def attributes(match: re.Match[str]) -> str:
+        space, name, value = match.group(1), match.group(2), match.group(3)
+        if value is None or name not in URL_ATTRIBUTES:
+            return match.group(0)
+        changed = change(_html.unescape(value))
+        if changed is None:
+            return match.group(0)
+        return f'{space}{name}="{changed.replace("&", "&amp;").replace(chr(34), "&quot;")}"'
+
+    def opening(match: re.Match[str]) -> str:
+        rewritten = _ATTRIBUTE.sub(attributes, match.group(2))
+        return f"<{match.group(1)}{rewritten}{match.group(3)}>"
+
+    return _OPEN_TAG.sub(opening, html)
+
+
+def site_relative_links(html: str, base_url: str) -> str:
+    """Sanitised HTML as it is stored: links and images that point at the site's own pages
+    (under ``base_url``) made relative to it (``./posts/x/``), so that a later change of the
+    base URL takes effect at the next build. Every other URL stays absolute."""
+    host = urlsplit(base_url).hostname
+    if not host or host not in html.lower():
+        return html
+    return _rewrite_urls(html, lambda url: site_relative(url, base_url))
+
+
+def absolute_links(html: str, base_url: str) -> str:
+    """Stored HTML as it goes out (feeds, pages, mail): the site's own links resolved against
+    ``base_url`` (the one of this build)."""
+    if '="' + SITE_RELATIVE not in html:
+        return html
+
+    def change(url: str) -> str | None:
+        return absolute(url, base_url) if url.startswith(SITE_RELATIVE) else None
+
+    return _rewrite_urls(html, change)
+
+
 def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment (for search); entities decoded, white space folded."""
     if not html.strip():
@@ -314,9 +360,19 @@ def refuse_blanking(current: Post, draft: PostDraft, *, source: str = "", where:
 
 
 def draft_from_record(
-    record: Mapping[str, Any], *, base_url: str, tz: tzinfo, source: str, where: str
+    record: Mapping[str, Any],
+    *,
+    base_url: str,
+    tz: tzinfo,
+    source: str,
+    where: str,
+    site_url: str | None = None,
 ) -> PostDraft:
     """Validate and clean one input record; errors name ``source`` and ``where`` (record/line).
+
+    Relative URLs are resolved against ``base_url``; links to the site's own pages (under
+    ``site_url``, the site's base URL, by default ``base_url``) are then stored relative to it
+    (:func:`site_relative_links`), and a ``url`` that is the post's own page is not stored.
 
     Keys: title (required), slug, summary, body (HTML), body_markdown or format=markdown, author,
     url, topics, status, published_at (or date), updated_at, guid, language (a tag like fr).
@@ -335,7 +391,8 @@ def draft_from_record(
             body, body_format = _text(record, "body_markdown"), "markdown"
         if body_format == "markdown":
             body = markdown_to_html(body)
-        body_html = sanitize_html(body, base_url)
+        site = site_url or base_url
+        body_html = site_relative_links(sanitize_html(body, base_url), site)
         summary = clean_line(_text(record, "summary"))
         if "<" in summary or "&" in summary:
             # Summaries are plain text; imported ones may carry markup.
@@ -346,6 +403,11 @@ def draft_from_record(
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"url must be http(s), not {url!r}")
             url = to_uri(parts.geturl())  # IDNA host, percent-encoded path: a URI, once
+            own = site_relative(url, site)
+            if own == f"{SITE_RELATIVE}posts/{slug}/":
+                url = None  # the post's own page: its permalink says so at any base URL
+            elif own is not None:
+                url = own
         status = _text(record, "status").lower() or None
         if status is not None and status not in STATUSES:
             raise ValueError(f"status must be draft or published, not {status!r}")

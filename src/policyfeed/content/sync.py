@@ -342,7 +342,12 @@ def _drafts(
                 # other guid is kept aside by the store, and the post gets this site's tag: id.
                 record["guid"] = source_guid
             draft = draft_from_record(
-                record, base_url=base, tz=settings.tz, source=url, where=where
+                record,
+                base_url=base,
+                tz=settings.tz,
+                source=url,
+                where=where,
+                site_url=settings.base_url,
             )
             items.append(_Item(where, key, source_guid, draft, _digest(draft)))
     return items

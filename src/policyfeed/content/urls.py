@@ -54,3 +54,56 @@ def site_url(settings: Settings, url: str) -> str:
     page would be (``icon.png`` under it, ``/icon.png`` at the host's root), made a URI. ""
     stays ""."""
     return to_uri(urljoin(settings.base_url, url)) if url else ""
+
+
+#: How a link to one of the site's own pages is stored: relative to ``base_url``, marked by
+#: this prefix (every other stored URL is absolute), so a new base URL takes effect at the
+#: next build. ``urljoin(base_url, stored)`` is the absolute URL again.
+SITE_RELATIVE = "./"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, int | None]:
+    """Host and port, the scheme's default port as None (http://h/ and https://h/ match)."""
+    return (host or "").lower(), None if port in (None, _DEFAULT_PORTS[scheme]) else port
+
+
+def site_relative(url: str, base_url: str) -> str | None:
+    """``url`` as stored when it is one of the site's own: ``./`` and the rest after
+    ``base_url`` (``https://example.org/policy/posts/x/`` under ``https://example.org/policy/``
+    is ``./posts/x/``); None for any other URL. http and https of the same host count as the
+    site (a site moving to https keeps its own links)."""
+    try:
+        parts, base = urlsplit(url), urlsplit(base_url)
+        if parts.scheme not in _DEFAULT_PORTS or base.scheme not in _DEFAULT_PORTS:
+            return None
+        if _origin(parts.scheme, parts.hostname, parts.port) != _origin(
+            base.scheme, base.hostname, base.port
+        ):
+            return None
+    except ValueError:  # a port that is no number
+        return None
+    if parts.username or parts.password:
+        return None
+    root = base.path or "/"
+    path = parts.path or "/"
+    if not path.startswith(root):
+        return None
+    rest = path[len(root) :]
+    if parts.query:
+        rest += "?" + parts.query
+    if parts.fragment:
+        rest += "#" + parts.fragment
+    return SITE_RELATIVE + rest
+
+
+def absolute(url: str, base_url: str) -> str:
+    """A stored URL as it goes out: a site-relative one (:data:`SITE_RELATIVE`) resolved
+    against ``base_url``; any other as it is."""
+    if url.startswith(SITE_RELATIVE):
+        return (
+            base_url + url[len(SITE_RELATIVE) :]
+            if base_url.endswith("/")
+            else urljoin(base_url, url)
+        )
+    return url

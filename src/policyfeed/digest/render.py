@@ -21,7 +21,7 @@ from policyfeed.content.plaintext import (
     tidy_text,
     wrap_text,
 )
-from policyfeed.content.posts import sanitize_html
+from policyfeed.content.posts import absolute_links, sanitize_html
 from policyfeed.content.text import clean_line
 from policyfeed.content.urls import site_url
 from policyfeed.errors import DigestTooLargeError
@@ -112,7 +112,7 @@ def email_body_html(body_html: str, base_url: str) -> str:
     width that fits the column, only absolute http(s)/mailto links, wide tables scrollable."""
     import lxml.html
 
-    root = html_fragment(sanitize_html(body_html, base_url))
+    root = html_fragment(sanitize_html(absolute_links(body_html, base_url), base_url))
     for img in list(root.iter("img")):
         if not absolute_link(img.get("src")) or urlsplit(img.get("src", "")).scheme == "mailto":
             img.drop_tree()

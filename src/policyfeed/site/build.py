@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
-from policyfeed.content.posts import prefix_ids
+from policyfeed.content.posts import absolute_links, prefix_ids
 from policyfeed.content.text import clean_line
 from policyfeed.content.urls import site_url
 from policyfeed.model import Post, Topic, make_guid
@@ -137,7 +137,8 @@ def post_entry(post: Post, settings: Settings) -> FeedEntry:
         link=link,
         published=post.published_at,
         updated=max(post.updated_at, post.published_at),
-        content_html=prefix_ids(post.body_html, id_prefix(post)),  # as on the post's page
+        # As on the post's page; the site's own links made absolute against this base URL.
+        content_html=prefix_ids(absolute_links(post.body_html, settings.base_url), id_prefix(post)),
         summary=post.summary or excerpt(post.body_text),
         authors=(author,) if author else (),
         categories=tuple(Category(t.slug, t.name) for t in post.topics),
@@ -226,7 +227,8 @@ class _Pages:
         }
         if full:
             # Sanitised when it was saved; ids prefixed so they cannot collide with the page's.
-            view["body_html"] = Markup(prefix_ids(post.body_html, id_prefix(post)))
+            body = absolute_links(post.body_html, self.settings.base_url)
+            view["body_html"] = Markup(prefix_ids(body, id_prefix(post)))
             view["permalink"] = post.permalink(self.settings.base_url)
             view["original"] = post.url if post.url and post.url != own_page else ""
         return view

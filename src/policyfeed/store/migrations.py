@@ -788,3 +788,16 @@ def m018_languages(db: Database) -> None:
         columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})").fetchall()}
         if column not in columns:  # safe to run again after a crash before it was recorded
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+
+
+@MIGRATIONS()
+def m019_site_relative_links(db: Database) -> None:
+    # Links to the site's own pages are stored relative to its base URL (``./posts/x/``) and
+    # made absolute when feeds, pages and mail are written, so a new base URL takes effect at
+    # the next build. Bodies saved before were made absolute against the base URL of the
+    # time, which no migration can know: a row here says they are still to be converted, and
+    # the first open with the settings does it (policyfeed.content.relink). A database with no
+    # posts yet has nothing to convert.
+    db.execute("CREATE TABLE relink_pending (id INTEGER PRIMARY KEY CHECK (id = 1))")
+    if db.execute("SELECT 1 FROM posts LIMIT 1").fetchone():
+        db.execute("INSERT INTO relink_pending (id) VALUES (1)")

@@ -390,3 +390,38 @@ def newest_change(db: Database, post_ids: Sequence[int]) -> datetime | None:
     row = db.execute(f"SELECT max(updated_at) FROM posts WHERE id IN ({marks})", list(post_ids))
     value = row.fetchone()[0]
     return from_db_time(value) if value else None
+
+
+# --- links stored relative to the site (policyfeed.content.relink) ---------------------------
+
+
+def relink_pending(db: Database) -> bool:
+    """Whether the stored bodies may still hold absolute links to the site (migration 19)."""
+    return db.execute("SELECT 1 FROM relink_pending").fetchone() is not None
+
+
+def posts_mentioning(
+    db: Database, needles: Sequence[str]
+) -> list[tuple[int, str, str, str | None]]:
+    """(id, slug, body_html, url) of the posts whose body or url holds one of ``needles``."""
+    if not needles:
+        return []
+    where = " OR ".join(
+        "instr(lower(body_html), ?) OR instr(lower(coalesce(url, '')), ?)" for _ in needles
+    )
+    params = [n.lower() for n in needles for _ in (0, 1)]
+    rows = db.execute(
+        f"SELECT id, slug, body_html, url FROM posts WHERE {where} ORDER BY id", params
+    ).fetchall()
+    return [(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
+
+
+def relink_posts(db: Database, changes: Sequence[tuple[int, str, str | None]]) -> None:
+    """Save (id, body_html, url) for each post and mark the conversion done, in one
+    transaction. The posts' last change stays: what readers see is the same."""
+    with transaction(db):
+        for post_id, body_html, url in changes:
+            db.execute(
+                "UPDATE posts SET body_html = ?, url = ? WHERE id = ?", [body_html, url, post_id]
+            )
+        db.execute("DELETE FROM relink_pending")
