@@ -1,8 +1,9 @@
 """A build that renders only what changed gives exactly the site a full build gives.
 
-Random edits (new, edited, retitled, re-topiced, renamed, backdated, scheduled, unpublished,
-republished and deleted posts, and a clock going forward and back) are applied one by one; after
-each, the incremental build must equal a full build from scratch, byte for byte.
+Random edits (new, edited, retitled, re-topiced, renamed, renamed back to an old slug, backdated,
+scheduled, unpublished, republished and deleted posts, and a clock going forward and back) are
+applied one by one; after each, the incremental build must equal a full build from scratch, byte
+for byte (the redirect pages at renamed posts' old slugs included).
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from hypothesis import strategies as st
 
 from policyfeed.config import Settings
 from policyfeed.site.build import build_site
+from policyfeed.site.redirects import read_redirect
 from policyfeed.store import memory_db
 from policyfeed.store import posts as post_store
+from policyfeed.store import site as site_store
 from site_support import NOW, day, save, tree, with_limit
 
 TOPICS = ["IETF", "ITU", "Trade"]
 KINDS = ["add"] * 5 + [
-    "edit", "topics", "rename", "redate", "unpublish", "republish", "delete", "clock",
+    "edit", "topics", "rename", "rename", "restore", "redate", "unpublish", "republish",
+    "delete", "clock",
 ]  # fmt: skip
 OPS = st.tuples(
     st.sampled_from(KINDS),
@@ -49,7 +53,7 @@ def normalise(op: tuple[str, int, set[str]]) -> tuple[str, int, object]:
         return kind, abs(number), abs(number) * 7 % 40 + 1
     if kind == "edit":
         return kind, abs(number), f"v{number}"
-    if kind == "rename":
+    if kind in ("rename", "restore"):
         return kind, abs(number), abs(number) % 7
     if kind == "clock":
         return kind, max(-12, min(12, number)), None
@@ -65,6 +69,7 @@ class Site:
         self.folder = folder
         self.now = NOW
         self.made = 0
+        self.redirects_seen = 0  # redirect pages found after the builds, all counted
 
     def slugs(self) -> list[str]:
         return [p.slug for p in post_store.list_posts(self.db)]
@@ -96,8 +101,13 @@ class Site:
             keep["topics"] = sorted(extra)  # type: ignore[arg-type]
         elif kind == "redate":
             keep["date"] = day(int(extra))  # type: ignore[call-overload]
-        elif kind == "rename":
+        elif kind in ("rename", "restore"):
             new = f"r{extra}"
+            if kind == "restore":  # back to one of its old slugs, when another post has none
+                olds = sorted(set(site_store.old_slugs(self.db, post.id or 0)) - set(self.slugs()))
+                if not olds:
+                    return
+                new = olds[int(extra) % len(olds)]  # type: ignore[call-overload]
             if new in self.slugs():
                 return
             save(self.db, self.settings, new, post_id=post.id, now=self.now, **keep)
@@ -134,6 +144,8 @@ def _check_after_each(site: Site, ops: list[tuple[str, int, object]], root: Path
         build_site(site.db, site.settings, fresh, site.now)
         assert tree(site.folder) == tree(fresh), (number, op)
         shutil.rmtree(fresh)
+        pages = (p.read_bytes() for p in (site.folder / "posts").glob("*/index.html"))
+        site.redirects_seen += sum(1 for page in pages if read_redirect(page))
 
 
 @hsettings(max_examples=30, deadline=None, derandomize=True)
@@ -167,3 +179,4 @@ def test_a_long_random_history_keeps_incremental_and_full_builds_equal(
     site = Site(with_limit(settings, limit), tmp_path / "site")
     check_after_each(site, ops, tmp_path)
     assert len(list((tmp_path / "site" / "posts").glob("*"))) > 0
+    assert site.redirects_seen > 0  # renamed posts left redirect pages on the way

@@ -258,9 +258,13 @@ def _origin(app: App, post: Any) -> dict[str, str]:
     the sources it was synced from, its issue, or why no issue will take it."""
     from policyfeed.store.announced import announcement
     from policyfeed.store.issues import post_states
+    from policyfeed.store.site import old_slugs
     from policyfeed.store.sources import item_sources
 
     shown: dict[str, str] = {}
+    former = old_slugs(app.db, post.id)
+    if former:
+        shown["was"] = ", ".join(former) + " (redirect pages lead here)"
     synced = item_sources(app.db, post.id)
     if synced:
         shown["source"] = ", ".join(synced)

@@ -7,6 +7,7 @@
     archive/N/  feed.xml atom.xml feed.json index.html      RFC 5005 archive pages
     topics/<slug>/  index.html feed.xml atom.xml feed.json  the newest posts of a topic
     posts/<slug>/index.html                 a page per post (its permalink when it has no url)
+    posts/<old slug>/index.html             a redirect page at a renamed post's old slugs
     feeds.opml                              every feed, for feed readers to import
     issues/...                              the digest's web archive (policyfeed.site.issue_archive)
 
@@ -49,6 +50,7 @@ from policyfeed.site.feeds import (
 from policyfeed.site.issue_archive import build_issue_archive
 from policyfeed.site.ownership import claim_output_folder
 from policyfeed.site.parallel import Context, Jobs, default_workers
+from policyfeed.site.redirects import redirect_page, redirect_path
 from policyfeed.site.signup_box import signup_box
 from policyfeed.site.state import SITE_PART, BuildPlan, load_state, plan_build, save_state
 from policyfeed.store.posts import get_posts_by_ids
@@ -58,6 +60,7 @@ from policyfeed.store.site import (
     newest_in_topic,
     newest_visible,
     read_snapshot,
+    redirects,
     site_last_change,
 )
 from policyfeed.templating import format_date
@@ -389,6 +392,7 @@ class _Builder:
         #: Dates a feed without entries (the site's last change, never after now).
         self.last_change = site_last_change(db, now)
         self._written: list[str] = []  # by this process, besides the jobs
+        self._stale_redirects: set[str] = set()
 
     def run(self) -> None:
         names = {t.slug: t for t in all_topics(self.db)}
@@ -397,6 +401,7 @@ class _Builder:
         posts = self.current(topics)
         self.post_pages(posts)
         self.remaining_post_pages()
+        self.redirect_pages()
         self.opml(topics, posts)
         written = self.jobs.finish() + self._written
         self.result.written.extend(self.out_dir / rel for rel in written)
@@ -550,6 +555,17 @@ class _Builder:
             ),
         )
 
+    def redirect_pages(self) -> None:
+        """A redirect page at every old slug of a visible post (see site.redirects); those of
+        the last build that are gone (the post renamed back, unpublished or removed) removed,
+        unless a post's page is there now."""
+        state = self.plan.state
+        wanted = redirects(self.db, now=self.now)
+        for old, new in wanted.items():
+            self.write(redirect_path(old), redirect_page(self.settings, new))
+        self._stale_redirects = set(state.redirects) - set(wanted)
+        state.redirects = wanted
+
     def remaining_post_pages(self) -> None:
         ids = sorted(self.plan.post_ids)
         for start in range(0, len(ids), 500):
@@ -558,7 +574,8 @@ class _Builder:
     def prune(self, topics: Sequence[Topic]) -> None:
         """Remove pages of posts that are gone; after a full build, also whatever an earlier
         build left that the database no longer has."""
-        for slug in sorted(self.plan.gone_slugs - self.rendered_slugs):
+        kept = self.rendered_slugs | set(self.plan.state.redirects)
+        for slug in sorted((self.plan.gone_slugs | self._stale_redirects) - kept):
             self.remove(f"posts/{slug}/index.html")
         if not self.plan.full:
             return
@@ -570,7 +587,7 @@ class _Builder:
         for path in sorted((self.out_dir / "archive").glob("*/")):
             if path.is_dir() and (not path.name.isdigit() or not 1 <= int(path.name) <= pages):
                 self.remove_folder_pages(f"archive/{path.name}/")
-        visible = self.rendered_slugs  # a full build renders every visible post
+        visible = kept  # a full build renders every visible post and every redirect
         for path in sorted((self.out_dir / "posts").glob("*/")):
             if path.is_dir() and path.name not in visible:
                 self.remove(f"posts/{path.name}/index.html")

@@ -46,7 +46,7 @@ from policyfeed.store.site import (
 )
 from policyfeed.store.site import changed_visibility as _changed_visibility
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 STATE_NAME = "site"
 #: The mark a build sets in the output before it changes the site (output.BatchWriter.mark).
 SITE_PART = "site"
@@ -75,6 +75,8 @@ class SiteState:
     pages: list[PageSignature]
     current: list[int]
     topics: dict[str, list[int]] = field(default_factory=dict)
+    #: The redirect pages written (old slug → the slug they point at).
+    redirects: dict[str, str] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         data = {
@@ -89,6 +91,7 @@ class SiteState:
             ],
             "current": self.current,
             "topics": {slug: self.topics[slug] for slug in sorted(self.topics)},
+            "redirects": {slug: self.redirects[slug] for slug in sorted(self.redirects)},
         }
         return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
@@ -112,6 +115,7 @@ class SiteState:
                 pages=[PageSignature(key(a), key(b), int(n)) for a, b, n in data["pages"]],
                 current=[int(i) for i in data["current"]],
                 topics={str(k): [int(i) for i in v] for k, v in data["topics"].items()},
+                redirects={str(k): str(v) for k, v in data["redirects"].items()},
             )
         except (ValueError, KeyError, TypeError, IndexError):
             return None
@@ -284,6 +288,7 @@ def plan_build(
         pages=new_pages,
         current=[key[1] for key in current_keys] if layout_changed else list(old_current),
         topics=dict(state.topics) if state is not None else {},
+        redirects=dict(state.redirects) if state is not None else {},
     )
     return BuildPlan(
         full=full,

@@ -801,3 +801,36 @@ def m019_site_relative_links(db: Database) -> None:
     db.execute("CREATE TABLE relink_pending (id INTEGER PRIMARY KEY CHECK (id = 1))")
     if db.execute("SELECT 1 FROM posts LIMIT 1").fetchone():
         db.execute("INSERT INTO relink_pending (id) VALUES (1)")
+
+
+@MIGRATIONS()
+def m020_old_slugs(db: Database) -> None:
+    # Every slug a published post had before it was renamed: its page was public (and may be
+    # linked from a sent digest), so the site keeps a redirect page there (policyfeed.site.
+    # redirects). A slug that another post takes again is that post's page, not a redirect.
+    db.execute(
+        """
+        CREATE TABLE post_slugs (
+            slug TEXT PRIMARY KEY,
+            post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX post_slugs_post ON post_slugs (post_id)")
+    db.execute(
+        """
+        CREATE TRIGGER post_slugs_rename AFTER UPDATE OF slug ON posts
+        WHEN old.slug IS NOT new.slug AND old.status = 'published' BEGIN
+            INSERT OR REPLACE INTO post_slugs (slug, post_id) VALUES (old.slug, old.id);
+        END
+        """
+    )
+    # The renames made before, from the post journal (the latest owner of a slug wins).
+    db.execute(
+        """
+        INSERT OR REPLACE INTO post_slugs (slug, post_id)
+        SELECT j.old_slug, j.post_id FROM post_journal j JOIN posts p ON p.id = j.post_id
+        WHERE j.old_slug IS NOT NULL AND j.old_status = 'published' AND j.old_slug != p.slug
+        ORDER BY j.seq
+        """
+    )

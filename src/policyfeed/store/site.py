@@ -249,3 +249,28 @@ def site_last_change(db: Database, now: datetime) -> datetime:
         created = created.replace(tzinfo=UTC)
     # Not clamped to now: a date that moved with the clock would rewrite the feeds every build.
     return created.astimezone(UTC).replace(microsecond=0)
+
+
+# --- old slugs ------------------------------------------------------------------------------
+
+
+def redirects(db: Database, *, now: datetime) -> dict[str, str]:
+    """Old slug → current slug of every visible post renamed since it was published, but the
+    old slugs a post holds now (its page is there)."""
+    rows = db.execute(
+        "SELECT s.slug, p.slug FROM post_slugs s JOIN posts p ON p.id = s.post_id "
+        "WHERE p.status = 'published' AND p.published_at <= ? "
+        "AND NOT EXISTS (SELECT 1 FROM posts q WHERE q.slug = s.slug) ORDER BY s.slug",
+        [to_db_time(now)],
+    ).fetchall()
+    return {str(old): str(new) for old, new in rows}
+
+
+def old_slugs(db: Database, post_id: int) -> list[str]:
+    """The slugs a post had before and no post holds now, in name order."""
+    rows = db.execute(
+        "SELECT s.slug FROM post_slugs s WHERE s.post_id = ? "
+        "AND NOT EXISTS (SELECT 1 FROM posts q WHERE q.slug = s.slug) ORDER BY s.slug",
+        [post_id],
+    ).fetchall()
+    return [str(row[0]) for row in rows]

@@ -4,7 +4,8 @@ symlink followed) lies inside the real output folder, never a hidden one (the bu
 Files go out with the right media types (``application/rss+xml``, ``application/atom+xml``,
 ``application/feed+json``…), a strong ETag, Last-Modified (the file's mtime, honest because
 unchanged files are never rewritten), 304 answers to ``If-None-Match`` and ``If-Modified-Since``,
-and gzip for clients that ask.
+and gzip for clients that ask. A renamed post's redirect page (:mod:`policyfeed.site.redirects`)
+is answered with a ``301`` to the post's page and a ``Link: <…>; rel="canonical"`` header.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from policyfeed.site.feeds import FEED_FILES, OPML_FILE
+from policyfeed.site.redirects import read_redirect
 
 #: Media types by file name, then by suffix; text types are served as UTF-8.
 MEDIA_TYPES_BY_NAME = {f.name: f.media_type for f in (*FEED_FILES, OPML_FILE)}
@@ -145,6 +147,12 @@ class StaticFiles:
                 data, etag, packed = _representations(target.name, data)
         except OSError:
             raise NotFound() from None
+        if parts[:1] == ["posts"] and target.name == "index.html":
+            moved = read_redirect(data)
+            if moved is not None:
+                response = redirect(request.script_root + "/" + moved[0], code=301)
+                response.headers["Link"] = f'<{moved[1]}>; rel="canonical"'
+                return response
         response = Response(data, content_type=media_type(target.name))
         if packed is not None:
             response.vary.add("Accept-Encoding")
