@@ -4,7 +4,8 @@ Each writer takes the blog's address and a list of :class:`Item` and returns the
 those systems write it: WordPress's RSS 2.0 with content:encoded in CDATA, dc:creator, several
 categories, a comments link and comments feed per post, and (with a plugin) a next page;
 Ghost's RSS with an ObjectId guid, media:content and root-relative images; Drupal's RSS with
-xml:base, escaped HTML in description, "12 at https://…" guids and taxonomy categories.
+xml:base, escaped HTML in description, "12 at https://…" guids and taxonomy categories;
+WordPress's Atom feed with xml:base on each content, categories as terms and rel="replies".
 """
 
 from __future__ import annotations
@@ -207,4 +208,67 @@ def drupal_feed(base: str, items: list[Item]) -> str:
 {"".join(entries)}
   </channel>
 </rss>
+"""
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wordpress_atom_feed(
+    base: str, items: list[Item], *, next_page: str = "", edited: dict[str, datetime] | None = None
+) -> str:
+    """WordPress's Atom feed (``/feed/atom/``): xml:base on the feed and on each content, CDATA
+    in title, summary and content, a relative image, categories as ``term``, the comments as
+    ``rel="replies"`` links (thr:), and (with a plugin) a ``rel="next"`` page. ``edited`` gives
+    an entry's ``updated`` by slug (else its publication)."""
+    entries = []
+    edited = edited or {}
+    for item in sorted(items, key=lambda i: i.published, reverse=True):
+        link = f"{base}{item.published:%Y/%m/%d}/{item.slug}/"
+        categories = "".join(
+            f'\n\t\t<category scheme="{base}" term="{html.escape(c)}" />' for c in item.categories
+        )
+        body = (
+            f'{item.body}\n<p><img src="wp-content/uploads/2012/07/{item.slug}.jpg" '
+            f'alt="{html.escape(item.title)}" width="640" height="480" /></p>'
+        )
+        entries.append(
+            f"""
+	<entry>
+		<author>
+			<name>{html.escape(item.author)}</name>
+		</author>
+		<title type="html"><![CDATA[{item.title}]]></title>
+		<link rel="alternate" type="text/html" href="{link}" />
+		<id>{base}?p={item.number}</id>
+		<updated>{rfc3339(edited.get(item.slug, item.published))}</updated>
+		<published>{rfc3339(item.published)}</published>{categories}
+		<summary type="html"><![CDATA[{item.summary} [&#8230;]]]></summary>
+		<content type="html" xml:base="{link}"><![CDATA[{body}]]></content>
+		<link rel="replies" type="text/html" href="{link}#comments" thr:count="3" />
+		<link rel="replies" type="application/atom+xml" href="{link}feed/atom/" thr:count="3" />
+		<thr:total>3</thr:total>
+	</entry>"""
+        )
+    paging = f'\n\t<link rel="next" href="{next_page}" />' if next_page else ""
+    newest = max((i.published for i in items), default=datetime(2012, 7, 1, tzinfo=UTC))
+    return f"""<?xml version="1.0" encoding="UTF-8"?><feed
+  xmlns="http://www.w3.org/2005/Atom"
+  xmlns:thr="http://purl.org/syndication/thread/1.0"
+  xml:lang="en-US"
+  xml:base="{base}wp-atom.php"
+   >
+	<title type="text">Chapter blog</title>
+	<subtitle type="text">News from the chapter</subtitle>
+
+	<updated>{rfc3339(newest)}</updated>
+
+	<link rel="alternate" type="text/html" href="{base}" />
+	<id>{base}feed/atom/</id>
+	<link rel="self" type="application/atom+xml" href="{base}feed/atom/" />{paging}
+
+	<generator uri="https://wordpress.org/" version="6.4.2">WordPress</generator>
+{"".join(entries)}
+</feed>
 """
