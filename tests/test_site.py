@@ -16,6 +16,7 @@ from policyfeed.cli import cli
 from policyfeed.config import Settings
 from policyfeed.errors import ConflictError
 from policyfeed.site.build import build_site
+from policyfeed.site.redirects import read_redirect
 from policyfeed.store import posts as post_store
 from site_support import NOW, check_feed_folder, day, mtimes, parse_feed, save, tree
 
@@ -197,7 +198,7 @@ def test_an_empty_database_builds_a_valid_empty_site(
     assert "No posts yet" in (site / "index.html").read_text()
 
 
-def test_unpublishing_renaming_and_deleting_posts_remove_their_pages(
+def test_unpublishing_and_deleting_posts_remove_their_pages_and_renaming_leaves_a_redirect(
     demo_db: sqlite_utils.Database, settings: Settings, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
@@ -225,9 +226,14 @@ def test_unpublishing_renaming_and_deleting_posts_remove_their_pages(
     pages = sorted(p.parent.name for p in (out / "posts").glob("*/index.html"))
     assert pages == [
         "acta-and-tppa",
+        "acta-and-tppa-a-coincidence-worth-exploring",  # the old slug: a redirect page
         "itu-council-refers-internet-issues-to-wtsa",
         "wcit-preparation-ask-your-government",
     ]
+    old = (
+        out / "posts" / "acta-and-tppa-a-coincidence-worth-exploring" / "index.html"
+    ).read_bytes()
+    assert read_redirect(old) == ("posts/acta-and-tppa/", settings.absolute("posts/acta-and-tppa/"))
     assert not (out / "topics" / "ietf").exists()  # its only post is gone
     assert not (out / "topics" / "intellectual-property").exists()
     assert len(check_feed_folder(out, 3)) == 3
