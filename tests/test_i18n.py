@@ -460,3 +460,14 @@ def test_dates_of_posts_follow_the_chapter(settings: Settings) -> None:
     digest = render_issue(make_issue(), [post], settings, chapter=chapter)
 
     assert "25 de julio de 2012" in digest.text
+
+
+def test_a_site_in_arabic_builds_its_pages_right_to_left(demo_db, settings, tmp_path) -> None:
+    from policyfeed.site.build import build_site
+
+    arabic = dataclasses.replace(settings, language="ar")
+    build_site(demo_db, arabic, tmp_path / "out", datetime(2012, 7, 30, 12, tzinfo=UTC))
+    root = lxml.html.document_fromstring((tmp_path / "out" / "index.html").read_bytes())
+
+    assert (root.get("lang"), root.get("dir")) == ("ar", "rtl")
+    assert "الأعداد السابقة من النشرة البريدية" in root.text_content()  # the footer's words

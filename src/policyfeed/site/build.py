@@ -63,7 +63,7 @@ from policyfeed.store.site import (
     redirects,
     site_last_change,
 )
-from policyfeed.templating import format_date
+from policyfeed.templating import format_date, text_direction
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -203,6 +203,7 @@ class _Pages:
             "description": " ".join(settings.description.split()),
             "url": settings.base_url,
             "language": settings.language,
+            "dir": text_direction(settings.language),
         }
 
     def render(self, name: str, *, depth: int, **context: Any) -> str:
