@@ -81,7 +81,7 @@ def demo_issue(
     db: sqlite_utils.Database, settings: Settings, *, approved: bool = False
 ) -> tuple[Issue, list[Post]]:
     """Issue 1 of the demo site, as ``publish`` would make it on Monday 30 July 2012 (a draft;
-    ``approved``: approved for sending, so the web archive shows it)."""
+    ``approved``: approved and going out, so the web archive shows it)."""
     issue = approved_issue(db, settings, period=DEMO_PERIOD, now=NOW) if approved else None
     issue = issue or create_issue(db, settings, period=DEMO_PERIOD, now=NOW)
     assert issue is not None
@@ -89,8 +89,9 @@ def demo_issue(
 
 
 def approved_issue(db: sqlite_utils.Database, settings: Settings, **options: Any) -> Issue | None:
-    """``create_issue(db, settings, **options)``, approved at once (as publish does when no
-    approval is required): the web archive shows approved issues, never drafts."""
+    """``create_issue(db, settings, **options)``, approved and its delivery begun at once (as
+    publish does when no approval is required and the check passes): the web archive shows the
+    issues whose delivery began, never a draft or an approved issue still waiting."""
     from policyfeed.store import issues as issue_store
     from policyfeed.store import transaction
 
@@ -99,6 +100,7 @@ def approved_issue(db: sqlite_utils.Database, settings: Settings, **options: Any
         return None
     with transaction(db):
         assert issue_store.approve_issue(db, issue.id or 0, now=options["now"])
+        issue_store.set_issue_status(db, issue.id or 0, "sending", now=options["now"])
     approved = issue_store.issue_by_number(db, issue.number)
     assert approved is not None
     return approved

@@ -415,11 +415,11 @@ def test_a_long_random_history_keeps_incremental_and_full_archives_equal(
 # --- drafts and discarded issues are not archived ------------------------------------------
 
 
-def test_a_draft_has_no_page_until_it_is_approved_then_its_neighbour_links_to_it(
+def test_a_draft_has_no_page_nor_once_approved_until_its_delivery_begins(
     small, tmp_path: Path
 ) -> None:
     from policyfeed.digest.editing import approve_issue
-    from policyfeed.digest.issues import create_issue
+    from policyfeed.digest.issues import create_issue, get_issue, mark_issue_status
 
     db, settings = small
     out = tmp_path / "site"
@@ -435,35 +435,44 @@ def test_a_draft_has_no_page_until_it_is_approved_then_its_neighbour_links_to_it
     assert tree(out) == fresh_tree(db, settings, tmp_path / "fresh-draft")
 
     approve_issue(db, settings, 6, now=NOW)
-    approved = build_site(db, settings, out, NOW)
+    approved = build_site(db, settings, out, NOW)  # the check may still refuse it
+
+    assert not (out / "issues" / "6").exists()
+    assert issue_files(approved.written, out) == []
+    assert tree(out) == fresh_tree(db, settings, tmp_path / "fresh-approved")
+
+    mark_issue_status(db, get_issue(db, 6), "sending", NOW)
+    sending = build_site(db, settings, out, NOW)
 
     assert article_titles(out / "issues" / "6" / "index.html") == ["Fresh news"]
     assert "Issue 6" in (out / "issues" / "5" / "index.html").read_text()
-    assert "issues/6/index.html" in issue_files(approved.written, out)
-    assert tree(out) == fresh_tree(db, settings, tmp_path / "fresh-approved")
+    assert "issues/6/index.html" in issue_files(sending.written, out)
+    assert tree(out) == fresh_tree(db, settings, tmp_path / "fresh-sending")
 
 
-def test_discarding_an_approved_issue_takes_its_page_and_links_away(small, tmp_path) -> None:
-    from policyfeed.digest.editing import discard_issue
-    from policyfeed.digest.issues import list_issues
+def test_discarding_an_approved_issue_leaves_the_archive_without_it(small, tmp_path) -> None:
+    from policyfeed.digest.editing import approve_issue, discard_issue
+    from policyfeed.digest.issues import create_issue, list_issues
 
     db, settings = small
     out = tmp_path / "site"
     add_post(db, settings, "fresh-news", title="Fresh news", date=NOW - DAY)
-    approved_issue(db, settings, period="week-5", now=NOW)
+    create_issue(db, settings, period="week-5", now=NOW)
+    approve_issue(db, settings, 6, now=NOW)
     build_site(db, settings, out, NOW)
-    assert (out / "issues" / "6" / "index.html").exists()
+    assert not (out / "issues" / "6").exists()
+    before = tree(out)
 
     discard_issue(db, 6, now=NOW)
     result = build_site(db, settings, out, NOW)
 
     assert not (out / "issues" / "6").exists()
-    assert "issues/6/index.html" in issue_files(result.removed, out)
+    assert issue_files(result.written, out) == [] and issue_files(result.removed, out) == []
     assert "Issue 6" not in (out / "issues" / "5" / "index.html").read_text()
     index = (out / "issues" / "index.html").read_text()
     assert "Fresh news" not in index and "/issues/6/" not in index
     assert list_issues(db)[0].status == "discarded"
-    assert tree(out) == fresh_tree(db, settings, tmp_path / "fresh")
+    assert tree(out) == before == fresh_tree(db, settings, tmp_path / "fresh")
 
 
 def test_editing_a_draft_rewrites_no_archive_file(small, tmp_path: Path) -> None:

@@ -372,14 +372,15 @@ def _resolve_period(
     ``--period`` named a period other than the schedule's current one).
 
     ``--period`` takes a time of the schedule (not a future one), the key of an issue that
-    exists (a time from an earlier schedule, or a special issue's name), and nothing else.
+    exists or was discarded (a time from an earlier schedule, or a special issue's name), and
+    nothing else.
     """
     current = current_period(settings.schedule, settings.tz, now)
     if text is None:
         return current, current.key, False
     if not looks_like_a_time(text):
         name = text.strip()
-        if get_issue_by_period(db, name) is None:
+        if get_issue_by_period(db, name) is None and discarded_issue(db, name) is None:
             raise UsageError(
                 f"{text!r} is not a period, nor the name of a special issue; give "
                 f"{PERIOD_SPELLING} (the latest is {current.key})",
@@ -387,7 +388,10 @@ def _resolve_period(
             )
         return None, name, True
     typed = typed_period(text, settings.tz)
-    if isinstance(typed, Period) and get_issue_by_period(db, typed.key) is not None:
+    if isinstance(typed, Period) and (
+        get_issue_by_period(db, typed.key) is not None
+        or discarded_issue(db, typed.key) is not None
+    ):
         period = typed  # an issue made for it already, perhaps under an earlier schedule
     else:
         period = read_period(text, settings.schedule, settings.tz)
@@ -608,12 +612,11 @@ def _publish(
     for warning in warnings:
         log.warning("%s", warning)
 
-    if issue.status == "draft":  # no approval required: this run approves it as it begins
-        issue = approve_for_sending(db, issue, clock())
     built = _build_site(db, settings, now)
     site_files = len(built.written)
     check = _preflight(db, settings, issue, posts, shown, templates, now=now, built=built)
-    if check.errors:  # before the ledger is frozen: a fixed template next run sends as usual
+    if check.errors:  # before the ledger is frozen: a fixed template next run sends as usual;
+        # the issue stays as it was (a draft, or approved by an editor), not on the web
         return PublishResult(
             "refused", key, issue.number, posts=len(posts), subject=issue.subject,
             message=check.summary(), site_files=site_files, warnings=warnings,
@@ -638,8 +641,13 @@ def _publish(
                 + " any more"
             ),
         )
+    if issue.status == "draft":  # no approval required: this run approves it as it begins
+        issue = approve_for_sending(db, issue, clock())
     if issue.status != "sending":
         issue = mark_issue_status(db, issue, "sending", clock())
+        # Its delivery began: now its web version and the feeds of issues show it, before the
+        # first message (whose "view in browser" link leads there) leaves.
+        site_files += len(_build_site(db, settings, now).written)
 
     personaliser = Personaliser(settings, secret)
 

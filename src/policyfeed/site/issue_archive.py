@@ -1,8 +1,9 @@
 """The digest's web archive: each issue's web version, an index of issues, and feeds of issues.
 
-The email's "view in browser" link points at ``issues/<number>/``. Every issue approved for
-sending is archived (the page must be there before the email goes out); a draft, which an editor
-may still change or discard, and a discarded issue are not. Posts unpublished since the issue
+The email's "view in browser" link points at ``issues/<number>/``. Every issue whose delivery
+began is archived (publish builds it after the check passed and before the first message
+leaves); a draft, which an editor may still change or discard, an approved issue, which the
+check may still refuse, and a discarded issue are not. Posts unpublished since the issue
 was made are left out of its web version. Pages depend only on the database: the same database
 gives the same bytes, and unchanged files are not rewritten.
 

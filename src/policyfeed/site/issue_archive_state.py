@@ -32,7 +32,7 @@ STATE_VERSION = 1
 #: A file every archive build writes: when it is gone, so is the archive the state describes.
 SENTINEL = "issues/index.html"
 #: Bump when the layout of the archive changes, so that the next build is a full one.
-LAYOUT_VERSION = "2"  # 2: drafts and discarded issues are not archived
+LAYOUT_VERSION = "3"  # 2: drafts and discarded issues are not archived; 3: nor approved ones
 ARCHIVE_TEMPLATES = (
     "archive/base.html",
     "archive/issue.html",

@@ -21,8 +21,9 @@ ISSUE_COLUMNS = (
     "id, number, period, subject, note, status, created_at, updated_at, sent_at, "
     "approved_at, review_sent_at, discarded_at, subject_edited"
 )
-#: What the web archive shows: issues approved for sending, going out, or sent.
-ARCHIVED = "status IN ('approved', 'sending', 'sent')"
+#: What the web archive shows: issues whose delivery began (going out, or sent). An approved
+#: issue is not there yet: the check may still refuse it, and nothing may announce it then.
+ARCHIVED = "status IN ('sending', 'sent')"
 #: Every issue but the discarded ones: a period has at most one of these.
 KEPT = "status != 'discarded'"
 
@@ -320,7 +321,7 @@ def issue_ids_of_posts(db: Database, post_ids: Sequence[int]) -> set[int]:
     return found
 
 
-# The archive shows only the issues approved, going out or sent (ARCHIVED): the queries below
+# The archive shows only the issues going out or sent (ARCHIVED): the queries below
 # see no draft and no discarded issue.
 
 

@@ -530,16 +530,17 @@ def m014_source_ids(db: Database) -> None:
 _OLD_ISSUE_CHECK = "CHECK (status IN ('draft', 'sending', 'sent'))"
 _NEW_ISSUE_CHECK = "CHECK (status IN ('draft', 'approved', 'sending', 'sent', 'discarded'))"
 _OLD_PERIOD = "period TEXT NOT NULL UNIQUE"
-#: The statuses whose issues the web archive shows: approved for sending, or sent.
+#: The statuses whose issues the web archive showed from m015 on: approved for sending, or sent.
 ARCHIVED_ISSUE_STATUSES = "('approved', 'sending', 'sent')"
+#: From m021 on: only issues whose delivery began (an approved issue may still be refused).
+DELIVERED_ISSUE_STATUSES = "('sending', 'sent')"
 
 
-def _issue_journal_triggers() -> list[str]:
+def _issue_journal_triggers(shown: str = ARCHIVED_ISSUE_STATUSES) -> list[str]:
     """m007's journal of issue changes, where ``old_number`` is the number the issue had *in
     the web archive* before the change (NULL: it was not there: it did not exist, or was a
     draft or discarded), and a change of status alone is ``status_only`` only when it neither
-    puts the issue into the archive nor takes it out."""
-    shown = ARCHIVED_ISSUE_STATUSES
+    puts the issue into the archive nor takes it out (``shown``: the statuses it shows)."""
     number_shown = f"(SELECT number FROM issues WHERE id = {{row}}.issue_id AND status IN {shown})"
     triggers = [
         """
@@ -834,3 +835,22 @@ def m020_old_slugs(db: Database) -> None:
         ORDER BY j.seq
         """
     )
+
+
+@MIGRATIONS()
+def m021_archive_from_delivery(db: Database) -> None:
+    # The web archive shows an issue once its delivery began (sending, sent), no longer once it
+    # is approved: an approved issue that the check refuses must not reach the feeds of issues.
+    # The journal's triggers are remade so that an issue enters the archive when it starts
+    # sending (the archive's layout version makes the next build a full one).
+    names = [
+        name
+        for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+            "AND name LIKE 'issue\\_journal\\_%' ESCAPE '\\'"
+        ).fetchall()
+    ]
+    for name in names:
+        db.execute(f'DROP TRIGGER "{name}"')
+    for sql in _issue_journal_triggers(DELIVERED_ISSUE_STATUSES):
+        db.execute(sql)
