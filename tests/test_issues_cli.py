@@ -114,7 +114,12 @@ def test_issue_new_for_a_period_that_has_an_issue_is_refused(run) -> None:
     result = run("issue", "new", "--period", "2012-07-30T08:00")
 
     assert result.exit_code == 1
-    assert result.output == "Error: period '2012-07-30T08:00' already has issue 1\n"
+    assert result.output == (
+        "Error: period '2012-07-30T08:00' already has issue 1 (draft); one issue per period: "
+        "posts added since wait for the next period's issue (`policyfeed issue preview` shows "
+        "what is waiting), or make a special issue now with `policyfeed issue new --period "
+        "NAME`\n"
+    )
 
 
 def test_issue_new_with_a_bad_period_date_is_refused(run) -> None:
@@ -273,7 +278,12 @@ def test_issue_new_dry_run_refuses_what_issue_new_would_refuse(run) -> None:
     real = run("issue", "new", "--period", "2012-07-30T08:00")
 
     assert (dry.exit_code, dry.output) == (real.exit_code, real.output)
-    assert dry.output == "Error: period '2012-07-30T08:00' already has issue 1\n"
+    assert dry.output == (
+        "Error: period '2012-07-30T08:00' already has issue 1 (draft); one issue per period: "
+        "posts added since wait for the next period's issue (`policyfeed issue preview` shows "
+        "what is waiting), or make a special issue now with `policyfeed issue new --period "
+        "NAME`\n"
+    )
 
 
 def test_issue_new_dry_run_promises_the_number_and_posts_issue_new_then_gives(run) -> None:

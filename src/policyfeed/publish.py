@@ -389,8 +389,7 @@ def _resolve_period(
         return None, name, True
     typed = typed_period(text, settings.tz)
     if isinstance(typed, Period) and (
-        get_issue_by_period(db, typed.key) is not None
-        or discarded_issue(db, typed.key) is not None
+        get_issue_by_period(db, typed.key) is not None or discarded_issue(db, typed.key) is not None
     ):
         period = typed  # an issue made for it already, perhaps under an earlier schedule
     else:

@@ -218,7 +218,12 @@ def prepare_issue(
     """
     existing = store.issue_by_period(db, period)
     if existing is not None:
-        raise ConflictError(f"period {period!r} already has issue {existing.number}")
+        raise ConflictError(
+            f"period {period!r} already has issue {existing.number} ({existing.status}); "
+            "one issue per period: posts added since wait for the next period's issue "
+            "(`policyfeed issue preview` shows what is waiting), or make a special issue now "
+            "with `policyfeed issue new --period NAME`"
+        )
     return plan_issue(
         db, settings, now=now, period=period, note=note, exclude=exclude, pin=pin, limit=limit
     )
