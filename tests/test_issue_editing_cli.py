@@ -243,3 +243,19 @@ def test_every_editing_command_has_help_with_an_example() -> None:
         result = CliRunner().invoke(cli, ["issue", name, "--help"])
         assert result.exit_code == 0
         assert "Example:" in result.output, name
+
+
+def test_an_issue_of_one_post_says_1_post(run) -> None:
+    slugs = [p["slug"] for p in json.loads(run("posts", "list", "--json").output)]
+    excluded = [arg for slug in slugs[1:] for arg in ("--exclude", slug)]
+    assert run("issue", "new", "--period", PERIOD, *excluded).exit_code == 0
+
+    edited = run("issue", "edit", "1", "--subject", "One post")
+    approved = run("issue", "approve", "1")
+    discarded = run("issue", "discard", "1")
+
+    assert edited.output.splitlines()[0] == f"Edited issue 1 (period {PERIOD}), 1 post:"
+    assert approved.output.startswith(f"Approved issue 1 (period {PERIOD}, 1 post): ")
+    assert discarded.output == (
+        f"Discarded issue 1 (period {PERIOD}): its 1 post waits for the next issue.\n"
+    )

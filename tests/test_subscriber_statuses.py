@@ -287,7 +287,7 @@ def test_forget_on_the_command_line(demo_db_path: Path, tmp_path: Path) -> None:
     source = tmp_path / "again.csv"
     source.write_text("email\nzoe.muller@example.org\n", encoding="utf-8")
     out = cli_ok(demo_db_path, "subscribers", "import", str(source))
-    assert out.endswith("; 1 had asked to be forgotten and were left out\n")
+    assert out.endswith("; 1 had asked to be forgotten and was left out\n")
     result = CliRunner().invoke(
         cli, ["--db", str(demo_db_path), "subscribers", "forget", "nobody@example.org", "--yes"]
     )

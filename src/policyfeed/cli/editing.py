@@ -15,6 +15,7 @@ import click
 
 from policyfeed.cli import App, pass_app
 from policyfeed.cli.issues import _echo_posts, _note_option, _read_note, issue
+from policyfeed.wording import counted
 
 if TYPE_CHECKING:
     from policyfeed.digest.editing import Edited
@@ -78,7 +79,8 @@ def issue_approve(app: App, number: int) -> None:
         )
         return
     click.echo(
-        f"Approved issue {number} (period {found.period}, {len(edited.posts)} posts): the next "
+        f"Approved issue {number} (period {found.period}, {counted(len(edited.posts), 'post')}): "
+        "the next "
         f"`policyfeed publish` delivers it to {_recipients(app, edited)} members."
     )
 
@@ -124,7 +126,8 @@ def issue_edit(
     if not edited.changed:
         click.echo(f"Nothing changed: issue {number} is so already.")
         return
-    click.echo(f"Edited issue {number} (period {edited.issue.period}), {len(edited.posts)} posts:")
+    posts = counted(len(edited.posts), "post")
+    click.echo(f"Edited issue {number} (period {edited.issue.period}), {posts}:")
     _echo_posts(app, edited.posts)
     click.echo(f"Subject: {edited.issue.subject}")
     if edited.was_approved:
@@ -157,6 +160,7 @@ def issue_discard(app: App, number: int) -> None:
         click.echo(f"Issue {number} was discarded on {app.local(found.discarded_at)} already.")
         return
     click.echo(
-        f"Discarded issue {number} (period {found.period}): its {len(edited.posts)} posts wait "
+        f"Discarded issue {number} (period {found.period}): its "
+        f"{counted(len(edited.posts), 'post')} {'waits' if len(edited.posts) == 1 else 'wait'} "
         "for the next issue."
     )

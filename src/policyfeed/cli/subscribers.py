@@ -329,7 +329,8 @@ def subscribers_import(app: App, source: Path) -> None:
     if result.not_resubscribed:
         line += f"; {result.not_resubscribed} had unsubscribed and stay unsubscribed"
     if result.forgotten:
-        line += f"; {result.forgotten} had asked to be forgotten and were left out"
+        left = "was" if result.forgotten == 1 else "were"
+        line += f"; {result.forgotten} had asked to be forgotten and {left} left out"
     click.echo(line)
 
 
