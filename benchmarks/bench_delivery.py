@@ -190,5 +190,69 @@ def figure_biglist(ws: Workspace) -> list[Figure]:
     return [memory, per_message]
 
 
+def _publish_over_smtp(site: Site, folder: Path, port: int, connections: int) -> float:
+    """Messages a second of a real ``policyfeed publish`` through the sink at ``port``."""
+    import subprocess
+
+    import run
+
+    fresh = site.copy_to(folder)
+    env = run.bench_env()
+    env.update(
+        POLICYFEED_SMTP_HOST="127.0.0.1",
+        POLICYFEED_SMTP_PORT=str(port),
+        POLICYFEED_SMTP_SECURITY="none",
+        POLICYFEED_SMTP_CONNECTIONS=str(connections),
+    )
+    done = subprocess.run(
+        fresh.command("publish", "--json"),
+        cwd=fresh.folder,
+        env=env,
+        capture_output=True,
+        timeout=run.COMMAND_TIMEOUT,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"publish exited {done.returncode}: {done.stderr.decode()[-2000:]}")
+    report = json.loads(done.stdout)
+    everyone = site.dataset.active_subscribers
+    if report.get("status") != "sent" or report.get("recipients") != everyone:
+        raise RuntimeError(f"publish did not deliver the issue to all {everyone}: {report}")
+    shutil.rmtree(folder, ignore_errors=True)
+    return float(report["sent"]) / float(report["delivery_duration"])
+
+
+def figure_smtp_connections(ws: Workspace) -> Figure:
+    import bench_smtp
+    import run
+
+    sizes = ws.sizes
+    members, delay = sizes.smtp_far_members, 0.02
+    figure = run.Figure(
+        "smtp-connections",
+        f"`policyfeed publish` over SMTP with `smtp.connections = 8`, {members:,} members, "
+        f"a relay that answers {delay * 1000:.0f} ms late (delivery throughput)",
+        "the same with one connection",
+        "msg/s",
+        limit=6,
+        higher_is_better=True,
+    )
+    site = ws.site(sizes.small_posts, members, tag="smtp")
+    folder = ws.root / "smtp-run"
+    with bench_smtp.local_sink(delay) as port:
+        figure.settle(
+            *run.paired(
+                lambda: _publish_over_smtp(site, folder, port, 8),
+                lambda: _publish_over_smtp(site, folder, port, 1),
+                sizes.smtp_far_runs,
+            )
+        )
+    figure.note = (
+        f"an aiosmtpd sink in a child process whose every reply waits {delay * 1000:.0f} ms; a "
+        "real run (whole process) from a fresh copy each time; throughput = messages / the "
+        "run's delivery_duration; higher is better"
+    )
+    return figure
+
+
 if __name__ == "__main__":
     sys.exit("run it through benchmarks/run.py --only outbox,biglist")

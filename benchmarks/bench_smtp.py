@@ -25,16 +25,25 @@ from typing import Any
 SENDER = "digest@bench.example.org"
 TARGET = 0.9
 
-# Started with `python -c`: prints its port, then accepts and discards mail until killed.
+# Started with `python -c`: prints its port, then accepts and discards mail until killed. With
+# a delay (seconds, argv[1]) every reply waits that long first, as a relay far away would.
 _SINK = """
 import asyncio, sys
 from aiosmtpd.handlers import Sink
 from aiosmtpd.smtp import SMTP
 
+DELAY = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+
+class Far(SMTP):
+    async def push(self, status):
+        if DELAY:
+            await asyncio.sleep(DELAY)
+        await super().push(status)
+
 async def main():
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(Sink(), hostname="sink.bench", enable_SMTPUTF8=True, loop=loop),
+        lambda: Far(Sink(), hostname="sink.bench", enable_SMTPUTF8=True, loop=loop),
         "127.0.0.1", 0,
     )
     print(server.sockets[0].getsockname()[1], flush=True)
@@ -45,10 +54,13 @@ asyncio.run(main())
 
 
 @contextmanager
-def local_sink() -> Iterator[int]:
-    """An aiosmtpd sink in a child process; yields its port."""
+def local_sink(delay: float = 0.0) -> Iterator[int]:
+    """An aiosmtpd sink in a child process (each reply ``delay`` seconds late); yields its
+    port."""
     child = subprocess.Popen(
-        [sys.executable, "-c", _SINK], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        [sys.executable, "-c", _SINK, str(delay)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         assert child.stdout is not None

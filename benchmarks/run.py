@@ -73,6 +73,9 @@ class Sizes:
     # Delivery into the outbox (bench_delivery.py): the big list's size and runs.
     huge_subscribers: int = 100_000
     biglist_runs: int = 3
+    # SMTP through a relay whose replies come 20 ms late, 8 connections against one.
+    smtp_far_members: int = 400
+    smtp_far_runs: int = 3
     # DKIM signing costs milliseconds a message (an RSA-2048 signature in pure Python).
     dkim_messages: int = 500
     dkim_runs: int = 5
@@ -99,6 +102,8 @@ QUICK = Sizes(
     peer_runs=2,
     huge_subscribers=10_000,
     biglist_runs=2,
+    smtp_far_members=100,
+    smtp_far_runs=2,
 )
 
 
@@ -1127,6 +1132,7 @@ FIGURES: dict[str, Callable[[Workspace], Figure | list[Figure]]] = {
     "memory": figure_memory,
     "outbox": lambda ws: bench_delivery.figure_outbox(ws),
     "biglist": lambda ws: bench_delivery.figure_biglist(ws),
+    "smtp-connections": lambda ws: bench_delivery.figure_smtp_connections(ws),
 }
 
 

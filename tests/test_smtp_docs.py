@@ -26,6 +26,7 @@ def test_the_documented_configuration_loads(tmp_path: Path) -> None:
     # The values shown are the defaults, as the comments say.
     assert settings.smtp_timeout == Settings().smtp_timeout
     assert settings.smtp_retries == Settings().smtp_retries
+    assert settings.smtp_connections == Settings().smtp_connections == 1
 
 
 def test_the_documented_backoff_is_the_real_one() -> None:

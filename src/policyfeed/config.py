@@ -82,6 +82,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "smtp_rate_limit",
         "smtp_timeout",
         "smtp_retries",
+        "smtp_connections",
     ),
     "web": ("trusted_proxies", "connection_limit", "channel_timeout"),
     "bounces": (
@@ -102,6 +103,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 PREFIXED = ("smtp", "bounces", "dkim", "signup")
 PATH_FIELDS = ("output_dir", "templates_dir", "outbox_dir")
 SMTP_SECURITY = ("starttls", "tls", "none")
+#: The most connections to one relay a run opens at once (smtp.connections).
+MAX_SMTP_CONNECTIONS = 32
 APPROVAL = ("none", "required")
 #: Shorter passwords are refused: the preview shows drafts nobody outside may read yet.
 MIN_PREVIEW_PASSWORD = 12
@@ -185,6 +188,8 @@ class Settings:
     smtp_rate_limit: float = 0.0
     smtp_timeout: float = 30.0
     smtp_retries: int = 3
+    #: Connections to the relay at once during a digest's delivery (one rate limit for all).
+    smtp_connections: int = 1
     trusted_proxies: int = 0
     connection_limit: int = 1000
     channel_timeout: int = 30
@@ -567,6 +572,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError(
             f"smtp.port must be a port number from 1 to 65535, not {settings.smtp_port}"
         )
+    if not 1 <= settings.smtp_connections <= MAX_SMTP_CONNECTIONS:
+        raise ConfigError(
+            f"smtp.connections must be from 1 to {MAX_SMTP_CONNECTIONS}, "
+            f"not {settings.smtp_connections}"
+        )
     if not 0 <= settings.trusted_proxies <= 10:
         raise ConfigError(
             "web.trusted_proxies must be the number of proxies in front of the web app "
@@ -877,6 +887,7 @@ outbox_dir = "outbox"        # used when no [smtp] host is set
 # security = "starttls"      # starttls | tls | none
 # username = "newsletter"
 # rate_limit = 10            # messages per second, 0 = no limit
+# connections = 4            # connections at once for a digest (default 1)
 
 # [web]                      # policyfeed serve (see docs/deploy.md)
 # trusted_proxies = 1        # behind nginx or Caddy: believe the X-Forwarded-For it appends

@@ -27,8 +27,11 @@ bounce in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import queue
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -72,8 +75,10 @@ def make_transport(settings: Settings) -> Transport:
         from policyfeed.delivery.outbox import OutboxTransport
 
         return OutboxTransport(settings.outbox_dir)
-    from policyfeed.delivery.smtp import SmtpTransport
+    from policyfeed.delivery.smtp import SmtpPool, SmtpTransport
 
+    if settings.smtp_connections > 1:
+        return SmtpPool(settings)
     return SmtpTransport(settings)
 
 
@@ -354,18 +359,29 @@ class DeliveryLedger:
             self._deliver_batches(todo, transport, plan, report, progress, total)
             report.ledger = self.counts()
             return report
-        deferred: list[Delivery] = []
-        for done, row in enumerate(todo, 1):
-            if self._deliver_one(row, transport, plan, report) == _DEFERRED:
-                deferred.append(row)
+        lanes: Sequence[Transport] = getattr(transport, "lanes", None) or [transport]
+        done = 0
+
+        def advance() -> None:
+            nonlocal done
+            done += 1
             if progress is not None:
                 progress(done, max(total, done))
-            if report.stopped:
-                log.warning(
-                    "delivery stopped, the rest stays pending: %s",
-                    report.blocked or report.deferred,
-                )
-                break
+
+        deferred: list[Delivery] = []
+        if len(lanes) > 1:
+            deferred = self._deliver_lanes(todo, lanes, plan, report, advance)
+        else:
+            for row in todo:
+                if self._deliver_one(row, transport, plan, report) == _DEFERRED:
+                    deferred.append(row)
+                advance()
+                if report.stopped:
+                    break
+        if report.stopped:
+            log.warning(
+                "delivery stopped, the rest stays pending: %s", report.blocked or report.deferred
+            )
         if deferred and not report.stopped:
             # Once more at the end of the run (a greylisting relay may take it by now), then
             # they wait for the next run: never a sleep that holds up everyone else.
@@ -531,15 +547,10 @@ class DeliveryLedger:
         report: DeliveryReport,
     ) -> str:
         """One row's whole hand-off and its ledger writes."""
-        # Checked just before the hand-off: someone may have left since the issue started.
-        subscriber = subscriber_store.subscriber_by_id(self.db, row.subscriber_id)
-        if subscriber is None:
-            return _GONE  # removed, and their rows with them
-        if subscriber.status != "active":
-            self._mark(row, "skipped", f"{subscriber.status} before the message went out")
-            report.skipped += 1
-            return _DONE
-        message = plan.compose(row, subscriber)
+        prepared = self._prepare(row, plan, report)
+        if isinstance(prepared, str):
+            return prepared
+        subscriber, message = prepared
         began = False
 
         def handoff() -> None:
@@ -555,31 +566,162 @@ class DeliveryLedger:
                 message_id=row.message_id,
                 handoff=handoff,
             )
-        except _RowGone:
-            return _GONE  # settled or removed by someone else meanwhile: nothing was sent
-        except SendRefused as exc:
-            if self._refused(row, exc, plan.on_refused, attempt=not began):
-                report.bounced += 1
-            report.failed += 1
-            report.failures.append((row.subscriber_id, str(exc)))
-        except RecipientDeferred as exc:  # this address only: the others go on at once
-            self._mark(row, "pending", str(exc), attempt=not began)
-            report.waiting_reason = str(exc)
-            return _DEFERRED
-        except SendBlocked as exc:  # no row's fault: it stays as it was, untried
-            if began:
-                self._mark(row, "pending", str(exc))
-            report.blocked = str(exc)
-        except SendDeferred as exc:
-            self._mark(row, "pending", str(exc), attempt=not began)
-            report.deferred = str(exc) or "temporary failure"
-        except SendUncertain as exc:  # the relay may have it: the row stays `sending`
-            report.unsure.append(UnsureRow(row.subscriber_id, subscriber.email, row.message_id))
-            log.warning("%s (Message-ID %s)", exc, row.message_id)
-        else:
+        except Exception as exc:
+            return self._record(row, subscriber, exc, began, plan, report)
+        return self._record(row, subscriber, None, began, plan, report)
+
+    def _prepare(
+        self, row: Delivery, plan: _Plan, report: DeliveryReport
+    ) -> tuple[Subscriber, bytes] | str:
+        """The member and the message of a row about to be handed over, or what became of the
+        row instead (_GONE, or _DONE: skipped)."""
+        # Checked just before the hand-off: someone may have left since the issue started.
+        subscriber = subscriber_store.subscriber_by_id(self.db, row.subscriber_id)
+        if subscriber is None:
+            return _GONE  # removed, and their rows with them
+        if subscriber.status != "active":
+            self._mark(row, "skipped", f"{subscriber.status} before the message went out")
+            report.skipped += 1
+            return _DONE
+        return subscriber, plan.compose(row, subscriber)
+
+    def _record(
+        self,
+        row: Delivery,
+        subscriber: Subscriber,
+        problem: Exception | None,
+        began: bool,
+        plan: _Plan,
+        report: DeliveryReport,
+    ) -> str:
+        """Write what one hand-off came to (``problem``: what the transport raised, if it did;
+        ``began``: the row was marked ``sending``)."""
+        if problem is None:
             self._mark(row, "sent", attempt=not began)
             report.sent += 1
+        elif isinstance(problem, _RowGone):
+            return _GONE  # settled or removed by someone else meanwhile: nothing was sent
+        elif isinstance(problem, SendRefused):
+            if self._refused(row, problem, plan.on_refused, attempt=not began):
+                report.bounced += 1
+            report.failed += 1
+            report.failures.append((row.subscriber_id, str(problem)))
+        elif isinstance(problem, RecipientDeferred):  # this address only: the others go on
+            self._mark(row, "pending", str(problem), attempt=not began)
+            report.waiting_reason = str(problem)
+            return _DEFERRED
+        elif isinstance(problem, SendBlocked):  # no row's fault: it stays as it was, untried
+            if began:
+                self._mark(row, "pending", str(problem))
+            report.blocked = str(problem)
+        elif isinstance(problem, SendDeferred):
+            self._mark(row, "pending", str(problem), attempt=not began)
+            report.deferred = str(problem) or "temporary failure"
+        elif isinstance(problem, SendUncertain):  # the relay may have it: the row stays sending
+            report.unsure.append(UnsureRow(row.subscriber_id, subscriber.email, row.message_id))
+            log.warning("%s (Message-ID %s)", problem, row.message_id)
+        else:
+            raise problem
         return _DONE
+
+    # --- several connections at once ---------------------------------------------------
+    def _deliver_lanes(
+        self,
+        todo: Iterator[Delivery],
+        lanes: Sequence[Transport],
+        plan: _Plan,
+        report: DeliveryReport,
+        progress: Callable[[], None],
+    ) -> list[Delivery]:
+        """Hand the rows over through several connections at once, each in a thread of its
+        own. This thread keeps the database: it composes each message, and a connection's
+        ``handoff`` asks it to mark the row ``sending`` and waits for the commit, so every
+        ledger write is made here, in order, as in the one-connection loop. Returns the rows a
+        relay deferred for their recipient alone."""
+        work: queue.Queue[tuple[Delivery, Subscriber, bytes] | None] = queue.Queue()
+        events: queue.Queue[_LaneEvent] = queue.Queue()
+        threads = [
+            threading.Thread(
+                target=_lane_worker, args=(lane, work, events, plan), daemon=True,
+                name=f"smtp-lane-{n}",
+            )
+            for n, lane in enumerate(lanes)
+        ]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        deferred: list[Delivery] = []
+        in_flight = 0
+        room = 2 * len(lanes)  # a message ready for each connection as it finishes one
+        more = True
+        try:
+            while True:
+                while more and not report.stopped and in_flight < room:
+                    row = next(todo, None)
+                    if row is None:
+                        more = False
+                        break
+                    prepared = self._prepare(row, plan, report)
+                    if isinstance(prepared, str):
+                        progress()
+                        continue
+                    work.put((row, *prepared))
+                    in_flight += 1
+                if report.stopped:  # take back what no connection has started
+                    while True:
+                        try:
+                            if work.get_nowait() is not None:
+                                in_flight -= 1
+                        except queue.Empty:
+                            break
+                if in_flight == 0:
+                    break
+                event = events.get()
+                if event.kind == "begin":
+                    try:
+                        if report.stopped:
+                            raise _RowGone(event.row.id)  # stopping: start nothing new
+                        self._begin(event.row)
+                    except BaseException as exc:
+                        event.reply.put(exc)
+                    else:
+                        event.reply.put(None)
+                    continue
+                in_flight -= 1
+                outcome = self._record(
+                    event.row, event.subscriber, event.problem, event.began, plan, report
+                )
+                if outcome == _DEFERRED:
+                    deferred.append(event.row)
+                progress()
+        finally:
+            for _ in threads:
+                work.put(None)
+            self._wind_down(threads, events, plan, report)
+        return deferred
+
+    def _wind_down(
+        self,
+        threads: Sequence[threading.Thread],
+        events: queue.Queue[_LaneEvent],
+        plan: _Plan,
+        report: DeliveryReport,
+    ) -> None:
+        """Let every connection finish: a hand-off that has not begun is refused, one that has
+        is recorded."""
+        while any(thread.is_alive() for thread in threads) or not events.empty():
+            try:
+                event = events.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if event.kind == "begin":
+                event.reply.put(_RowGone(event.row.id))
+            else:
+                with contextlib.suppress(Exception):
+                    self._record(
+                        event.row, event.subscriber, event.problem, event.began, plan, report
+                    )
+        for thread in threads:
+            thread.join()
 
     def _refused(
         self, row: Delivery, refusal: SendRefused, on_refused: OnRefused | None, *, attempt: bool
@@ -594,3 +736,50 @@ class DeliveryLedger:
 
 class _RowGone(Exception):
     """The row was settled or removed between its planning and its hand-off."""
+
+
+@dataclass
+class _LaneEvent:
+    """From a connection's thread to the ledger's: ``begin`` (mark the row ``sending``, then
+    answer on ``reply``: None, or the exception to raise) or ``done`` (the hand-off's end)."""
+
+    kind: str
+    row: Delivery
+    subscriber: Subscriber
+    reply: queue.Queue[BaseException | None] = field(default_factory=queue.Queue)
+    problem: Exception | None = None
+    began: bool = False
+
+
+def _lane_worker(
+    lane: Transport,
+    work: queue.Queue[tuple[Delivery, Subscriber, bytes] | None],
+    events: queue.Queue[_LaneEvent],
+    plan: _Plan,
+) -> None:
+    """One connection's thread: hand over what comes, until told to stop (None)."""
+    while (item := work.get()) is not None:
+        row, subscriber, message = item
+        began = False
+
+        def handoff(row: Delivery = row, subscriber: Subscriber = subscriber) -> None:
+            nonlocal began
+            asked = _LaneEvent("begin", row, subscriber)
+            events.put(asked)
+            answer = asked.reply.get()
+            if answer is not None:
+                raise answer
+            began = True
+
+        problem: Exception | None = None
+        try:
+            lane.send(
+                message,
+                sender=plan.envelope_sender(row),
+                recipient=subscriber.email,
+                message_id=row.message_id,
+                handoff=handoff,
+            )
+        except Exception as exc:  # the ledger's thread decides what it means
+            problem = exc
+        events.put(_LaneEvent("done", row, subscriber, problem=problem, began=began))

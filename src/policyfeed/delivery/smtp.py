@@ -33,9 +33,10 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from policyfeed.delivery.transport import (
     Handoff,
@@ -61,7 +62,9 @@ class RateLimiter:
     """Spaces hand-offs at least ``1 / rate`` seconds apart (``rate`` 0: no limit).
 
     Spacing rather than a bucket with bursts: a relay that allows N messages a second usually
-    counts over short windows, and a steady stream never trips it.
+    counts over short windows, and a steady stream never trips it. One limiter is shared by
+    every connection of a run (thread-safe: each caller reserves the next slot, then sleeps
+    until it outside the lock), so the rate holds for the run, not per connection.
     """
 
     def __init__(
@@ -75,16 +78,40 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._next: float | None = None
+        self._lock = threading.Lock()
 
     def wait(self) -> None:
         """Block until the next hand-off is allowed, and reserve it."""
         if not self.interval:
             return
-        now = self._clock()
-        if self._next is not None and now < self._next:
-            self._sleep(self._next - now)
-            now = self._next
-        self._next = now + self.interval
+        with self._lock:
+            now = self._clock()
+            slot = self._next if self._next is not None and now < self._next else now
+            self._next = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+class _Shared:
+    """What the connections of one pool share besides the rate limit: the others open only
+    once the first has tried (a refused login is tried once, not once per connection), and
+    once one finds the relay unusable (:class:`SendBlocked`) the others stop at once."""
+
+    def __init__(self) -> None:
+        self.first_tried = threading.Event()
+        self.blocked = ""
+        self._lock = threading.Lock()
+        self._started = False
+
+    def before_connect(self) -> bool:
+        """Wait for the first connection's attempt unless this is it (True)."""
+        with self._lock:
+            first, self._started = not self._started, True
+        if not first:
+            self.first_tried.wait()
+        if self.blocked:
+            raise SendBlocked(self.blocked)
+        return first
 
 
 def backoff_delay(
@@ -129,8 +156,8 @@ class _Temporary(Exception):
 class SmtpTransport:
     """Sends each message to one recipient through the configured relay, over one connection.
 
-    Several connections at once are several instances (one instance is not thread-safe; the
-    rate limit would then be shared between them); each hand-off calls only its own
+    Several connections at once are several instances sharing one :class:`RateLimiter`
+    (:class:`SmtpPool`; one instance is not thread-safe); each hand-off calls only its own
     ``handoff``, so each connection's rows are marked on their own.
     """
 
@@ -143,6 +170,8 @@ class SmtpTransport:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         backoff: float | None = None,
+        limiter: RateLimiter | None = None,
+        shared: _Shared | None = None,
     ) -> None:
         if not settings.smtp_host:
             raise ConfigError("smtp.host is not set: no relay to send through")
@@ -167,8 +196,9 @@ class SmtpTransport:
         self._ssl_context = ssl_context
         self._sleep = sleep
         self._backoff = BACKOFF_SECONDS if backoff is None else backoff
-        self._limiter = RateLimiter(settings.smtp_rate_limit, clock=clock, sleep=sleep)
+        self._limiter = limiter or RateLimiter(settings.smtp_rate_limit, clock=clock, sleep=sleep)
         self._conn: smtplib.SMTP | None = None
+        self._shared = shared
         self._sent_on_conn = 0
         #: Connections opened so far (the first, then one per reconnect).
         self.connections = 0
@@ -183,6 +213,19 @@ class SmtpTransport:
         """Open, secure and log in. What the configuration can fix is SendBlocked; the rest is
         temporary for the row being sent."""
         where = f"{self.host}:{self.port}"
+        if self._shared is None:
+            return self._open(where)
+        first = self._shared.before_connect()
+        try:
+            return self._open(where)
+        except SendBlocked as exc:
+            self._shared.blocked = str(exc)
+            raise
+        finally:
+            if first:
+                self._shared.first_tried.set()
+
+    def _open(self, where: str) -> smtplib.SMTP:
         conn: smtplib.SMTP | None = None
         try:
             if self.security == "tls":
@@ -288,6 +331,23 @@ class SmtpTransport:
         handoff: Handoff | None = None,
     ) -> None:
         """Hand one message for one recipient to the relay, or raise (see the module)."""
+        if self._shared is not None and self._shared.blocked:
+            raise SendBlocked(self._shared.blocked)
+        try:
+            self._send(message, sender, recipient, message_id, handoff)
+        except SendBlocked as exc:
+            if self._shared is not None:
+                self._shared.blocked = str(exc)
+            raise
+
+    def _send(
+        self,
+        message: bytes,
+        sender: str,
+        recipient: str,
+        message_id: str,
+        handoff: Handoff | None,
+    ) -> None:
         retry = 0
         free_reconnect = True
         while True:
@@ -415,6 +475,56 @@ class SmtpTransport:
             recipient=phase != "MAIL" and code != 421,
             after_handoff=phase == "end of data",
         )
+
+
+class SmtpPool:
+    """``settings.smtp_connections`` connections to the relay, one rate limit for them all.
+
+    The ledger gives each connection (:attr:`lanes`) a thread of its own; ``send`` alone (a
+    notice, a test message) uses the first.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        **options: Any,
+    ) -> None:
+        limiter = RateLimiter(settings.smtp_rate_limit, clock=clock, sleep=sleep)
+        shared = _Shared()
+        self.lanes = [
+            SmtpTransport(
+                settings, sleep=sleep, clock=clock, limiter=limiter, shared=shared, **options
+            )
+            for _ in range(max(1, settings.smtp_connections))
+        ]
+
+    @property
+    def connections(self) -> int:
+        """Connections opened so far, by every lane."""
+        return sum(lane.connections for lane in self.lanes)
+
+    def send(
+        self,
+        message: bytes,
+        *,
+        sender: str,
+        recipient: str,
+        message_id: str,
+        handoff: Handoff | None = None,
+    ) -> None:
+        self.lanes[0].send(
+            message, sender=sender, recipient=recipient, message_id=message_id, handoff=handoff
+        )
+
+    def delivered(self, message_id: str) -> None:
+        return None
+
+    def close(self) -> None:
+        for lane in self.lanes:
+            lane.close()
 
 
 _END_OF_DATA = b".\r\n"
