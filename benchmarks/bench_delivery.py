@@ -247,9 +247,9 @@ def figure_smtp_connections(ws: Workspace) -> Figure:
             )
         )
     figure.note = (
-        f"an aiosmtpd sink in a child process whose every reply waits {delay * 1000:.0f} ms; a "
-        "real run (whole process) from a fresh copy each time; throughput = messages / the "
-        "run's delivery_duration; higher is better"
+        f"a sink in a child process (bench_smtp.py) whose every reply waits {delay * 1000:.0f} "
+        "ms; a real run (whole process) from a fresh copy each time; throughput = messages / "
+        "the run's delivery_duration (with opening the connections); higher is better"
     )
     return figure
 

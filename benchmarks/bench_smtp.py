@@ -25,25 +25,16 @@ from typing import Any
 SENDER = "digest@bench.example.org"
 TARGET = 0.9
 
-# Started with `python -c`: prints its port, then accepts and discards mail until killed. With
-# a delay (seconds, argv[1]) every reply waits that long first, as a relay far away would.
+# Started with `python -c`: prints its port, then accepts and discards mail until killed.
 _SINK = """
 import asyncio, sys
 from aiosmtpd.handlers import Sink
 from aiosmtpd.smtp import SMTP
 
-DELAY = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
-
-class Far(SMTP):
-    async def push(self, status):
-        if DELAY:
-            await asyncio.sleep(DELAY)
-        await super().push(status)
-
 async def main():
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: Far(Sink(), hostname="sink.bench", enable_SMTPUTF8=True, loop=loop),
+        lambda: SMTP(Sink(), hostname="sink.bench", enable_SMTPUTF8=True, loop=loop),
         "127.0.0.1", 0,
     )
     print(server.sockets[0].getsockname()[1], flush=True)
@@ -52,13 +43,58 @@ async def main():
 asyncio.run(main())
 """
 
+# A relay far away: every reply (argv[1] seconds late) in one write, the message data read to
+# its final dot in one go and dropped. A few lines of asyncio rather than aiosmtpd, whose
+# line-by-line parsing would make the sink's CPU, not the distance, what is measured.
+_FAR_SINK = """
+import asyncio, socket, sys
+
+DELAY = float(sys.argv[1])
+EHLO = b"250-sink.bench\\r\\n250-8BITMIME\\r\\n250-SMTPUTF8\\r\\n250 SIZE 100000000\\r\\n"
+
+async def session(reader, writer):
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def reply(text):
+        await asyncio.sleep(DELAY)
+        writer.write(text)
+        await writer.drain()
+
+    await reply(b"220 sink.bench ready\\r\\n")
+    try:
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                await reply(EHLO)
+            elif verb == b"DATA":
+                await reply(b"354 go ahead\\r\\n")
+                await reader.readuntil(b"\\r\\n.\\r\\n")
+                await reply(b"250 2.0.0 queued\\r\\n")
+            elif verb == b"QUIT":
+                await reply(b"221 bye\\r\\n")
+                break
+            else:
+                await reply(b"250 2.0.0 ok\\r\\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(session, "127.0.0.1", 0, limit=2**26)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
 
 @contextmanager
-def local_sink(delay: float = 0.0) -> Iterator[int]:
-    """An aiosmtpd sink in a child process (each reply ``delay`` seconds late); yields its
-    port."""
+def local_sink(delay: float | None = None) -> Iterator[int]:
+    """A sink in a child process, yielding its port: aiosmtpd, or with ``delay`` a relay
+    whose every reply comes that many seconds late."""
+    code = _SINK if delay is None else _FAR_SINK
     child = subprocess.Popen(
-        [sys.executable, "-c", _SINK, str(delay)],
+        [sys.executable, "-c", code, *([] if delay is None else [str(delay)])],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
