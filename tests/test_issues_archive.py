@@ -60,10 +60,10 @@ def test_the_index_lists_every_issue_newest_first_with_neighbour_links(db, setti
 
     index = parse((out / "issues" / "index.html").read_text(encoding="utf-8"))
     links = [a.get("href") for a in index.cssselect("ol.issues h2 a")]
-    assert links == [f"https://policy.example.org/issues/{n}/" for n in (3, 2, 1)]
+    assert links == [f"{n}/" for n in (3, 2, 1)]  # relative: they work from `serve` too
     middle = parse((out / "issues" / "2" / "index.html").read_text(encoding="utf-8"))
     pager = [a.get("href") for a in middle.cssselect("nav.pager a")]
-    assert pager == ["https://policy.example.org/issues/1/", "https://policy.example.org/issues/3/"]
+    assert pager == ["../1/", "../3/"]
 
 
 def test_an_archive_without_issues_says_so_and_its_feeds_are_empty(db, settings, tmp_path):

@@ -257,13 +257,14 @@ class _Pages:
 
     def topic_page(self, topic: Topic, posts: Sequence[Post]) -> str:
         folder = f"topics/{topic.slug}/"
+        own = feed_links(self.settings, folder, f"{self.settings.title}: {clean_line(topic.name)}")
         return self.render(
             "site/topic.html",
             depth=2,
-            feeds=feed_links(
-                self.settings, folder, f"{self.settings.title}: {clean_line(topic.name)}"
-            )
-            + self.site_feeds,
+            feeds=own + self.site_feeds,
+            # Two sets of the same three names: the footer says whose each set is.
+            topic_feeds=own,
+            site_feeds=self.site_feeds,
             topic={"name": clean_line(topic.name), "slug": topic.slug},
             posts=[self.post_view(p, "../../") for p in posts],
         )

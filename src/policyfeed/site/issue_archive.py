@@ -92,9 +92,10 @@ class LazyPostView:
     summaries, so the full view is made only when a template asks for another field.
     """
 
-    def __init__(self, post: Post, settings: Settings) -> None:
+    def __init__(self, post: Post, settings: Settings, root: str | None = None) -> None:
         self._post = post
         self._settings = settings
+        self._root = root  # a page's path to the site root: links to the site's own pages
         self._full: PostView | None = None
 
     @property
@@ -103,7 +104,13 @@ class LazyPostView:
 
     @property
     def url(self) -> str:
-        return self._post.permalink(self._settings.base_url)
+        """The post's permalink; on a page (``root`` given), relative when it is on this site,
+        so that a copy of the site (``policyfeed serve``) keeps its readers on it."""
+        base = self._settings.base_url
+        permalink = self._post.permalink(base)
+        if self._root is not None and permalink.startswith(base):
+            return self._root + permalink.removeprefix(base)
+        return permalink
 
     @property
     def summary(self) -> str:
@@ -117,8 +124,10 @@ class LazyPostView:
         return getattr(self._full, name)
 
 
-def lazy_views(posts: Iterable[Post], settings: Settings) -> list[LazyPostView]:
-    return [LazyPostView(post, settings) for post in posts]
+def lazy_views(
+    posts: Iterable[Post], settings: Settings, root: str | None = None
+) -> list[LazyPostView]:
+    return [LazyPostView(post, settings, root) for post in posts]
 
 
 # --- pages and feeds ------------------------------------------------------------------------
@@ -131,8 +140,16 @@ def feed_links(settings: Settings) -> list[dict[str, str]]:
     return discovery_links(settings.absolute(f"{ISSUES_DIR}/"), f"{settings.title}: the digest")
 
 
-def _page_context(settings: Settings, box: dict[str, Any] | None) -> dict[str, Any]:
-    return {"site": site_context(settings), "feeds": feed_links(settings), "box": box}
+def _page_context(
+    settings: Settings, box: dict[str, Any] | None, root: str, archive: str
+) -> dict[str, Any]:
+    """What every archive page shows; ``root`` and ``archive`` are the page's relative paths to
+    the site's root and to the archive's index.
+
+    Links between pages are relative, as on the site's own pages, so the archive also works
+    from ``policyfeed serve``; feed URLs (and the canonical link) stay absolute."""
+    site = {**site_context(settings), "url": root, "archive_url": archive}
+    return {"site": site, "feeds": feed_links(settings), "box": box}
 
 
 def issue_page(
@@ -147,7 +164,7 @@ def issue_page(
     return render_template(
         settings,
         "archive/issue.html",
-        **_page_context(settings, box),
+        **_page_context(settings, box, "../../", "../"),
         issue=issue_context(item.issue, settings),
         posts=posts,
         previous=previous,
@@ -163,10 +180,13 @@ def index_page(
 ) -> str:
     """The list of all issues, newest first; ``counts`` gives the posts shown, by issue id."""
     rows = [
-        {**issue_context(issue, settings), "post_count": counts[issue.id or 0]} for issue in issues
+        # web_url: the issue's page, beside this one (the page has no canonical link to keep).
+        {**issue_context(issue, settings), "post_count": counts[issue.id or 0]}
+        | {"web_url": f"{issue.number}/"}
+        for issue in issues
     ]
     return render_template(
-        settings, "archive/index.html", **_page_context(settings, box), issues=rows
+        settings, "archive/index.html", **_page_context(settings, box, "../", "./"), issues=rows
     )
 
 
@@ -240,7 +260,7 @@ def _issue_page_job(
 ) -> list[str]:
     """The page of one issue (in a worker process or in-process, see site.parallel)."""
     written: list[str] = []
-    views = lazy_views(item.posts, ctx.settings)
+    views = lazy_views(item.posts, ctx.settings, root="../../")
     rel = f"{ISSUES_DIR}/{item.issue.number}/index.html"
     ctx.write(rel, issue_page(ctx.settings, item, views, older, newer, box), written)
     return written

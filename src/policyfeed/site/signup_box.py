@@ -28,7 +28,7 @@ def signup_box(db: Database, settings: Settings) -> dict[str, Any] | None:
     return {
         "action": _endpoint(settings, "subscribe"),
         "link_page": _endpoint(settings, "preferences/link"),
-        "archive_url": settings.absolute("issues/"),
+        "archive_url": _site_path(settings, "issues/"),
         "chapters": [{"slug": c.slug, "name": c.name} for c in list_chapters(db)],
         "consent_text": settings.consent_text,
     }
@@ -37,6 +37,11 @@ def signup_box(db: Database, settings: Settings) -> dict[str, Any] | None:
 def _endpoint(settings: Settings, path: str) -> str:
     if settings.app_url:
         return settings.app_endpoint(path)
+    return _site_path(settings, path)
+
+
+def _site_path(settings: Settings, path: str) -> str:
+    """``path`` in the site, from the host's root: the same on every page of the site."""
     return (urlsplit(settings.base_url).path or "/") + path
 
 
