@@ -68,6 +68,42 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,.;:–—-") + "…"
 
 
+# A block that ends like this is prose; one that does not is a heading, a table cell, a line of
+# code or a caption, which an excerpt neither runs into the sentences before it nor starts with.
+_SENTENCE_END = re.compile(r"[.!?…:;][\"'”’»)\]]*$")
+_LAST_SENTENCE = re.compile(r"[.!?…][\"'”’»)\]]*(?=\s)")
+
+
+def excerpt(text: str, limit: int) -> str:
+    """The start of a post's text (one block a line, as ``body_text`` keeps it) for a summary:
+    its leading whole prose blocks that fit in ``limit`` characters, skipping headings before
+    the first one and stopping at the next block that is not prose; a first block too long is
+    cut at its last sentence that fits, else at a word. Ends with an ellipsis when text is left
+    out."""
+    blocks = [" ".join(line.split()) for line in text.splitlines()]
+    blocks = [block for block in blocks if block]
+    if len(blocks) == 1 and len(blocks[0]) <= limit:
+        return blocks[0]
+    prose = [i for i, block in enumerate(blocks) if _SENTENCE_END.search(block)]
+    start = prose[0] if prose else 0
+    room = limit - 2  # for " …"
+    taken: list[str] = []
+    for block in blocks[start:]:
+        if taken and (not _SENTENCE_END.search(block) or len(" ".join([*taken, block])) > room):
+            break
+        taken.append(block)
+        if not _SENTENCE_END.search(block):
+            break
+    whole = " ".join(taken)
+    if len(whole) <= room:
+        return whole if start + len(taken) == len(blocks) else whole + " …"
+    cut = whole[: limit - 1]  # one block, too long
+    sentences = [m.end() for m in _LAST_SENTENCE.finditer(cut) if m.end() <= room]
+    if sentences and sentences[-1] >= limit // 3:
+        return cut[: sentences[-1]] + " …"
+    return shorten(whole, limit)
+
+
 def tidy_text(text: str) -> str:
     """Lines without trailing blanks, at most one empty line in a row, one final newline."""
     lines = [line.rstrip() for line in text.splitlines()]

@@ -33,7 +33,12 @@ ALLOWED_TAGS = {
     "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
 }  # fmt: skip
 # Elements whose text stands on lines of its own in the plain-text reading of a body.
-TEXT_BLOCKS = ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr")
+# Each starts and ends a line of a post's text: an excerpt or a search hit never runs two of them
+# together ("Room Plenary Liffey A dig +dnssec").
+TEXT_BLOCKS = (
+    "p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "td", "th", "caption",
+    "pre", "dt", "dd", "figcaption", "div", "table", "ul", "ol", "dl", "figure", "hr",
+)  # fmt: skip
 ALLOWED_ATTRIBUTES = {
     # ids stay (footnotes and "#section" links point at them); pages show them prefixed with
     # the post's slug (prefix_ids) so that two posts on a page, or a post and the page around
@@ -248,7 +253,9 @@ def html_to_text(html: str) -> str:
 
 # Sanitised HTML is well-formed and double-quotes every attribute value, and its text escapes
 # "<", so two regular expressions read it exactly (four times faster than parsing it again).
-_CLEAN_BLOCK_END = re.compile(r'<br>|</?(?:p|li|h[1-6]|blockquote|tr)(?:\s(?:[^>"]|"[^"]*")*)?>')
+_CLEAN_BLOCK_END = re.compile(
+    r"<br>|</?(?:" + "|".join(TEXT_BLOCKS) + r')(?:\s(?:[^>"]|"[^"]*")*)?>'
+)
 _CLEAN_TAG = re.compile(r'<(?:[^>"]|"[^"]*")*>')
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from policyfeed.content.plaintext import (
     absolute_link,
+    excerpt,
     html_fragment,
     html_to_mail_text,
     shorten,
@@ -147,7 +148,7 @@ def email_body_html(body_html: str, base_url: str) -> str:
 
 def post_summary(post: Post) -> str:
     """The summary templates show: the post's own, else the start of its text."""
-    return " ".join(post.summary.split()) or shorten(post.body_text, SUMMARY_CHARS)
+    return " ".join(post.summary.split()) or excerpt(post.body_text, SUMMARY_CHARS)
 
 
 def post_views(

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from policyfeed.content.plaintext import excerpt as text_excerpt
 from policyfeed.content.posts import absolute_links, prefix_ids
 from policyfeed.content.text import clean_line
 from policyfeed.content.urls import site_url
@@ -113,12 +114,8 @@ class BuildResult:
 
 
 def excerpt(text: str, limit: int = SUMMARY_CHARS) -> str:
-    """The start of a text, cut at a word and marked with an ellipsis when shortened."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
-    return cut.rstrip(" ,;:.") + "…"
+    """The start of a post's text for its summary: whole blocks, see :func:`plaintext.excerpt`."""
+    return text_excerpt(text, limit)
 
 
 def id_prefix(post: Post) -> str:
