@@ -106,6 +106,25 @@ def test_the_demo_source_is_the_committed_text(tmp_path: Path) -> None:
         assert urlsplit(record["url"]).hostname == "policy.example.org"
 
 
+def test_no_demo_post_ends_mid_sentence_and_each_links_to_the_rest(demo_db_path: Path) -> None:
+    # The demo's source page shows only the start of each post: each ends at its last whole
+    # sentence and then says where the rest is, with a link off the demo site.
+    import lxml.html
+
+    db = open_db(demo_db_path)
+    for post in store.list_posts(db):
+        body = lxml.html.fragment_fromstring(post.body_html, create_parent="div")
+        paragraphs = body.findall("p")
+        *text, last = paragraphs
+        assert "…" not in post.body_text and "..." not in post.body_text, post.slug
+        assert text[-1].text_content().rstrip().endswith((".", "?", "!")), post.slug
+        links = last.findall("a")
+        assert len(links) == 1 and links[0].text_content() == "Continue reading", post.slug
+        target = urlsplit(links[0].get("href"))
+        assert target.scheme == "https" and target.hostname == "www.internetsociety.org"
+    db.conn.close()
+
+
 @pytest.fixture
 def committed_demo_db(tmp_path: Path) -> Path:
     """posts.db as committed (``git show HEAD:posts.db``), not as ``make run`` left it."""
