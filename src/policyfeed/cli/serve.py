@@ -58,6 +58,7 @@ def serve(app: App, host: str, port: int, out_dir: Path | None, demo: bool) -> N
         policyfeed serve --demo
     """
     from policyfeed.web.app import make_app
+    from policyfeed.web.preview import serve_endpoints
     from policyfeed.web.server import create_server
 
     if demo and not _is_loopback(host):
@@ -70,7 +71,8 @@ def serve(app: App, host: str, port: int, out_dir: Path | None, demo: bool) -> N
     folder = out_dir or settings.output_dir
     if not folder.is_dir():
         click.echo(f"Note: {folder} does not exist yet; run `policyfeed build` first.", err=True)
-    site = make_app(settings, app.db_path, folder, demo=demo)
+    preview = serve_endpoints(settings, host)
+    site = make_app(settings, app.db_path, folder, demo=demo, endpoints=preview)
     if demo and not settings.secret:
         click.echo(
             "Note: POLICYFEED_SECRET is not set: unsubscribe links are checked with the public "
@@ -84,6 +86,14 @@ def serve(app: App, host: str, port: int, out_dir: Path | None, demo: bool) -> N
             f"cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from None
     click.echo(f"Serving {folder} at http://{host}:{server.effective_port}/ (Ctrl+C stops)")
+    local = bool(preview) and not settings.trusted_proxies
+    if local or settings.preview_password:
+        who = ["this machine"] if local else []
+        who += ["with POLICYFEED_PREVIEW_PASSWORD"] if settings.preview_password else []
+        click.echo(
+            f"Editors' preview: http://{host}:{server.effective_port}/preview/ "
+            f"({', or '.join(who)})"
+        )
     try:
         server.run()
     except KeyboardInterrupt:

@@ -72,7 +72,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 View = Callable[..., Response]
 
 #: The modules of ``policyfeed.web`` whose ``endpoints(settings)`` the app serves.
-VIEW_MODULES: tuple[str, ...] = ("unsubscribe", "health", "ses", "signup")
+VIEW_MODULES: tuple[str, ...] = ("unsubscribe", "health", "ses", "signup", "preview")
 
 #: Longer than any token the site makes (about 30 characters), short enough not to be echoed.
 MAX_TOKEN_LENGTH = 400
@@ -261,7 +261,10 @@ class SiteApp:
         self.db_path = Path(db_path)
         self.out_dir = Path(out_dir)
         self.demo = demo
-        self.endpoints: list[Endpoint] = [*load_endpoints(settings), *endpoints]
+        # An endpoint given here takes the place of a module's with the same rule.
+        given = {e.rule for e in endpoints}
+        modules = [e for e in load_endpoints(settings) if e.rule not in given]
+        self.endpoints: list[Endpoint] = [*modules, *endpoints]
         rules = [Rule(e.rule, endpoint=i) for i, e in enumerate(self.endpoints)]
         rules += [
             Rule("/", endpoint="static", defaults={"path": ""}),
@@ -395,7 +398,9 @@ def make_app(
     endpoints: Sequence[Endpoint] = (),
     now: Callable[[], datetime] | None = None,
 ) -> SiteApp:
-    """The WSGI application serving ``out_dir`` and the endpoints for ``settings``.
+    """The WSGI application serving ``out_dir`` and the endpoints for ``settings``, and
+    ``endpoints`` besides (one with a module's rule takes its place: ``serve`` on a loopback
+    address gives the editors' preview this way, see :mod:`policyfeed.web.preview`).
 
     Without ``settings.secret`` it refuses to start (ConfigError) unless ``demo`` is true: a
     local preview that checks links with the public development key (the one ``publish`` signs
