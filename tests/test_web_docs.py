@@ -172,3 +172,13 @@ def test_the_readme_deployment_section_points_to_the_web_files() -> None:
     ):
         assert name in section, name
     assert re.search(r"refuses to start without", section)
+
+
+def test_the_proxies_show_how_to_pass_the_preview_which_only_the_password_opens() -> None:
+    on = app_paths(Settings(secret="x"))
+    extra = app_paths(Settings(secret="x", preview_password="correct horse battery")) - on
+    assert extra and all(path.startswith("/preview/") for path in extra)
+    assert "# location /preview/ {" in (DOCS / "nginx" / "policyfeed.conf").read_text()
+    assert "# handle /preview/* {" in (DOCS / "caddy" / "Caddyfile").read_text()
+    assert "## The editors' preview" in DEPLOY and "POLICYFEED_PREVIEW_PASSWORD" in DEPLOY
+    assert "`/preview/`" in README and "POLICYFEED_PREVIEW_PASSWORD" in README

@@ -43,7 +43,12 @@ def _is_loopback(host: str) -> bool:
 @pass_app
 def serve(app: App, host: str, port: int, out_dir: Path | None, demo: bool) -> None:
     """Serve the built site: pages, feeds (with their media types, ETag, Last-Modified and
-    gzip), the unsubscribe endpoint and /healthz. Ctrl+C stops it.
+    gzip), the unsubscribe endpoint, /healthz and the editors' preview of the digest at
+    /preview/. Ctrl+C stops it.
+
+    The preview is open to this machine when serve listens on a loopback address (and no
+    proxy is configured); elsewhere only with HTTP Basic authentication against
+    POLICYFEED_PREVIEW_PASSWORD. Without either there is none (404).
 
     It needs POLICYFEED_SECRET (the key the unsubscribe links were signed with) and refuses to
     start without it, except with --demo on a loopback address. Run `policyfeed build` first;

@@ -7,9 +7,10 @@
   (``Host: 127.0.0.1:8000``, ``localhost``, ``[::1]``: a page elsewhere that rebinds its own
   name to 127.0.0.1 is not let in); and it carries no header a proxy adds (``Forwarded``,
   ``X-Forwarded-*``, ``X-Real-IP``, ``Via``…). A proxy on the same machine connects from
-  127.0.0.1 too: the last three rules keep it from opening the preview to the internet.
-  (waitress drops ``X-Forwarded-*`` itself when no proxy is configured, so the Host rule is
-  the one that catches a proxy passing the public name on, as the examples in docs/ do.)
+  127.0.0.1 too: the last three rules keep it from opening the preview to the internet, even
+  when ``web.trusted_proxies`` was forgotten (``serve`` keeps waitress from dropping the
+  ``X-Forwarded-*`` headers for this, see :mod:`policyfeed.web.server`). A proxy that adds no
+  header at all and passes ``Host: 127.0.0.1`` cannot be told from a browser here.
 - **Anyone with the password** (``POLICYFEED_PREVIEW_PASSWORD``, from the environment only):
   HTTP Basic authentication, any user name, the password compared in constant time. A wrong or
   missing one is answered 401 with a challenge; nothing of an issue is shown.

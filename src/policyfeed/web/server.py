@@ -13,8 +13,11 @@ closed only after ``channel_timeout`` 120 s) and accept bodies of 1 GiB. Here:
 - ``max_request_header_size`` 32 KiB (a link with the longest token fits many times over) and
   ``max_request_body_size`` the largest body an endpoint takes: over either, waitress answers
   431 or 413 itself before reading the rest.
-- ``clear_untrusted_proxy_headers`` off only when ``web.trusted_proxies`` is set, so that the
-  app's ProxyFix sees ``X-Forwarded-For``; otherwise waitress drops those headers.
+- ``clear_untrusted_proxy_headers`` off: the app decides what the proxy headers are worth. Its
+  ProxyFix believes ``X-Forwarded-For`` only with ``web.trusted_proxies`` set (without, no
+  address is ever taken from it), and the editors' preview must see that a request came
+  through a proxy (:mod:`policyfeed.web.preview_access`): were waitress to drop the headers, a
+  proxy on this machine that forgot ``trusted_proxies`` would look like a local browser.
 
 A connection that trickles a byte every few seconds still holds its place: a public site sits
 behind nginx or Caddy (docs/deploy.md), which buffer requests and serve the files themselves.
@@ -69,7 +72,7 @@ def server_options(app: SiteApp, settings: Settings, connection_limit: int) -> d
         "max_request_header_size": MAX_HEADER_BYTES,
         # waitress refuses a body of this size or more: one byte over the largest cap.
         "max_request_body_size": app.max_body + 1,
-        "clear_untrusted_proxy_headers": settings.trusted_proxies == 0,
+        "clear_untrusted_proxy_headers": False,
         "ident": "policyfeed",
     }
 
