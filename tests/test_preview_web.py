@@ -508,3 +508,14 @@ def test_only_get_and_head(
     post = client.post("/preview/issues/1/", headers={"Host": "localhost"}, environ_base=local)
     assert post.status_code == 405
     assert re.fullmatch(r"GET, HEAD|HEAD, GET", post.headers["Allow"])
+
+
+def test_the_preview_is_in_english_with_its_language_said_whatever_the_sites(
+    issues: sqlite_utils.Database, configured: Settings, demo_db_path: Path
+) -> None:
+    """A tool for editors, like the command line: its words are English, and the page says so
+    (no English words under ``lang="ar" dir="rtl"``)."""
+    app = preview_app(configured, demo_db_path, language="ar")
+    for path in ("/preview/", "/preview/issues/1/", "/preview/issues/99/"):
+        root = lxml.html.document_fromstring(get(app, path).get_data(as_text=True))
+        assert root.get("lang") == "en" and root.get("dir") is None, path

@@ -53,6 +53,9 @@ PRIVATE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 KINDS = {"html": "text/html; charset=utf-8", "txt": "text/plain; charset=utf-8"}
+#: The preview is a tool for editors, in English like the command line (its messages are
+#: English too); the pages members see come from the catalogs in the site's language.
+LANGUAGE = "en"
 #: Longer than any issue number SQLite stores (19 digits).
 MAX_NUMBER_DIGITS = 19
 
@@ -124,7 +127,9 @@ class Guarded:
 
 
 def _error(site: WebContext, code: int, title: str, message: str) -> Response:
-    return site.page(ERROR_TEMPLATE, status=code, code=code, title=title, message=message)
+    return site.page(
+        ERROR_TEMPLATE, status=code, language=LANGUAGE, code=code, title=title, message=message
+    )
 
 
 def _number(text: str) -> int:
@@ -156,7 +161,8 @@ def index(request: Request, site: WebContext, db: Database) -> Response:
     waiting = digest_preview.waiting_issues(db)
     root = request.script_root + ROOT
     return site.page(
-        "web/preview_index.html",
+        "preview/index.html",
+        language=LANGUAGE,
         upcoming=upcoming,
         waiting=waiting,
         counts={issue.number: len(digest_preview.issue_posts(db, issue)) for issue in waiting},
@@ -168,7 +174,8 @@ def _issue(request: Request, site: WebContext, db: Database, previewed: Previewe
     from policyfeed.digest.render import CLIP_BYTES
 
     return site.page(
-        "web/preview_issue.html",
+        "preview/issue.html",
+        language=LANGUAGE,
         previewed=previewed,
         issue=previewed.issue,
         variants=digest_preview.previewed_variants(db, site.settings, previewed),
