@@ -240,3 +240,17 @@ def test_renames_made_before_the_upgrade_get_their_redirects(tmp_path: Path) -> 
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     conn.close()
+
+
+def test_a_redirect_page_is_never_the_post_page_whose_contrast_check_computes(site: Path) -> None:
+    from policyfeed.check.run import contrast_specimens
+
+    ok("posts", "edit", "acta", "--slug", "trade-agreements")
+    ok("build")
+    out = site / "public"
+    listing = {p.relative_to(out).as_posix(): None for p in out.rglob("*.html")}
+    posts = sorted(rel for rel in listing if rel.startswith("posts/"))
+    assert posts[0] == "posts/acta/index.html"  # first of the posts by name, and a redirect
+    specimens = contrast_specimens(out, listing)
+    assert posts[1] == "posts/trade-agreements/index.html" and posts[1] in specimens
+    assert posts[0] not in specimens

@@ -81,11 +81,7 @@ def check_site(
     listing = (
         _after_build(out_dir, old, built) if built is not None and old.files else _walk(out_dir)
     )
-    specimens: dict[str, str] = {}
-    for rel in sorted(listing):
-        if rel.endswith(".html"):
-            specimens.setdefault(page_kind(rel), rel)
-    contrast_of = set(specimens.values())
+    contrast_of = contrast_specimens(out_dir, listing)
     state = CheckState(context)
     pages: dict[str, dict] = {}
     docs: dict[str, dict] = {}
@@ -211,6 +207,21 @@ def _kind(rel: str) -> str | None:
     if rel.endswith(".opml"):
         return "opml"
     return None
+
+
+def contrast_specimens(out_dir: Path, listing: Mapping[str, object]) -> set[str]:
+    """One page of each kind (site.page_kind), the first by name, whose contrast is computed; a
+    renamed post's redirect page (no theme, no text to speak of) is no specimen of posts."""
+    from policyfeed.site.redirects import is_redirect_file
+
+    specimens: dict[str, str] = {}
+    for rel in sorted(listing):
+        if not rel.endswith(".html") or page_kind(rel) in specimens:
+            continue
+        if rel.startswith("posts/") and is_redirect_file(out_dir / rel):
+            continue
+        specimens[page_kind(rel)] = rel
+    return set(specimens.values())
 
 
 def _analyse(kind: str, rel: str, data: bytes, settings: Settings, contrast: bool) -> dict:

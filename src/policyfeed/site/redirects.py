@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -48,6 +49,16 @@ def redirect_page(settings: Settings, new_slug: str) -> str:
         f"({canonical}).</p>\n"
         "</body>\n</html>\n"
     )
+
+
+def is_redirect_file(path: Path) -> bool:
+    """Whether the file at ``path`` is a redirect page (only its first line is read)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(_HEAD) + 120)
+    except OSError:
+        return False
+    return _MOVED.match(head) is not None
 
 
 def read_redirect(data: bytes) -> tuple[str, str] | None:
