@@ -6,7 +6,7 @@ judged as a ratio against its target. Absolute times are shown but not judged (t
 shared), except where a target names one.
 
 Usage:
-    python benchmarks/run.py            # the full figures (under 10 minutes on 2 cores)
+    python benchmarks/run.py            # the full figures (about 20 minutes on 2 cores)
     python benchmarks/run.py --quick    # smaller data and fewer runs, for a first look
     python benchmarks/run.py --only help,import
 
