@@ -12,6 +12,8 @@ from pathlib import Path
 
 import lxml.etree
 import sqlite_utils
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policyfeed.audience.subscribers import add_chapter
 from policyfeed.config import Settings
@@ -31,6 +33,41 @@ def test_clean_text_and_clean_line() -> None:
     assert clean_text("\u202eabc") == "\u202eabc"  # bodies keep their direction controls
     assert clean_line(f"\u202eoverride-LTR\u202c {NONCHARACTERS}\n  next") == "override-LTR next"
     assert clean_line("\u200fmark stays") == "\u200fmark stays"
+
+
+# What clean_text removes, spelled out once more: every character XML 1.0 forbids but tab, line
+# feed and carriage return, DEL and the C1 controls, surrogates, and Unicode's noncharacters.
+def _unwanted(char: str) -> bool:
+    code = ord(char)
+    return (
+        (code < 0x20 and char not in "\t\n\r")
+        or 0x7F <= code <= 0x9F
+        or 0xD800 <= code <= 0xDFFF
+        or 0xFDD0 <= code <= 0xFDEF
+        or code & 0xFFFE == 0xFFFE
+    )
+
+
+# Mostly plain ASCII (the fast path), with some of every kind of character mixed in.
+_TEXTS = st.text(
+    st.one_of(
+        st.characters(max_codepoint=0x7F),
+        st.characters(),
+        st.sampled_from(f"{NONCHARACTERS}{CONTROLS}{BIDI}\ud800\udfff\x00\x0c\r\u00e9\u4e92"),
+    )
+)
+
+
+@given(_TEXTS)
+def test_clean_text_removes_exactly_the_unwanted_characters(text: str) -> None:
+    assert clean_text(text) == "".join(c for c in text if not _unwanted(c))
+
+
+def test_clean_text_of_long_ascii_and_non_ascii_text() -> None:
+    body = "<p>Plain text, with a tab\tand lines\r\n</p>" * 200
+    assert clean_text(body) == body
+    assert clean_text(body + "\x00\x7f" + body) == body + body
+    assert clean_text("caf\u00e9 \U0001f600 \U0001ffff\ufdd0x\x85") == "caf\u00e9 \U0001f600 x"
 
 
 def hostile_site(db: sqlite_utils.Database, settings: Settings) -> Settings:

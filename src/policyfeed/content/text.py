@@ -11,10 +11,21 @@ import re
 # but read as Windows-1252 by some parsers and shown as boxes by browsers. Unicode's
 # noncharacters (U+FDD0-U+FDEF and the last two code points of every plane) are "not for
 # interchange": the W3C validator rejects feeds with them.
-_UNWANTED = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+#
+# Most text is ASCII: there only the C0 controls and DEL can occur, and bytes.translate drops
+# them 60 times faster than a regular expression. Other text takes one expression for the Basic
+# Multilingual Plane (a bitmap lookup per character) and, only when it holds a character beyond,
+# another for the last two code points of planes 1-16 (a class that mixes both planes is a list
+# of ranges, tried one by one at every character: 0.3 ms for a 4 KB post).
+_ASCII_UNWANTED = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_BMP_UNWANTED = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]"
+)
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
+_ASTRAL_UNWANTED = re.compile(
+    "["
     + "".join(
-        f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(17)
+        f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(1, 17)
     )
     + "]"
 )
@@ -27,7 +38,14 @@ _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 def clean_text(text: str) -> str:
     """``text`` without the characters no feed, page or message should carry (see above).
     Line breaks and tabs stay."""
-    return _UNWANTED.sub("", text)
+    if text.isascii():
+        raw = text.encode("ascii")
+        kept = raw.translate(None, _ASCII_UNWANTED)
+        return text if len(kept) == len(raw) else kept.decode("ascii")
+    text = _BMP_UNWANTED.sub("", text)
+    if _BEYOND_BMP.search(text):
+        text = _ASTRAL_UNWANTED.sub("", text)
+    return text
 
 
 def clean_line(text: str) -> str:
