@@ -238,6 +238,51 @@ def test_help_loads_no_stage() -> None:
     assert [m for m in loaded if part(m) in STAGES or part(m) == "store"] == []
 
 
+def test_help_imports_no_command_module() -> None:
+    """``policyfeed --help`` lists the commands without importing the modules that define them;
+    a command's own help imports its modules, and only those."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from policyfeed.cli import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    cli.main(sys.argv[1:], prog_name='policyfeed')\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('policyfeed.cli.'))))\n"
+    )
+
+    def loaded(*args: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout.split()
+
+    assert loaded("--help") == []
+    assert loaded("build", "--help") == ["policyfeed.cli.build"]
+    issue_modules = ["deliveries", "editing", "issues", "sendtest"]
+    assert loaded("issue", "--help") == [f"policyfeed.cli.{m}" for m in issue_modules]
+
+
+def test_the_command_table_matches_the_commands() -> None:
+    """What ``--help`` shows of a command before loading it is what it shows once loaded, and
+    every module of the cli package is named in the table."""
+    import click
+
+    from policyfeed.cli import COMMANDS, cli
+
+    modules = {m for found, _ in COMMANDS.values() for m in found}
+    helpers = {"progress"}  # no command of its own
+    on_disk = {p.stem for p in (PACKAGE / "cli").glob("*.py") if p.stem != "__init__"}
+    assert sorted(on_disk - helpers) == sorted(modules)
+    for name, (found, first_paragraph) in COMMANDS.items():
+        command = cli.commands[name]
+        assert command.callback is not None
+        assert command.callback.__module__ == f"policyfeed.cli.{found[0]}", name
+        stand_in = click.Command(name, help=first_paragraph)
+        for limit in (30, 45, 60, 200):
+            assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit), name
+    with click.Context(cli) as ctx:
+        assert cli.list_commands(ctx) == sorted(COMMANDS)
+
+
 def test_the_readme_layout_shows_the_tree() -> None:
     readme = (SRC.parent / "README.md").read_text(encoding="utf-8")
     block = readme[readme.index("src/policyfeed/\n") :].split("```", 1)[0]

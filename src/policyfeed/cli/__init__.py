@@ -1,15 +1,17 @@
 """The command line: parse, call one library function, print. Errors map to exit codes here.
 
-Each command group lives in its own module; heavy libraries are imported inside commands so that
-``policyfeed --help`` stays fast.
+Each command group lives in its own module, imported only when that command runs (or its help is
+asked for): ``policyfeed --help`` lists the commands from :data:`COMMANDS` without importing any.
+Heavy libraries are imported inside the commands.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -193,8 +195,117 @@ def busy_database(exc: BaseException) -> PolicyfeedError | None:
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process that SIGPIPE stopped
 
 
+#: Each top-level command: the modules that define it and its subcommands (the first one
+#: defines the command), and the first paragraph of its help as ``policyfeed --help`` shows it
+#: (tests/test_layout.py checks both against the commands once loaded).
+COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "bounces": (
+        ("bounces",),
+        "Bounces and complaints: read the bounce mailbox, see what came back.",
+    ),
+    "build": (
+        ("build",),
+        "Write the feeds (RSS, Atom, JSON Feed), archive pages, OPML and the static pages.",
+    ),
+    "chapters": (
+        ("subscribers",),
+        "Chapters: groups of subscribers, each with its own variant of every issue.",
+    ),
+    "check": (
+        ("check",),
+        "Check what would go out: the feeds and pages the build wrote, each variant of an issue "
+        "as the message a member gets, the templates' accessibility, and the settings mail needs.",
+    ),
+    "dkim": (("dkim",), "DKIM signing: make a key pair, show the DNS record to publish."),
+    "init": (
+        ("site",),
+        "Create the database and a policyfeed.toml (an existing config is kept).",
+    ),
+    "issue": (
+        ("issues", "editing", "deliveries", "sendtest"),
+        "Create, list, show, preview and render the digest's issues.",
+    ),
+    "posts": (("posts",), "Write, import, list, search and publish posts."),
+    "publish": (
+        ("publish",),
+        "Make and deliver the issue of the current period; safe to run any number of times.",
+    ),
+    "serve": (
+        ("serve",),
+        "Serve the built site: pages, feeds (with their media types, ETag, Last-Modified and "
+        "gzip), the unsubscribe endpoint and /healthz. Ctrl+C stops it.",
+    ),
+    "sources": (
+        ("sources",),
+        "Sync posts from the feeds of the blogs you already have ([[sources]] in the config).",
+    ),
+    "subscribers": (
+        ("subscribers",),
+        "Subscribers: add, import, list, choose their topics, unsubscribe, remove, forget, "
+        "export one member's data.",
+    ),
+    "topics": (
+        ("topics",),
+        "Topics: list them, or add one with the slug you choose (posts name topics by name).",
+    ),
+}
+
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """A group's commands, each imported on first use: its modules register it (``@cli.command``)
+    when they are imported. Looks like the dict click keeps, so nothing else needs to know."""
+
+    def __init__(self, table: dict[str, tuple[tuple[str, ...], str]]) -> None:
+        self._table = table
+        self._loaded: dict[str, click.Command] = {}
+
+    def loaded(self, name: str) -> click.Command | None:
+        """The command if its modules were imported already (nothing is imported here)."""
+        return self._loaded.get(name)
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded and name in self._table:
+            for module in self._table[name][0]:
+                importlib.import_module(f"policyfeed.cli.{module}")
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(set(self._table) | set(self._loaded)))
+
+    def __len__(self) -> int:
+        return len(set(self._table) | set(self._loaded))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._table or name in self._loaded
+
+
 class PolicyfeedGroup(click.Group):
-    """Turns library errors into ``Error: …`` and the right exit code."""
+    """Turns library errors into ``Error: …`` and the right exit code; its commands load when
+    they run (see :class:`LazyCommands`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = LazyCommands(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The list of commands in ``--help``, from :data:`COMMANDS` for those not loaded (the
+        same lines click makes from a command's help)."""
+        assert isinstance(self.commands, LazyCommands)
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.commands.loaded(name) or click.Command(name, help=COMMANDS[name][1])
+            if not command.hidden:
+                rows.append((name, command))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -275,29 +386,3 @@ def echo_json(value: Any) -> None:
     import json
 
     click.echo(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False))
-
-
-# Each module registers its commands on ``cli`` when imported.
-COMMAND_MODULES = (
-    "site",
-    "posts",
-    "topics",
-    "build",
-    "serve",
-    "issues",
-    "sendtest",
-    "deliveries",
-    "editing",
-    "subscribers",
-    "publish",
-    "bounces",
-    "dkim",
-    "check",
-    "sources",
-)
-for _name in COMMAND_MODULES:
-    try:
-        __import__(f"policyfeed.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # a group not built yet
-        if _exc.name != f"policyfeed.cli.{_name}":
-            raise
