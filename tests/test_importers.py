@@ -158,6 +158,32 @@ def test_json_list_imports_every_post_with_its_fields(
     assert (draft.status, draft.body_html, draft.guid) == ("draft", "<p><em>soon</em></p>", None)
 
 
+def test_one_import_finds_each_topic_by_name_then_by_slug_and_makes_it_once(
+    db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    # An editor made "ITU" with the slug "itu-wcit"; a topic named "ITU WCIT" (slug itu-wcit)
+    # is that one too, and a new name gets one new topic however many posts carry it.
+    store.add_topic(db, Topic("itu-wcit", "ITU"))
+    records = [
+        {"title": f"Post {n}", "date": f"2012-07-0{n}", "topics": topics}
+        for n, topics in enumerate(
+            (["ITU"], ["ITU WCIT", "Spectrum"], ["spectrum", "ITU"], ["Spectrum"]), start=1
+        )
+    ]
+    run_import(db, write_json(tmp_path / "posts.json", records))
+    assert [(r["slug"], r["name"]) for r in db["topics"].rows_where(order_by="id")] == [
+        ("itu-wcit", "ITU"),
+        ("spectrum", "Spectrum"),
+    ]
+    shown = {p: [t.slug for t in store.get_post(db, p).topics] for p in slugs(db)}
+    assert shown == {
+        "post-1": ["itu-wcit"],
+        "post-2": ["itu-wcit", "spectrum"],
+        "post-3": ["itu-wcit", "spectrum"],
+        "post-4": ["spectrum"],
+    }
+
+
 def test_json_object_with_a_posts_list_is_accepted(
     db: sqlite_utils.Database, tmp_path: Path
 ) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policyfeed.content.posts import draft_from_record
 from policyfeed.errors import ConflictError, NotFoundError
@@ -79,6 +81,15 @@ def test_times_are_stored_as_utc_text_that_sorts_as_time() -> None:
     assert from_db_time("2012-07-25T18:00:00Z") == zurich_summer
     with pytest.raises(ValueError, match="naive"):
         to_db_time(datetime(2012, 7, 25, 18, 0))
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.timezones()
+    )
+)
+def test_stored_time_is_the_utc_second_in_the_stored_form(moment: datetime) -> None:
+    assert to_db_time(moment) == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- the (status, published_at) index ----------------------------------------------------------

@@ -507,6 +507,7 @@ def import_posts(
     result = ImportResult()
     saved_ids: list[int] = []
     checked_base_url = False
+    bulk = post_store.BulkSave()
     # All or nothing. Drafts are saved while later ones are still being validated (on the
     # other cores); a bad record anywhere rolls back everything saved before it.
     with transaction(db):
@@ -521,7 +522,9 @@ def import_posts(
                 for current in post_store.get_posts_by_ids(db, [post_id]):
                     refuse_blanking(current, draft, source=source, where=where)
             try:
-                saved = post_store.save_post(db, draft, now=now, domain=domain, post_id=post_id)
+                saved = post_store.save_post(
+                    db, draft, now=now, domain=domain, post_id=post_id, bulk=bulk, looked_up=True
+                )
             except ConflictError as exc:
                 raise InputError(str(exc), source=str(path), where=f"post {draft.slug!r}") from None
             if post_id is None:

@@ -196,11 +196,20 @@ def list_topics(db: Database) -> list[tuple[Topic, int]]:
     return [(Topic(slug, name), count) for slug, name, count in rows]
 
 
-def _topic_ids(db: Database, topics: Sequence[Topic]) -> list[int]:
+def _topic_ids(
+    db: Database, topics: Sequence[Topic], known: dict[str, int] | None = None
+) -> list[int]:
     """The ids of ``topics``, made when new. A topic of the same name is the same topic, whatever
-    its slug (an editor may have chosen one); then one of the same slug."""
+    its slug (an editor may have chosen one); then one of the same slug. ``known`` remembers the
+    answers by name between the saves of one transaction (an import asks for the same few
+    topics thousands of times; only this function adds topics meanwhile)."""
+    if known is None:
+        known = {}
     ids = []
     for topic in topics:
+        if topic.name in known:
+            ids.append(known[topic.name])
+            continue
         row = db.execute(
             "SELECT id FROM topics WHERE name = ? ORDER BY id LIMIT 1", [topic.name]
         ).fetchone()
@@ -218,17 +227,24 @@ def _topic_ids(db: Database, topics: Sequence[Topic]) -> list[int]:
             ids.append(int(cursor.lastrowid or 0))
         else:
             ids.append(int(row[0]))
+        known[topic.name] = ids[-1]
     return ids
 
 
-def _set_topics(db: Database, post_id: int, topics: Sequence[Topic], *, new: bool) -> None:
+def _set_topics(
+    db: Database,
+    post_id: int,
+    topics: Sequence[Topic],
+    *,
+    new: bool,
+    known: dict[str, int] | None = None,
+) -> None:
     if not new:
         db.execute("DELETE FROM post_topics WHERE post_id = ?", [post_id])
-    for topic_id in _topic_ids(db, topics):
-        db.execute(
-            "INSERT OR IGNORE INTO post_topics (post_id, topic_id) VALUES (?, ?)",
-            [post_id, topic_id],
-        )
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO post_topics (post_id, topic_id) VALUES (?, ?)",
+        [(post_id, topic_id) for topic_id in _topic_ids(db, topics, known)],
+    )
 
 
 def _assign_guid(db: Database, post_id: int, domain: str) -> None:
@@ -245,34 +261,74 @@ def _assign_guid(db: Database, post_id: int, domain: str) -> None:
     db.execute("UPDATE posts SET guid = ? WHERE id = ?", [candidate, post_id])
 
 
+class BulkSave:
+    """What the saves of one transaction (an import) remember between them: the topics' ids.
+    The caller rolls the whole transaction back when a save fails (a save with a BulkSave
+    inside a transaction sets no savepoint of its own).
+
+    ``looked_up`` tells a save that the caller has just asked :func:`find_post_id` for the
+    draft's slug and guid, in this transaction, and found no post: the checks that no other post
+    holds them are answered already.
+    """
+
+    def __init__(self) -> None:
+        self.topic_ids: dict[str, int] = {}
+
+
 def save_post(
-    db: Database, draft: PostDraft, *, now: datetime, domain: str, post_id: int | None = None
+    db: Database,
+    draft: PostDraft,
+    *,
+    now: datetime,
+    domain: str,
+    post_id: int | None = None,
+    bulk: BulkSave | None = None,
+    looked_up: bool = False,
 ) -> int:
     """Insert ``draft`` as a new post, or update post ``post_id``. Returns the post id.
 
     On an update, a draft without a status or a publication date keeps the post's. The save is
-    atomic; to save many all-or-nothing (imports), call it inside one ``transaction(db)``.
+    atomic; to save many all-or-nothing (imports), call it inside one ``transaction(db)``, with
+    one :class:`BulkSave` for all of them.
     """
+    unique = looked_up and post_id is None
+    if bulk is not None and db.conn.in_transaction:
+        # No savepoint of its own: a bulk save that fails rolls its whole transaction back.
+        return _save_post(
+            db, draft, now=now, domain=domain, post_id=post_id, bulk=bulk, unique=unique
+        )
     with transaction(db):
-        return _save_post(db, draft, now=now, domain=domain, post_id=post_id)
+        return _save_post(
+            db, draft, now=now, domain=domain, post_id=post_id, bulk=bulk, unique=unique
+        )
 
 
 def _save_post(
-    db: Database, draft: PostDraft, *, now: datetime, domain: str, post_id: int | None
+    db: Database,
+    draft: PostDraft,
+    *,
+    now: datetime,
+    domain: str,
+    post_id: int | None,
+    bulk: BulkSave | None = None,
+    unique: bool = False,
 ) -> int:
     source_id = None
     if draft.guid and not is_absolute_uri(draft.guid):
         # Kept to match re-imports; the post is published under its own tag: URI.
         source_id, draft = draft.guid, replace(draft, guid=None)
-        owner = db.execute(
-            "SELECT slug FROM posts WHERE source_id = ? AND id IS NOT ?", [source_id, post_id]
-        ).fetchone()
+        owner = None
+        if not unique:
+            owner = db.execute(
+                "SELECT slug FROM posts WHERE source_id = ? AND id IS NOT ?", [source_id, post_id]
+            ).fetchone()
         if owner:
             raise ConflictError(f"id {source_id!r} is already used by post {owner[0]!r}")
-    taken = db.execute("SELECT id FROM posts WHERE slug = ?", [draft.slug]).fetchone()
-    if taken and taken[0] != post_id:
-        raise ConflictError(f"slug {draft.slug!r} is already used by another post")
-    if draft.guid:
+    if not unique:
+        taken = db.execute("SELECT id FROM posts WHERE slug = ?", [draft.slug]).fetchone()
+        if taken and taken[0] != post_id:
+            raise ConflictError(f"slug {draft.slug!r} is already used by another post")
+    if draft.guid and not unique:
         owner = db.execute(
             "SELECT slug FROM posts WHERE guid = ? AND id IS NOT ?", [draft.guid, post_id]
         ).fetchone()
@@ -332,7 +388,7 @@ def _save_post(
             values["updated_at"] = current[1] if unchanged else to_db_time(now)
         sets = ", ".join(f"{col} = ?" for col in values)
         db.execute(f"UPDATE posts SET {sets} WHERE id = ?", [*values.values(), post_id])
-    _set_topics(db, post_id, draft.topics, new=new)
+    _set_topics(db, post_id, draft.topics, new=new, known=bulk.topic_ids if bulk else None)
     if not guid_known:  # taken by another post: _assign_guid makes it unique with the id
         _assign_guid(db, post_id, domain)
     return post_id
