@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlite_utils
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policyfeed.content.posts import (
     draft_from_record,
@@ -231,6 +234,25 @@ def test_permalink_is_the_post_url_or_its_page_on_the_site() -> None:
     assert Post(slug="acta", title="ACTA").permalink(BASE) == f"{BASE}posts/acta/"
     elsewhere = Post(slug="acta", title="ACTA", url="https://www.internetsociety.org/acta")
     assert elsewhere.permalink(BASE) == "https://www.internetsociety.org/acta"
+
+
+@given(
+    st.sampled_from(
+        (
+            "https://policy.example.org/",
+            "https://policy.example.org",
+            "https://example.org/blog",
+            "https://example.org/a/./b/",
+            "https://example.org/a/../b/",
+            "https://example.org/a//b/",
+            "https://example.org/a/?q=1#top",
+            "http://example.org:8080/x/y/",
+        )
+    ),
+    st.text(st.sampled_from("abz09-._/?#%é"), min_size=1, max_size=12),
+)
+def test_permalink_joins_the_slug_as_urljoin_does(base: str, slug: str) -> None:
+    assert Post(slug=slug, title="T").permalink(base) == urljoin(base, f"posts/{slug}/")
 
 
 # --- dates -----------------------------------------------------------------------------------

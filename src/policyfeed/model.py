@@ -9,7 +9,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from urllib.parse import urljoin
+
+_PLAIN_SLUG = re.compile(r"[a-z0-9-]+")
+
+
+@lru_cache(maxsize=8)
+def _posts_folder(base_url: str) -> str:
+    """The absolute URL of the posts' folder, ``posts/`` against ``base_url``."""
+    return urljoin(base_url, "posts/")
+
 
 # --- posts -----------------------------------------------------------------------------------
 
@@ -46,6 +56,10 @@ class Post:
         itself is stored relative to it (``./…``, see content.urls.SITE_RELATIVE)."""
         if self.url:
             return urljoin(base_url, self.url) if self.url.startswith("./") else self.url
+        if _PLAIN_SLUG.fullmatch(self.slug):
+            # A segment of letters, digits and hyphens adds itself to what urljoin made of the
+            # folder: joined once per base URL instead of per post (urljoin is slow).
+            return f"{_posts_folder(base_url)}{self.slug}/"
         return urljoin(base_url, f"posts/{self.slug}/")
 
 
