@@ -210,11 +210,29 @@ class _Pages:
             self.settings, name, site=self.site, root="../" * depth, box=self.box, **context
         )
 
-    def post_view(self, post: Post, root: str, *, full: bool = False) -> dict[str, Any]:
+    def post_view(
+        self, post: Post, root: str, *, full: bool = False, listed: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """What a page shows of a post; ``full``: with its body, for its own page. ``listed``
+        is its view for a list at the same ``root``, made already (the full one adds to it)."""
         from markupsafe import Markup
 
         assert post.published_at is not None
-        own_page = self.settings.absolute(f"posts/{post.slug}/")
+        if listed is not None:
+            view = dict(listed)
+        else:
+            view = self._listed_view(post, root)
+        if full:
+            own_page = self.settings.absolute(f"posts/{post.slug}/")
+            # Sanitised when it was saved; ids prefixed so they cannot collide with the page's.
+            body = absolute_links(post.body_html, self.settings.base_url)
+            view["body_html"] = Markup(prefix_ids(body, id_prefix(post)))
+            view["permalink"] = post.permalink(self.settings.base_url)
+            view["original"] = post.url if post.url and post.url != own_page else ""
+        return view
+
+    def _listed_view(self, post: Post, root: str) -> dict[str, Any]:
+        assert post.published_at is not None
         view: dict[str, Any] = {
             "title": clean_line(post.title),
             "url": f"{root}posts/{post.slug}/",
@@ -226,20 +244,18 @@ class _Pages:
                 {"name": clean_line(t.name), "url": f"{root}topics/{t.slug}/"} for t in post.topics
             ],
         }
-        if full:
-            # Sanitised when it was saved; ids prefixed so they cannot collide with the page's.
-            body = absolute_links(post.body_html, self.settings.base_url)
-            view["body_html"] = Markup(prefix_ids(body, id_prefix(post)))
-            view["permalink"] = post.permalink(self.settings.base_url)
-            view["original"] = post.url if post.url and post.url != own_page else ""
         return view
 
-    def post_page(self, post: Post) -> str:
+    def listed_views(self, posts: Sequence[Post], root: str) -> list[dict[str, Any]]:
+        return [self._listed_view(p, root) for p in posts]
+
+    def post_page(self, post: Post, listed: dict[str, Any] | None = None) -> str:
+        """A post's own page; ``listed``: its view in a list of a page two folders deep."""
         return self.render(
             "site/post.html",
             depth=2,
             feeds=self.site_feeds,
-            post=self.post_view(post, "../../", full=True),
+            post=self.post_view(post, "../../", full=True, listed=listed),
         )
 
     def index_page(self, posts: Sequence[Post], topics: Sequence[Topic], older: int) -> str:
@@ -252,7 +268,9 @@ class _Pages:
             older=f"archive/{older}/" if older else "",
         )
 
-    def topic_page(self, topic: Topic, posts: Sequence[Post]) -> str:
+    def topic_page(
+        self, topic: Topic, posts: Sequence[Post], views: list[dict[str, Any]] | None = None
+    ) -> str:
         folder = f"topics/{topic.slug}/"
         own = feed_links(self.settings, folder, f"{self.settings.title}: {clean_line(topic.name)}")
         return self.render(
@@ -263,16 +281,23 @@ class _Pages:
             topic_feeds=own,
             site_feeds=self.site_feeds,
             topic={"name": clean_line(topic.name), "slug": topic.slug},
-            posts=[self.post_view(p, "../../") for p in posts],
+            posts=views if views is not None else self.listed_views(posts, "../../"),
         )
 
-    def archive_page(self, number: int, posts: Sequence[Post], *, is_last: bool) -> str:
+    def archive_page(
+        self,
+        number: int,
+        posts: Sequence[Post],
+        *,
+        is_last: bool,
+        views: list[dict[str, Any]] | None = None,
+    ) -> str:
         return self.render(
             "site/archive.html",
             depth=2,
             feeds=self.site_feeds,
             number=number,
-            posts=[self.post_view(p, "../../") for p in posts],
+            posts=views if views is not None else self.listed_views(posts, "../../"),
             newer="../../" if is_last else f"../{number + 1}/",
             older=f"../{number - 1}/" if number > 1 else "",
         )
@@ -301,9 +326,16 @@ class _Render(Context):
         for file, data in render_feed_set(meta, entries, archive).items():
             self.write(folder + file.name, data, written)
 
-    def post_pages(self, posts: Iterable[Post], written: list[str]) -> None:
+    def post_pages(
+        self,
+        posts: Iterable[Post],
+        written: list[str],
+        listed: dict[int | None, dict[str, Any]] | None = None,
+    ) -> None:
+        """Each post's page; ``listed``: views made for a list two folders deep, by post id."""
         for post in posts:
-            self.write(f"posts/{post.slug}/index.html", self.pages.post_page(post), written)
+            view = listed.get(post.id) if listed is not None else None
+            self.write(f"posts/{post.slug}/index.html", self.pages.post_page(post, view), written)
 
 
 def _archive_page_job(
@@ -321,9 +353,12 @@ def _archive_page_job(
     entries = [post_entry(p, ctx.settings) for p in posts]
     meta = site_meta(ctx.settings, folder, last_change=last_change)
     ctx.feeds(folder, meta, entries, links, written)
-    page = ctx.pages.archive_page(number, posts, is_last=is_last)
+    # The list and the posts' own pages are two folders deep: one view each serves both.
+    views = ctx.pages.listed_views(posts, "../../")
+    page = ctx.pages.archive_page(number, posts, is_last=is_last, views=views)
     ctx.write(folder + "index.html", page, written)
-    ctx.post_pages((p for p in posts if p.id in own), written)
+    by_id = {p.id: view for p, view in zip(posts, views, strict=True)}
+    ctx.post_pages((p for p in posts if p.id in own), written, by_id)
     return written
 
 
@@ -335,8 +370,10 @@ def _topic_job(
     folder = f"topics/{topic.slug}/"
     entries = [post_entry(p, ctx.settings) for p in posts]
     ctx.feeds(folder, topic_meta(ctx.settings, topic, last_change), entries, None, written)
-    ctx.write(folder + "index.html", ctx.pages.topic_page(topic, posts), written)
-    ctx.post_pages((p for p in posts if p.id in own), written)
+    views = ctx.pages.listed_views(posts, "../../")
+    ctx.write(folder + "index.html", ctx.pages.topic_page(topic, posts, views), written)
+    by_id = {p.id: view for p, view in zip(posts, views, strict=True)}
+    ctx.post_pages((p for p in posts if p.id in own), written, by_id)
     return written
 
 
