@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import html as _html
 import re
@@ -98,9 +99,15 @@ def check_slug(slug: str) -> str:
     return slug
 
 
-@functools.lru_cache(maxsize=16)
-def _cleaner(base_url: str, with_cite: bool, keep_fragments: bool = True) -> nh3.Cleaner:
-    """One sanitiser per site (building one costs more than cleaning a post)."""
+#: The URL relative links are resolved against, for the sanitiser at work in this thread: one
+#: sanitiser serves every base URL (building one costs more than cleaning a post, and a feed
+#: entry resolves against its own link).
+_BASE_URL: contextvars.ContextVar[str] = contextvars.ContextVar("policyfeed_base_url")
+
+
+@functools.lru_cache(maxsize=4)
+def _cleaner(with_cite: bool, keep_fragments: bool = True) -> nh3.Cleaner:
+    """The sanitiser; relative URLs resolve against :data:`_BASE_URL`."""
 
     def resolve(value: str) -> str | None:
         value = value.strip()
@@ -108,7 +115,7 @@ def _cleaner(base_url: str, with_cite: bool, keep_fragments: bool = True) -> nh3
             return None
         if value.startswith("#") and keep_fragments:
             return value  # a footnote or a section of the post itself, not of the home page
-        absolute = urljoin(base_url, value)
+        absolute = urljoin(_BASE_URL.get(), value)
         return absolute if urlsplit(absolute).scheme in URL_SCHEMES else None
 
     def absolutize(tag: str, attribute: str, value: str) -> str | None:
@@ -146,8 +153,12 @@ def sanitize_html(html: str, base_url: str, *, keep_fragments: bool = True) -> s
     Removes script, style, iframe, noscript, forms, event handlers, ``style`` attributes and any
     URL scheme but those of :data:`URL_SCHEMES`.
     """
-    cleaner = _cleaner(base_url, "cite" in html, keep_fragments)
-    cleaned = cleaner.clean(strip_forbidden(html))
+    cleaner = _cleaner("cite" in html, keep_fragments)
+    token = _BASE_URL.set(base_url)
+    try:
+        cleaned = cleaner.clean(strip_forbidden(html))
+    finally:
+        _BASE_URL.reset(token)
     # Character references (&#1;) are decoded by the parser, so forbidden characters can appear
     # only now.
     return strip_forbidden(cleaned).strip()
