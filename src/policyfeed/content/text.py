@@ -38,6 +38,10 @@ _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 def clean_text(text: str) -> str:
     """``text`` without the characters no feed, page or message should carry (see above).
     Line breaks and tabs stay."""
+    if text.isprintable():
+        # Every character removed here is a control, a surrogate or unassigned: none printable.
+        # Most values (titles, names, URLs) take this path, without a copy.
+        return text
     if text.isascii():
         raw = text.encode("ascii")
         kept = raw.translate(None, _ASCII_UNWANTED)
