@@ -337,7 +337,7 @@ class Workspace:
 
 # --- figure: policyfeed --help -----------------------------------------------------------------
 def figure_help(ws: Workspace) -> Figure:
-    figure = Figure("help", "`policyfeed --help`, whole process", "`python -c pass`", "s", limit=6)
+    figure = Figure("help", "`policyfeed --help`, whole process", "`python -c pass`", "s", limit=2.5)
     command = [*policyfeed_command(), "--help"]
     bare = [sys.executable, "-c", "pass"]
 
@@ -431,7 +431,7 @@ def figure_import(ws: Workspace) -> Figure:
         f"import of {posts:,} posts (`import_posts`, JSON Lines)",
         "raw `sqlite3.executemany` of the same rows, one transaction",
         "s",
-        limit=2.5,
+        limit=2.0,
     )
     folder = ws.root / "import"
     folder.mkdir(parents=True, exist_ok=True)
