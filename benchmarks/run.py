@@ -337,7 +337,9 @@ class Workspace:
 
 # --- figure: policyfeed --help -----------------------------------------------------------------
 def figure_help(ws: Workspace) -> Figure:
-    figure = Figure("help", "`policyfeed --help`, whole process", "`python -c pass`", "s", limit=2.5)
+    figure = Figure(
+        "help", "`policyfeed --help`, whole process", "`python -c pass`", "s", limit=2.5
+    )
     command = [*policyfeed_command(), "--help"]
     bare = [sys.executable, "-c", "pass"]
 

@@ -218,10 +218,7 @@ class _Pages:
         from markupsafe import Markup
 
         assert post.published_at is not None
-        if listed is not None:
-            view = dict(listed)
-        else:
-            view = self._listed_view(post, root)
+        view = dict(listed) if listed is not None else self._listed_view(post, root)
         if full:
             own_page = self.settings.absolute(f"posts/{post.slug}/")
             # Sanitised when it was saved; ids prefixed so they cannot collide with the page's.
