@@ -233,7 +233,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "serve": (
         ("serve",),
         "Serve the built site: pages, feeds (with their media types, ETag, Last-Modified and "
-        "gzip), the unsubscribe endpoint and /healthz. Ctrl+C stops it.",
+        "gzip), the unsubscribe endpoint, /healthz and the editors' preview of the digest at "
+        "/preview/. Ctrl+C stops it.",
     ),
     "sources": (
         ("sources",),
