@@ -50,7 +50,6 @@ def test_the_demo_site_before_its_first_issue_passes(
     assert lines_of(demo_db, settings, now) == []
 
 
-@pytest.mark.xfail(reason="issue #11: topic feeds are cut at feed_limit, without RFC 5005 archives")
 def test_a_site_with_one_post_a_feed_page_has_no_feed_errors(
     demo_db: sqlite_utils.Database, settings: Settings, now: datetime
 ) -> None:
@@ -303,7 +302,7 @@ def test_a_post_twice_in_a_feeds_history(
 def test_a_feed_without_its_history(
     demo_db: sqlite_utils.Database, archived: Settings, now: datetime
 ) -> None:
-    """A feed cut at feed_limit with no archive (as topic feeds are today) loses the rest."""
+    """A feed cut at feed_limit with no archive loses the rest."""
     out = archived.output_dir
     edit(out / "atom.xml", PREV_ARCHIVE_2, "")
     shutil.rmtree(out / "archive")
@@ -316,3 +315,36 @@ def test_a_feed_without_its_history(
         "ERROR site index.html: links to archive/2/index.html, which the site does not have "
         "(a 404), line N"
     ) in lines
+
+
+IP_TOPIC = "topics/intellectual-property/"
+
+
+def test_a_topic_feed_with_a_missing_archive_page(
+    demo_db: sqlite_utils.Database, settings: Settings, now: datetime
+) -> None:
+    settings = build(demo_db, settings, now, feed_limit=1)  # its two posts: one a page
+    (settings.output_dir / IP_TOPIC / "archive" / "1" / "atom.xml").unlink()
+    assert errors(lines_of(demo_db, settings, now)) == [
+        f"ERROR feeds {IP_TOPIC}atom.xml: archive page {IP_TOPIC}archive/1/atom.xml is missing, "
+        f"prev-archive of {IP_TOPIC}atom.xml",
+        f"ERROR feeds {IP_TOPIC}atom.xml: the feed and its archive pages hold 1 of the 2 posts on "
+        "the topic intellectual-property: the rest cannot be reached (is the build older than "
+        "the database?)",
+    ]
+
+
+def test_a_topic_archive_page_linking_the_site_feed_as_current(
+    demo_db: sqlite_utils.Database, settings: Settings, now: datetime
+) -> None:
+    settings = build(demo_db, settings, now, feed_limit=1)
+    edit(
+        settings.output_dir / IP_TOPIC / "archive" / "1" / "atom.xml",
+        f'href="https://policy.example.org/{IP_TOPIC}atom.xml" rel="current"',
+        'href="https://policy.example.org/atom.xml" rel="current"',
+    )
+    assert errors(lines_of(demo_db, settings, now)) == [
+        f"ERROR feeds {IP_TOPIC}archive/1/atom.xml: archive page whose rel=current link is "
+        "https://policy.example.org/atom.xml, not the feed "
+        f"https://policy.example.org/{IP_TOPIC}atom.xml"
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lxml.etree
@@ -131,7 +132,7 @@ def test_an_archive_page_with_a_newer_page_never_changes_as_new_posts_arrive(
     assert not (site / "archive" / "5").exists()
 
 
-def test_editing_an_archived_post_rewrites_its_page_only(
+def test_editing_an_archived_post_rewrites_its_pages_only(
     db: sqlite_utils.Database, settings: Settings, site: Path
 ) -> None:
     settings = with_limit(settings, 3)
@@ -147,6 +148,11 @@ def test_editing_an_archived_post_rewrites_its_page_only(
         "archive/1/feed.xml",
         "archive/1/index.html",
         "posts/post-2/index.html",
+        # and the page of its topic's archive that holds it (ITU: 2 4 archived, 6 8 10 current)
+        "topics/itu/archive/1/atom.xml",
+        "topics/itu/archive/1/feed.json",
+        "topics/itu/archive/1/feed.xml",
+        "topics/itu/archive/1/index.html",
     ]
     build_site(db, settings, site.parent / "fresh", NOW)
     assert tree(site.parent / "fresh") == tree(site)
@@ -163,4 +169,145 @@ def test_a_backdated_post_moves_later_entries_and_the_result_matches_a_fresh_bui
     build(db, settings, out)
     assert check_feed_folder(out / "archive" / "1", 3) == [guid(settings, n) for n in (3, 2, 1)]
     build(db, settings, tmp_path / "fresh")
+    assert tree(tmp_path / "fresh") == tree(out)
+
+
+def follow(site: Path, base: str, start: str) -> list[str]:
+    """The ids of every entry reached from the Atom document at ``start`` through prev-archive,
+    newest first, checking each archive page's fh:archive and rel=current on the way."""
+    seen: list[str] = []
+    url = base + start
+    while url:
+        path = site / url.removeprefix(base)
+        seen += check_feed_folder(path.parent)
+        links = atom_links(path)
+        if url != base + start:
+            assert is_archive(path), url
+            assert links["current"] == base + start
+            assert is_archive(path.with_name("feed.xml")), url
+            assert rss_links(path.with_name("feed.xml"))["current"] == base + start.replace(
+                "atom.xml", "feed.xml"
+            )
+        else:
+            assert not is_archive(path)
+        url = links.get("prev-archive", "")
+    return seen
+
+
+def test_a_topic_feed_keeps_its_history_in_its_own_archive_pages(
+    db: sqlite_utils.Database, settings: Settings, site: Path
+) -> None:
+    settings = with_limit(settings, 2)
+    publish(db, settings, range(1, 11))  # IETF: 1 3 5 7 9, ITU: 2 4 6 8 10
+    build(db, settings, site)
+    base = settings.base_url
+
+    ietf = site / "topics" / "ietf"
+    assert check_feed_folder(ietf, 2) == [guid(settings, n) for n in (9, 7)]
+    assert sorted(p.name for p in (ietf / "archive").iterdir()) == ["1", "2"]
+    assert check_feed_folder(ietf / "archive" / "1", 2) == [guid(settings, n) for n in (3, 1)]
+    assert check_feed_folder(ietf / "archive" / "2", 1) == [guid(settings, 5)]
+    assert atom_links(ietf / "atom.xml")["prev-archive"] == f"{base}topics/ietf/archive/2/atom.xml"
+    assert json.loads((ietf / "feed.json").read_bytes())["next_url"] == (
+        f"{base}topics/ietf/archive/2/feed.json"
+    )
+    assert follow(site, base, "topics/ietf/atom.xml") == [
+        guid(settings, n) for n in (9, 7, 5, 3, 1)
+    ]
+    assert follow(site, base, "topics/itu/atom.xml") == [
+        guid(settings, n) for n in (10, 8, 6, 4, 2)
+    ]
+    assert atom_links(ietf / "archive" / "1" / "atom.xml")["next-archive"] == (
+        f"{base}topics/ietf/archive/2/atom.xml"
+    )
+    assert "next-archive" not in atom_links(ietf / "archive" / "2" / "atom.xml")
+
+
+def test_a_topic_page_links_its_archive_and_each_archive_page_its_neighbours(
+    db: sqlite_utils.Database, settings: Settings, site: Path
+) -> None:
+    settings = with_limit(settings, 2)
+    publish(db, settings, range(1, 11))
+    build(db, settings, site)
+    assert 'href="archive/2/"' in (site / "topics" / "ietf" / "index.html").read_text()
+    page = (site / "topics" / "ietf" / "archive" / "1" / "index.html").read_text()
+    assert "<h1>IETF: archive, page 1</h1>" in page
+    assert 'href="../2/"' in page and "../1/" not in page
+    assert [f"Post post-{n}" in page for n in (3, 1)] == [True, True]
+    assert 'href="../../../../posts/post-3/"' in page  # links resolve from two folders deeper
+    assert f'href="{settings.base_url}topics/ietf/feed.xml"' in page  # the topic's feeds
+    newest = (site / "topics" / "ietf" / "archive" / "2" / "index.html").read_text()
+    assert 'href="../../"' in newest  # back to the topic's page
+
+
+def test_a_topic_archive_page_with_a_newer_page_never_changes_as_posts_arrive(
+    db: sqlite_utils.Database, settings: Settings, site: Path
+) -> None:
+    settings = with_limit(settings, 2)
+    publish(db, settings, range(1, 13))  # IETF: 1 3 5 7 9 11: two full pages
+    build(db, settings, site)
+    frozen = {k: v for k, v in tree(site).items() if k.startswith("topics/ietf/archive/1/")}
+    frozen_times = {k: v for k, v in mtimes(site).items() if k in frozen}
+    assert len(frozen) == 4
+    for n in range(13, 20):
+        publish(db, settings, range(n, n + 1))
+        result = build(db, settings, site)
+        assert not result.full
+        now_tree = tree(site)
+        assert {k: now_tree[k] for k in frozen} == frozen
+        assert {k: v for k, v in mtimes(site).items() if k in frozen} == frozen_times
+        fresh = site.parent / f"fresh-{n}"
+        build_site(db, settings, fresh, NOW)
+        assert tree(fresh) == now_tree
+    # IETF: 1 3 ... 19, ten posts: 19 and 17 current, pages 1-4 full, and no empty page 5
+    assert len(check_feed_folder(site / "topics" / "ietf" / "archive" / "4", 2)) == 2
+    assert not (site / "topics" / "ietf" / "archive" / "5").exists()
+
+
+def test_a_post_taken_out_of_a_topic_leaves_its_archive_and_the_rest_moves_up(
+    db: sqlite_utils.Database, settings: Settings, tmp_path: Path
+) -> None:
+    settings = with_limit(settings, 2)
+    out = tmp_path / "out"
+    publish(db, settings, range(1, 11))
+    build(db, settings, out)
+    post = post_store.get_post(db, "post-3")
+    save(db, settings, "post-3", date=post.published_at, topics=["ITU"])  # IETF: 1 5 7 9
+    result = build(db, settings, out)
+    assert not result.full
+    ietf = out / "topics" / "ietf"
+    assert check_feed_folder(ietf / "archive" / "1", 2) == [guid(settings, n) for n in (5, 1)]
+    assert not (ietf / "archive" / "2").exists()
+    assert "prev-archive" not in atom_links(ietf / "archive" / "1" / "atom.xml")
+    assert "next-archive" not in atom_links(ietf / "archive" / "1" / "atom.xml")
+    build(db, settings, tmp_path / "fresh")
+    assert tree(tmp_path / "fresh") == tree(out)
+
+
+def test_a_topic_that_loses_its_posts_loses_its_archive_pages(
+    db: sqlite_utils.Database, settings: Settings, tmp_path: Path
+) -> None:
+    settings = with_limit(settings, 1)
+    out = tmp_path / "out"
+    publish(db, settings, range(1, 7))
+    build(db, settings, out)
+    assert (out / "topics" / "ietf" / "archive" / "2" / "atom.xml").is_file()
+    for n in (1, 3, 5):
+        post_store.delete_post(db, f"post-{n}")
+    build(db, settings, out)
+    assert not (out / "topics" / "ietf").exists()
+    build(db, settings, tmp_path / "fresh")
+    assert tree(tmp_path / "fresh") == tree(out)
+
+
+def test_a_full_build_removes_topic_archive_pages_left_by_an_earlier_build(
+    db: sqlite_utils.Database, settings: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    publish(db, with_limit(settings, 1), range(1, 7))
+    build(db, with_limit(settings, 1), out)
+    assert (out / "topics" / "itu" / "archive" / "2").is_dir()
+    build(db, with_limit(settings, 3), out)  # other settings: a full build
+    assert not (out / "topics" / "itu" / "archive").exists()
+    build(db, with_limit(settings, 3), tmp_path / "fresh")
     assert tree(tmp_path / "fresh") == tree(out)

@@ -115,6 +115,23 @@ def test_a_build_pings_the_hub_for_each_feed_that_changed_and_only_then(
     assert hub.topics() == sorted(expected)
 
 
+def test_archive_pages_that_change_are_not_pinged_the_site_s_or_a_topic_s(
+    demo_db: sqlite_utils.Database, settings: Settings, tmp_path: Path, hub: Hub
+) -> None:
+    # One post a feed: a new IETF post pushes the older ones into archive pages.
+    settings = dataclasses.replace(settings, websub_hub=hub.url, feed_limit=1)
+    site = settings.base_url
+    build_site(demo_db, settings, tmp_path / "site", NOW)
+    hub.pings.clear()
+    save(demo_db, settings, "ietf-85", date=NOW, topics=["IETF"])
+    result = build_site(demo_db, settings, tmp_path / "site", NOW)
+    written = {p.relative_to(tmp_path / "site").as_posix() for p in result.written}
+    assert "topics/ietf/archive/1/atom.xml" in written
+    assert [rel for rel in written if rel.startswith("archive/") and rel.endswith("atom.xml")]
+    assert [url for url in hub.topics() if "/archive/" in url] == []
+    assert {f"{site}atom.xml", f"{site}topics/ietf/atom.xml"} <= set(hub.topics())
+
+
 def test_a_hub_that_fails_is_pinged_again_by_the_next_build(
     demo_db: sqlite_utils.Database, settings: Settings, tmp_path: Path, hub: Hub
 ) -> None:

@@ -6,6 +6,7 @@
     feed.xml  atom.xml  feed.json           the newest ``feed_limit`` posts
     archive/N/  feed.xml atom.xml feed.json index.html      RFC 5005 archive pages
     topics/<slug>/  index.html feed.xml atom.xml feed.json  the newest posts of a topic
+    topics/<slug>/archive/N/  feed.xml atom.xml feed.json index.html   the topic's archive
     posts/<slug>/index.html                 a page per post (its permalink when it has no url)
     posts/<old slug>/index.html             a redirect page at a renamed post's old slugs
     feeds.opml                              every feed, for feed readers to import
@@ -53,13 +54,18 @@ from policyfeed.site.ownership import claim_output_folder
 from policyfeed.site.parallel import Context, Jobs, default_workers
 from policyfeed.site.redirects import redirect_page, redirect_path
 from policyfeed.site.signup_box import signup_box
-from policyfeed.site.state import SITE_PART, BuildPlan, load_state, plan_build, save_state
+from policyfeed.site.state import (
+    SITE_PART,
+    BuildPlan,
+    HistoryPlan,
+    load_state,
+    plan_build,
+    save_state,
+)
 from policyfeed.store.posts import get_posts_by_ids
 from policyfeed.store.site import (
     all_topics,
     journal_head,
-    newest_in_topic,
-    newest_visible,
     read_snapshot,
     redirects,
     site_last_change,
@@ -72,7 +78,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Bump when the layout of the output changes, so that the next build is a full one.
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "2"
 SITE_TEMPLATES = (
     "site/base.html",
     "site/_post_list.html",
@@ -105,9 +111,21 @@ class BuildResult:
         urls = []
         for path in self.written:
             rel = path.relative_to(self.out_dir).as_posix()
-            if path.name in names and not rel.startswith("archive/"):
+            if path.name in names and not is_archive_page(rel):
                 urls.append(settings.absolute(rel))
         return sorted(urls)
+
+
+def is_archive_page(rel: str) -> bool:
+    """Whether a file of the output is in an RFC 5005 archive page (``archive/N/``, the site's
+    or a topic's)."""
+    parts = rel.split("/")
+    return len(parts) >= 3 and parts[-3] == "archive" and parts[-2].isdigit()
+
+
+def archive_folder(feed_folder: str, number: int) -> str:
+    """The folder of archive page ``number`` of the feed in ``feed_folder`` ("" = the site's)."""
+    return f"{feed_folder}archive/{number}/"
 
 
 # --- what pages show ------------------------------------------------------------------------
@@ -172,10 +190,17 @@ def site_meta(
     )
 
 
-def topic_meta(settings: Settings, topic: Topic, last_change: datetime | None = None) -> FeedMeta:
+def topic_folder(topic: Topic) -> str:
+    return f"topics/{topic.slug}/"
+
+
+def topic_meta(
+    settings: Settings, topic: Topic, last_change: datetime | None = None, folder: str = ""
+) -> FeedMeta:
+    """The FeedMeta of a topic's feed, or of its archive page in ``folder``."""
     return site_meta(
         settings,
-        f"topics/{topic.slug}/",
+        folder or topic_folder(topic),
         title=f"{settings.title}: {topic.name}",
         subtitle=f"Posts on {topic.name} from {settings.title}",
         last_change=last_change,
@@ -265,11 +290,19 @@ class _Pages:
             older=f"archive/{older}/" if older else "",
         )
 
+    def topic_feeds(self, topic: Topic) -> list[dict[str, str]]:
+        """A topic's own feeds (its pages list the site's after them)."""
+        title = f"{self.settings.title}: {clean_line(topic.name)}"
+        return feed_links(self.settings, topic_folder(topic), title)
+
     def topic_page(
-        self, topic: Topic, posts: Sequence[Post], views: list[dict[str, Any]] | None = None
+        self,
+        topic: Topic,
+        posts: Sequence[Post],
+        older: int,
+        views: list[dict[str, Any]] | None = None,
     ) -> str:
-        folder = f"topics/{topic.slug}/"
-        own = feed_links(self.settings, folder, f"{self.settings.title}: {clean_line(topic.name)}")
+        own = self.topic_feeds(topic)
         return self.render(
             "site/topic.html",
             depth=2,
@@ -279,6 +312,7 @@ class _Pages:
             site_feeds=self.site_feeds,
             topic={"name": clean_line(topic.name), "slug": topic.slug},
             posts=views if views is not None else self.listed_views(posts, "../../"),
+            older=archive_folder("", older) if older else "",
         )
 
     def archive_page(
@@ -288,13 +322,26 @@ class _Pages:
         *,
         is_last: bool,
         views: list[dict[str, Any]] | None = None,
+        topic: Topic | None = None,
     ) -> str:
+        """An archive page of the site's feed, or of ``topic``'s (two folders deeper)."""
+        depth = 2 if topic is None else 4
+        # A topic's archive page names its two sets of feeds apart, as the topic's page does.
+        feeds: dict[str, Any] = {"feeds": self.site_feeds}
+        if topic is not None:
+            own = self.topic_feeds(topic)
+            feeds = {
+                "feeds": own + self.site_feeds,
+                "topic_feeds": own,
+                "site_feeds": self.site_feeds,
+            }
         return self.render(
             "site/archive.html",
-            depth=2,
-            feeds=self.site_feeds,
+            depth=depth,
+            **feeds,
             number=number,
-            posts=views if views is not None else self.listed_views(posts, "../../"),
+            topic=None if topic is None else {"name": clean_line(topic.name), "slug": topic.slug},
+            posts=views if views is not None else self.listed_views(posts, "../" * depth),
             newer="../../" if is_last else f"../{number + 1}/",
             older=f"../{number - 1}/" if number > 1 else "",
         )
@@ -337,6 +384,7 @@ class _Render(Context):
 
 def _archive_page_job(
     ctx: _Render,
+    topic: Topic | None,
     number: int,
     is_last: bool,
     links: ArchiveLinks,
@@ -344,12 +392,21 @@ def _archive_page_job(
     own: set[int],
     last_change: datetime | None,
 ) -> list[str]:
-    """One archive page (its feeds and index) and the pages of its posts in ``own``."""
+    """One archive page of the site's feed or of ``topic``'s (its feeds and index), and the
+    pages of its posts in ``own``."""
     written: list[str] = []
-    folder = f"archive/{number}/"
+    folder = archive_folder("" if topic is None else topic_folder(topic), number)
     entries = [post_entry(p, ctx.settings) for p in posts]
-    meta = site_meta(ctx.settings, folder, last_change=last_change)
+    if topic is None:
+        meta = site_meta(ctx.settings, folder, last_change=last_change)
+    else:
+        meta = topic_meta(ctx.settings, topic, last_change, folder)
     ctx.feeds(folder, meta, entries, links, written)
+    if topic is not None:  # four folders deep: its list's views do not serve the posts' pages
+        page = ctx.pages.archive_page(number, posts, is_last=is_last, topic=topic)
+        ctx.write(folder + "index.html", page, written)
+        ctx.post_pages((p for p in posts if p.id in own), written)
+        return written
     # The list and the posts' own pages are two folders deep: one view each serves both.
     views = ctx.pages.listed_views(posts, "../../")
     page = ctx.pages.archive_page(number, posts, is_last=is_last, views=views)
@@ -360,15 +417,23 @@ def _archive_page_job(
 
 
 def _topic_job(
-    ctx: _Render, topic: Topic, posts: list[Post], own: set[int], last_change: datetime | None
+    ctx: _Render,
+    topic: Topic,
+    posts: list[Post],
+    own: set[int],
+    last_change: datetime | None,
+    links: ArchiveLinks,
+    pages: int,
 ) -> list[str]:
-    """One topic's feeds and page, and the pages of its posts in ``own``."""
+    """One topic's feeds and page (``pages``: how many archive pages it has), and the pages of
+    its posts in ``own``."""
     written: list[str] = []
-    folder = f"topics/{topic.slug}/"
+    folder = topic_folder(topic)
     entries = [post_entry(p, ctx.settings) for p in posts]
-    ctx.feeds(folder, topic_meta(ctx.settings, topic, last_change), entries, None, written)
+    ctx.feeds(folder, topic_meta(ctx.settings, topic, last_change), entries, links, written)
     views = ctx.pages.listed_views(posts, "../../")
-    ctx.write(folder + "index.html", ctx.pages.topic_page(topic, posts, views), written)
+    page = ctx.pages.topic_page(topic, posts, pages, views)
+    ctx.write(folder + "index.html", page, written)
     by_id = {p.id: view for p, view in zip(posts, views, strict=True)}
     ctx.post_pages((p for p in posts if p.id in own), written, by_id)
     return written
@@ -429,7 +494,7 @@ class _Builder:
 
     def run(self) -> None:
         names = {t.slug: t for t in all_topics(self.db)}
-        self.archive_pages()
+        self.archive_pages("", None, self.plan.site)
         topics = self.topics(names)
         posts = self.current(topics)
         self.post_pages(posts)
@@ -438,7 +503,7 @@ class _Builder:
         self.opml(topics, posts)
         written = self.jobs.finish() + self._written
         self.result.written.extend(self.out_dir / rel for rel in written)
-        self.prune(topics)
+        self.prune()
         written_count, removed = len(self.result.written), len(self.result.removed)
         log.info("built %s: %d written, %d removed", self.out_dir, written_count, removed)
 
@@ -500,61 +565,77 @@ class _Builder:
         if own:
             self.jobs.submit(_post_pages_job, [p for p in posts if p.id in own])
 
-    def archive_pages(self) -> None:
-        current = self.settings.base_url
-        for page in self.plan.pages:
+    def links(self, folder: str, pages: int) -> ArchiveLinks:
+        """The RFC 5005 links of the subscription feed in ``folder`` with ``pages`` pages."""
+        return ArchiveLinks(
+            current=self.settings.absolute(folder),
+            prev_archive=self.settings.absolute(archive_folder(folder, pages)) if pages else "",
+        )
+
+    def archive_pages(self, folder: str, topic: Topic | None, plan: HistoryPlan) -> None:
+        """The archive pages of the feed in ``folder`` (the site's, or ``topic``'s) that the
+        plan renders or removes."""
+        current = self.settings.absolute(folder)
+        for page in plan.pages:
             posts = get_posts_by_ids(self.db, [key[1] for key in reversed(page.keys)])
             links = ArchiveLinks(
                 current=current,
-                prev_archive=self.settings.absolute(f"archive/{page.number - 1}/")
+                prev_archive=self.settings.absolute(archive_folder(folder, page.number - 1))
                 if page.number > 1
                 else "",
                 next_archive=""
                 if page.is_last
-                else self.settings.absolute(f"archive/{page.number + 1}/"),
+                else self.settings.absolute(archive_folder(folder, page.number + 1)),
                 is_archive=True,
             )
             own = self.claim(posts)
             self.jobs.submit(
-                _archive_page_job, page.number, page.is_last, links, posts, own, self.last_change
+                _archive_page_job,
+                topic,
+                page.number,
+                page.is_last,
+                links,
+                posts,
+                own,
+                self.last_change,
             )
-        for number in self.plan.removed_pages:
-            self.remove_folder_pages(f"archive/{number}/")
+        for number in plan.removed_pages:
+            self.remove_folder_pages(archive_folder(folder, number))
 
     def current(self, topics: Sequence[Topic]) -> list[Post]:
-        posts = newest_visible(self.db, now=self.now, limit=self.limit)
-        pages = self.plan.state.pages
-        archive = ArchiveLinks(
-            current=self.settings.base_url,
-            prev_archive=self.settings.absolute(f"archive/{len(pages)}/") if pages else "",
-        )
+        state = self.plan.state.site
+        posts = get_posts_by_ids(self.db, state.current)
+        pages = len(state.pages)
         meta = site_meta(self.settings, last_change=self.last_change)
-        self.write_feeds("", meta, [self.entry(p) for p in posts], archive)
-        self.write("index.html", self.render.pages.index_page(posts, topics, len(pages)))
+        self.write_feeds("", meta, [self.entry(p) for p in posts], self.links("", pages))
+        self.write("index.html", self.render.pages.index_page(posts, topics, pages))
         return posts
 
     def topics(self, names: dict[str, Topic]) -> list[Topic]:
-        """Refresh the topics the plan names; returns every topic that has visible posts."""
-        state = self.plan.state
-        check = set(names) | set(state.topics) if self.plan.topics is None else self.plan.topics
-        for slug in sorted(check):
-            topic = names.get(slug)
-            posts = (
-                newest_in_topic(
-                    self.db, slug, now=self.now, limit=self.limit, visible_total=state.count
-                )
-                if topic is not None
-                else []
-            )
-            folder = f"topics/{slug}/"
-            if topic is None or not posts:
-                if slug in state.topics or self.plan.full:
-                    self.remove_folder_pages(folder)
-                state.topics.pop(slug, None)
+        """Render or remove the topics the plan names; returns every topic that has visible
+        posts."""
+        for plan in self.plan.topics:
+            folder = f"topics/{plan.slug}/"
+            if plan.gone:
+                self.remove_folder_pages(folder)
+                for number in range(1, plan.old_pages + 1):
+                    self.remove_folder_pages(archive_folder(folder, number))
                 continue
-            state.topics[slug] = [p.id for p in posts if p.id is not None]
-            self.jobs.submit(_topic_job, topic, posts, self.claim(posts), self.last_change)
-        shown = [names[slug] for slug in state.topics if slug in names]
+            assert plan.topic is not None and plan.history is not None
+            history = plan.history
+            self.archive_pages(folder, plan.topic, history)
+            posts = get_posts_by_ids(self.db, history.history.current)
+            pages = len(history.history.pages)
+            self.jobs.submit(
+                _topic_job,
+                plan.topic,
+                posts,
+                self.claim(posts),
+                self.last_change,
+                self.links(folder, pages),
+                pages,
+            )
+        shown = [names[slug] for slug in self.plan.state.topics if slug in names]
         return sorted(shown, key=lambda topic: (topic.name, topic.slug))
 
     def opml(self, topics: Sequence[Topic], posts: Sequence[Post]) -> None:
@@ -599,12 +680,18 @@ class _Builder:
         self._stale_redirects = set(state.redirects) - set(wanted)
         state.redirects = wanted
 
+    def prune_archive(self, folder: str, pages: int) -> None:
+        """Remove the archive pages in ``folder`` past the feed's ``pages``."""
+        for path in sorted((self.out_dir / folder / "archive").glob("*/")):
+            if path.is_dir() and (not path.name.isdigit() or not 1 <= int(path.name) <= pages):
+                self.remove_folder_pages(f"{folder}archive/{path.name}/")
+
     def remaining_post_pages(self) -> None:
         ids = sorted(self.plan.post_ids)
         for start in range(0, len(ids), 500):
             self.post_pages(get_posts_by_ids(self.db, ids[start : start + 500]))
 
-    def prune(self, topics: Sequence[Topic]) -> None:
+    def prune(self) -> None:
         """Remove pages of posts that are gone; after a full build, also whatever an earlier
         build left that the database no longer has."""
         kept = self.rendered_slugs | set(self.plan.state.redirects)
@@ -612,14 +699,15 @@ class _Builder:
             self.remove(f"posts/{slug}/index.html")
         if not self.plan.full:
             return
-        known = {t.slug for t in topics}
+        histories = self.plan.state.topics
         for path in sorted((self.out_dir / "topics").glob("*/")):
-            if path.is_dir() and path.name not in known:
+            if not path.is_dir():
+                continue
+            history = histories.get(path.name)
+            self.prune_archive(f"topics/{path.name}/", len(history.pages) if history else 0)
+            if history is None:
                 self.remove_folder_pages(f"topics/{path.name}/")
-        pages = len(self.plan.state.pages)
-        for path in sorted((self.out_dir / "archive").glob("*/")):
-            if path.is_dir() and (not path.name.isdigit() or not 1 <= int(path.name) <= pages):
-                self.remove_folder_pages(f"archive/{path.name}/")
+        self.prune_archive("", len(self.plan.state.site.pages))
         visible = kept  # a full build renders every visible post and every redirect
         for path in sorted((self.out_dir / "posts").glob("*/")):
             if path.is_dir() and path.name not in visible:
@@ -668,7 +756,10 @@ def build_site(
             result.full = plan.full
             result.posts = plan.state.count
             if workers is None:
-                workers = default_workers(len(plan.post_ids) + 4 * len(plan.pages))
+                pages = len(plan.pages) + sum(
+                    len(topic.history.pages) for topic in plan.topics if topic.history
+                )
+                workers = default_workers(len(plan.post_ids) + 4 * pages)
             jobs = stack.enter_context(
                 Jobs(workers, lambda: _Render(settings, BatchWriter(out_dir), box), local)
             )

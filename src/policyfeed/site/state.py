@@ -3,27 +3,32 @@ build that renders only what changed.
 
 Feed order is the key ``(published_at, id)``, oldest first. The newest ``limit`` visible posts
 form the current feeds; all older ones are cut, from the oldest, into RFC 5005 archive pages of
-``limit`` entries. The newest page may be full (the archive is an exact multiple of ``limit``;
-no empty page is ever written, since some readers refuse a feed without entries). A page that
-has a newer page never changes again, unless one of its own posts is edited, removed or
-backdated; the newest one changes once more, when a newer page appears and it gains its
-``next-archive`` link.
+``limit`` entries. The site's feed has such a history, and so has each topic's feed (its own
+posts in the same order), planned by the same code (:func:`plan_history`). The newest page may
+be full (the archive is an exact multiple of ``limit``; no empty page is ever written, since
+some readers refuse a feed without entries). A page that has a newer page never changes again,
+unless one of its own posts is edited, removed or backdated; the newest one changes once more,
+when a newer page appears and it gains its ``next-archive`` link.
 
 The database keeps a journal of every change to a post (``post_journal``, with the slug, status
 and date the post had before). The state (kept in the database, per output folder: see
-:mod:`policyfeed.store.build_state`) records the journal position, the layout of the archive
-pages and the members of each current feed. A build then reads only the journal since
-that position, the posts it names, and the tail of the feed order from the first page those
-changes can touch, so a new post costs the same on a hundred posts or on a hundred thousand.
-Without a usable state (first build, other settings or templates, another database, an output
-folder emptied since) the build is full; files whose bytes did not change are still left
-untouched.
+:mod:`policyfeed.store.build_state`) records the journal position and, for the site's feed and
+each topic's, the layout of its archive pages and the members of its current feed. A build then
+reads only the journal since that position, the posts it names, and the tail of each feed those
+changes can touch, from the first page they can touch, so a new post costs the same on a
+hundred posts or on a hundred thousand. A topic is touched by a change to a post that is in it
+now, that was in its current feed, or whose old place lies within its archive pages (the
+journal does not say which topics a post had; that range stands for them, at worst rendering a
+page whose bytes do not change). Without a usable state (first build, other settings or
+templates, another database, an output folder emptied since) the build is full; files whose
+bytes did not change are still left untouched.
 """
 
 from __future__ import annotations
 
 import json
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,27 +36,33 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from policyfeed.model import Topic
 from policyfeed.output import is_marked
 from policyfeed.site.ownership import folder_key
 from policyfeed.store import build_state
 from policyfeed.store.site import (
     Key,
+    all_topic_ids,
     journal_head,
     journal_post_at,
     journal_since,
     post_states,
-    topic_slugs_of,
+    topic_keys_from,
+    topics_of_posts,
     visibility_window,
     visible_keys_from,
 )
 from policyfeed.store.site import changed_visibility as _changed_visibility
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 STATE_NAME = "site"
 #: The mark a build sets in the output before it changes the site (output.BatchWriter.mark).
 SITE_PART = "site"
 #: A file every build writes: when it is gone, so is the site the state describes.
 SENTINEL = "index.html"
+
+#: Reads the keys of a feed's posts from a key (inclusive; None: from the oldest) to the newest.
+KeysFrom = Callable[[Key | None], list[Key]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,44 @@ class PageSignature:
 
 
 @dataclass
+class FeedHistory:
+    """One feed as a build left it: how many posts it has in all, the signatures of its archive
+    pages (oldest first) and the ids in its current document (newest first)."""
+
+    count: int = 0
+    pages: list[PageSignature] = field(default_factory=list)
+    current: list[int] = field(default_factory=list)
+
+    def spans(self, key: Key) -> bool:
+        """Whether ``key`` lies from the first archived post to the last."""
+        if not self.pages or self.pages[0].first is None or self.pages[-1].last is None:
+            return False
+        return self.pages[0].first <= key <= self.pages[-1].last
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.count,
+            [
+                [list(p.first) if p.first else None, list(p.last) if p.last else None, p.count]
+                for p in self.pages
+            ],
+            self.current,
+        ]
+
+    @classmethod
+    def from_json(cls, data: Any) -> FeedHistory:
+        def key(value: Any) -> Key | None:
+            return (str(value[0]), int(value[1])) if value else None
+
+        count, pages, current = data
+        return cls(
+            count=int(count),
+            pages=[PageSignature(key(a), key(b), int(n)) for a, b, n in pages],
+            current=[int(i) for i in current],
+        )
+
+
+@dataclass
 class SiteState:
     """What a finished build wrote into an output folder, saved for the next build."""
 
@@ -71,12 +120,15 @@ class SiteState:
     journal_seq: int
     journal_post: int | None
     window: tuple[str | None, str | None]
-    count: int
-    pages: list[PageSignature]
-    current: list[int]
-    topics: dict[str, list[int]] = field(default_factory=dict)
+    site: FeedHistory
+    topics: dict[str, FeedHistory] = field(default_factory=dict)
     #: The redirect pages written (old slug → the slug they point at).
     redirects: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        """How many posts the site shows."""
+        return self.site.count
 
     def to_bytes(self) -> bytes:
         data = {
@@ -84,13 +136,8 @@ class SiteState:
             "context": self.context,
             "journal": [self.journal_seq, self.journal_post],
             "window": list(self.window),
-            "count": self.count,
-            "pages": [
-                [list(p.first) if p.first else None, list(p.last) if p.last else None, p.count]
-                for p in self.pages
-            ],
-            "current": self.current,
-            "topics": {slug: self.topics[slug] for slug in sorted(self.topics)},
+            "site": self.site.to_json(),
+            "topics": {slug: self.topics[slug].to_json() for slug in sorted(self.topics)},
             "redirects": {slug: self.redirects[slug] for slug in sorted(self.redirects)},
         }
         return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
@@ -102,19 +149,13 @@ class SiteState:
             data: dict[str, Any] = json.loads(raw)
             if data.get("version") != STATE_VERSION:
                 return None
-
-            def key(value: Any) -> Key | None:
-                return (str(value[0]), int(value[1])) if value else None
-
             return cls(
                 context=str(data["context"]),
                 journal_seq=int(data["journal"][0]),
                 journal_post=data["journal"][1],
                 window=(data["window"][0], data["window"][1]),
-                count=int(data["count"]),
-                pages=[PageSignature(key(a), key(b), int(n)) for a, b, n in data["pages"]],
-                current=[int(i) for i in data["current"]],
-                topics={str(k): [int(i) for i in v] for k, v in data["topics"].items()},
+                site=FeedHistory.from_json(data["site"]),
+                topics={str(k): FeedHistory.from_json(v) for k, v in data["topics"].items()},
                 redirects={str(k): str(v) for k, v in data["redirects"].items()},
             )
         except (ValueError, KeyError, TypeError, IndexError):
@@ -151,17 +192,57 @@ class ArchivePage:
 
 
 @dataclass
+class HistoryPlan:
+    """What one feed needs: ``changed`` when its current document must be rendered again (then
+    ``current`` holds its keys, newest first), the archive pages to render and the page numbers
+    to remove; ``history`` is what the feed will be."""
+
+    changed: bool
+    pages: list[ArchivePage]
+    removed_pages: list[int]
+    current: list[Key]
+    history: FeedHistory
+    keys: list[Key] = field(default_factory=list)  # every key read (all of them when full)
+
+
+@dataclass
+class TopicPlan:
+    """A topic's feed to render again, or (``topic`` None, or nothing left to show) to remove
+    with the ``old_pages`` archive pages it had."""
+
+    slug: str
+    topic: Topic | None
+    history: HistoryPlan | None
+    old_pages: int = 0
+
+    @property
+    def gone(self) -> bool:
+        return self.topic is None or self.history is None or not self.history.history.count
+
+
+@dataclass
 class BuildPlan:
-    """What a build must render and remove; the new state once the topics are known."""
+    """What a build must render and remove, and the state it leaves."""
 
     full: bool
     post_ids: set[int]  # visible posts whose page must be rendered
     gone_slugs: set[str]  # post pages to remove
-    layout_changed: bool  # posts entered, left or moved in feed order
-    pages: list[ArchivePage]  # archive pages to render
-    removed_pages: list[int]  # archive page numbers to remove
-    topics: set[str] | None  # topics to look at again (None: every topic)
+    site: HistoryPlan  # the site's feed and its archive pages
+    topics: list[TopicPlan]  # the topics to render again or to remove, by slug
     state: SiteState
+
+    @property
+    def layout_changed(self) -> bool:
+        """Posts entered, left or moved in the site's feed order."""
+        return self.site.changed
+
+    @property
+    def pages(self) -> list[ArchivePage]:
+        return self.site.pages
+
+    @property
+    def removed_pages(self) -> list[int]:
+        return self.site.removed_pages
 
     @property
     def nothing_to_do(self) -> bool:
@@ -169,9 +250,9 @@ class BuildPlan:
             self.full
             or self.post_ids
             or self.gone_slugs
-            or self.layout_changed
-            or self.pages
-            or self.removed_pages
+            or self.site.changed
+            or self.site.pages
+            or self.site.removed_pages
             or self.topics
         )
 
@@ -181,6 +262,66 @@ def page_count(archived: int, limit: int) -> int:
     if archived <= 0:
         return 0
     return -(-archived // limit)
+
+
+def plan_history(
+    old: FeedHistory | None, moved: Sequence[Key], keys_from: KeysFrom, *, limit: int
+) -> HistoryPlan:
+    """The plan of one feed (the site's or a topic's): ``old`` is what the last build left (None:
+    render it all), ``moved`` the keys where its posts entered, left, changed or moved."""
+    full = old is None
+    old_pages = old.pages if old is not None else []
+    if full:
+        first_kept, tail = 0, keys_from(None)
+    elif moved:
+        first_kept, tail = _tail_from(keys_from, old_pages, min(moved), limit=limit)
+        # The page that ends up the newest is always rendered (it loses its next-archive link):
+        # when the archive shrank back into the kept pages, start the tail at that page.
+        total = page_count(max(0, first_kept * limit + len(tail) - limit), limit)
+        if 0 < total <= first_kept:
+            first_kept = total - 1
+            tail = keys_from(old_pages[first_kept].first)
+    else:
+        assert old is not None
+        return HistoryPlan(False, [], [], [], old)
+
+    count = first_kept * limit + len(tail)
+    archived = max(0, count - limit)
+    pages_total = page_count(archived, limit)
+    new_pages = list(old_pages[:first_kept])
+    page_keys: list[list[Key]] = []
+    for number in range(first_kept, pages_total):
+        lo, hi = number * limit - first_kept * limit, min((number + 1) * limit, archived)
+        keys = tail[lo : hi - first_kept * limit] if hi > number * limit else []
+        page_keys.append(keys)
+        new_pages.append(
+            PageSignature(keys[0] if keys else None, keys[-1] if keys else None, len(keys))
+        )
+    current_keys = list(reversed(tail[archived - first_kept * limit :]))
+
+    starts = [p.first for p in new_pages if p.first is not None]
+    oldest_current = current_keys[-1] if current_keys else None
+    hit = {
+        bisect_right(starts, key) - 1
+        for key in moved
+        if starts and starts[0] <= key and (oldest_current is None or key < oldest_current)
+    }
+    to_render: list[ArchivePage] = []
+    for offset, keys in enumerate(page_keys):
+        number = first_kept + offset
+        is_last = number == pages_total - 1
+        was_last = number == len(old_pages) - 1
+        previous = old_pages[number] if number < len(old_pages) else None
+        if full or previous != new_pages[number] or is_last != was_last or number in hit:
+            to_render.append(ArchivePage(number + 1, keys, is_last))
+    return HistoryPlan(
+        changed=True,
+        pages=to_render,
+        removed_pages=list(range(pages_total + 1, len(old_pages) + 1)),
+        current=current_keys,
+        history=FeedHistory(count, new_pages, [key[1] for key in current_keys]),
+        keys=tail,
+    )
 
 
 def plan_build(
@@ -196,14 +337,15 @@ def plan_build(
     full = state is None
     dirty: set[int] = set()
     old_slugs: set[str] = set()
-    moved: list[Key] = []  # keys where posts entered, left or changed in feed order
+    # Keys where posts entered, left or changed in feed order, by post.
+    moved: dict[int, list[Key]] = {}
     if state is not None:
         for row in journal_since(db, state.journal_seq, head):
             dirty.add(row.post_id)
             if row.old_slug:
                 old_slugs.add(row.old_slug)
             if row.old_status == "published" and row.old_published_at:
-                moved.append((row.old_published_at, row.post_id))
+                moved.setdefault(row.post_id, []).append((row.old_published_at, row.post_id))
         # Posts the clock showed or hid: their place in feed order changes with no journal row.
         clocked = _visibility_moved(db, state.window, now)
         dirty.update(clocked)
@@ -214,92 +356,85 @@ def plan_build(
     for pid in visible_dirty.union(clocked):
         key = states[pid].key if pid in states else None
         if key is not None:
-            moved.append(key)
+            moved.setdefault(pid, []).append(key)
     gone_slugs = (old_slugs | {p.slug for p in states.values() if not p.visible(now)}) - {
         states[pid].slug for pid in visible_dirty
     }
 
-    old_pages = state.pages if state is not None else []
-    old_current = state.current if state is not None else []
-    if full:
-        first_kept, tail = 0, visible_keys_from(db, now=now, start=None)
-    elif moved:
-        first_kept, tail = _tail_from(db, old_pages, min(moved), now=now, limit=limit)
-        # The page that ends up the newest is always rendered (it loses its next-archive link):
-        # when the archive shrank back into the kept pages, start the tail at that page.
-        total = page_count(max(0, first_kept * limit + len(tail) - limit), limit)
-        if 0 < total <= first_kept:
-            first_kept = total - 1
-            start = old_pages[first_kept].first
-            tail = visible_keys_from(db, now=now, start=start)
-    else:
-        first_kept, tail = len(old_pages), []
-    layout_changed = full or bool(moved)
-
-    if layout_changed:
-        count = first_kept * limit + len(tail)
-        archived = max(0, count - limit)
-        pages_total = page_count(archived, limit)
-        new_pages = list(old_pages[:first_kept])
-        page_keys: list[list[Key]] = []
-        for number in range(first_kept, pages_total):
-            lo, hi = number * limit - first_kept * limit, min((number + 1) * limit, archived)
-            keys = tail[lo : hi - first_kept * limit] if hi > number * limit else []
-            page_keys.append(keys)
-            new_pages.append(
-                PageSignature(keys[0] if keys else None, keys[-1] if keys else None, len(keys))
-            )
-        current_keys = list(reversed(tail[archived - first_kept * limit :]))
-    else:
-        assert state is not None
-        count, pages_total, new_pages, page_keys = state.count, len(old_pages), old_pages, []
-        current_keys = []
-
-    to_render: list[ArchivePage] = []
-    if layout_changed:
-        starts = [p.first for p in new_pages if p.first is not None]
-        oldest_current = current_keys[-1] if current_keys else None
-        hit = {
-            bisect_right(starts, key) - 1
-            for key in moved
-            if starts and starts[0] <= key and (oldest_current is None or key < oldest_current)
-        }
-        for offset, keys in enumerate(page_keys):
-            number = first_kept + offset
-            is_last = number == pages_total - 1
-            was_last = number == len(old_pages) - 1
-            old = old_pages[number] if number < len(old_pages) else None
-            if full or old != new_pages[number] or is_last != was_last or number in hit:
-                to_render.append(ArchivePage(number + 1, keys, is_last))
-
-    if full:
-        topics: set[str] | None = None
-    else:
-        assert state is not None
-        topics = topic_slugs_of(db, sorted(dirty)) if dirty else set()
-        topics |= {slug for slug, ids in state.topics.items() if dirty.intersection(ids)}
-
+    site = plan_history(
+        state.site if state is not None else None,
+        [key for keys in moved.values() for key in keys],
+        lambda start: visible_keys_from(db, now=now, start=start),
+        limit=limit,
+    )
+    topics, topic_histories = _plan_topics(db, state, dirty, moved, now=now, limit=limit)
     new_state = SiteState(
         context=context,
         journal_seq=head,
         journal_post=journal_post_at(db, head) if head else None,
         window=visibility_window(db, now=now),
-        count=count,
-        pages=new_pages,
-        current=[key[1] for key in current_keys] if layout_changed else list(old_current),
-        topics=dict(state.topics) if state is not None else {},
+        site=site.history,
+        topics=topic_histories,
         redirects=dict(state.redirects) if state is not None else {},
     )
     return BuildPlan(
         full=full,
-        post_ids=set(key[1] for key in tail) if full else visible_dirty,
+        post_ids=set(key[1] for key in site.keys) if full else visible_dirty,
         gone_slugs=gone_slugs,
-        layout_changed=layout_changed,
-        pages=to_render,
-        removed_pages=list(range(pages_total + 1, len(old_pages) + 1)),
+        site=site,
         topics=topics,
         state=new_state,
     )
+
+
+def _plan_topics(
+    db: Database,
+    state: SiteState | None,
+    dirty: set[int],
+    moved: dict[int, list[Key]],
+    *,
+    now: datetime,
+    limit: int,
+) -> tuple[list[TopicPlan], dict[str, FeedHistory]]:
+    """The topics the changes touch (every topic when ``state`` is None), and the histories of
+    all topics after the build."""
+    ids = all_topic_ids(db)
+    old = state.topics if state is not None else {}
+    touched: dict[str, set[Key]] = {}
+    if state is None:
+        touched = {slug: set() for slug in ids}
+    elif dirty:
+        for pid, slugs in topics_of_posts(db, sorted(dirty)).items():
+            for slug in slugs:
+                touched.setdefault(slug, set()).update(moved.get(pid, ()))
+        for slug, history in old.items():
+            for pid, keys in moved.items():
+                if pid in history.current or any(history.spans(key) for key in keys):
+                    touched.setdefault(slug, set()).update(keys)
+    histories = {slug: history for slug, history in old.items() if slug not in touched}
+    plans = []
+    for slug in sorted(touched):
+        if slug not in ids:
+            if slug in old:
+                plans.append(TopicPlan(slug, None, None, len(old[slug].pages)))
+            continue
+        topic_id, topic = ids[slug]
+        plan = plan_history(
+            old.get(slug), sorted(touched[slug]), _topic_keys(db, topic_id, now), limit=limit
+        )
+        if plan.history.count:
+            histories[slug] = plan.history
+        if plan.changed:
+            previous = len(old[slug].pages) if slug in old else 0
+            plans.append(TopicPlan(slug, topic, plan, previous))
+    return plans, histories
+
+
+def _topic_keys(db: Database, topic_id: int, now: datetime) -> KeysFrom:
+    def keys_from(start: Key | None) -> list[Key]:
+        return topic_keys_from(db, topic_id, now=now, start=start)
+
+    return keys_from
 
 
 def _visibility_moved(
@@ -328,7 +463,7 @@ def _before(stamp: str) -> str:
 
 
 def _tail_from(
-    db: Database, old_pages: list[PageSignature], first_change: Key, *, now: datetime, limit: int
+    keys_from: KeysFrom, old_pages: list[PageSignature], first_change: Key, *, limit: int
 ) -> tuple[int, list[Key]]:
     """Keys from the last page that starts before ``first_change`` to the newest.
 
@@ -338,9 +473,9 @@ def _tail_from(
     starts = [p.first for p in old_pages if p.first is not None]
     kept = bisect_left(starts, first_change) - 1
     if kept <= 0:
-        return 0, visible_keys_from(db, now=now, start=None)
-    tail = visible_keys_from(db, now=now, start=starts[kept])
+        return 0, keys_from(None)
+    tail = keys_from(starts[kept])
     count = kept * limit + len(tail)
     if max(0, count - limit) < kept * limit:  # the archive shrank below the kept pages
-        return 0, visible_keys_from(db, now=now, start=None)
+        return 0, keys_from(None)
     return kept, tail

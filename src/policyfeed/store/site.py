@@ -7,7 +7,6 @@ whose entries are ordered by that key, so none of them sorts or reads more rows 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -175,60 +174,74 @@ def all_topics(db: Database) -> list[Topic]:
     return [Topic(slug, name) for slug, name in rows]
 
 
-def topic_slugs_of(db: Database, post_ids: Sequence[int]) -> set[str]:
-    """The topics the given posts belong to now."""
-    slugs: set[str] = set()
+def all_topic_ids(db: Database) -> dict[str, tuple[int, Topic]]:
+    """Every topic's id and topic, by slug."""
+    rows = db.execute("SELECT id, slug, name FROM topics").fetchall()
+    return {slug: (int(topic_id), Topic(slug, name)) for topic_id, slug, name in rows}
+
+
+def topics_of_posts(db: Database, post_ids: Sequence[int]) -> dict[int, set[str]]:
+    """The slugs of the topics each of the given posts belongs to now."""
+    found: dict[int, set[str]] = {}
     for start in range(0, len(post_ids), 500):
         chunk = list(post_ids[start : start + 500])
         rows = db.execute(
-            "SELECT DISTINCT t.slug FROM post_topics pt JOIN topics t ON t.id = pt.topic_id "
+            "SELECT pt.post_id, t.slug FROM post_topics pt JOIN topics t ON t.id = pt.topic_id "
             f"WHERE pt.post_id IN ({','.join('?' * len(chunk))})",
             chunk,
         ).fetchall()
-        slugs.update(row[0] for row in rows)
-    return slugs
+        for post_id, slug in rows:
+            found.setdefault(int(post_id), set()).add(slug)
+    return found
 
 
-def newest_in_topic(
-    db: Database, slug: str, *, now: datetime, limit: int, visible_total: int
-) -> list[Post]:
-    """The newest ``limit`` visible posts of a topic, newest first.
+def _count_to(db: Database, sql: str, params: Sequence[object], cap: int) -> int:
+    """How many rows ``sql`` selects, counted no further than ``cap``."""
+    row = db.execute(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, cap]).fetchone()
+    return int(row[0])
 
-    Two plans, chosen by the topic's size: a large topic walks the date index and stops after
-    ``limit`` matches (about limit × total / size rows); a small one reads its own posts through
-    the topic index and sorts them (size rows). Either way the work stays near sqrt(limit × total)
-    rows instead of a scan of the topic or of every post.
+
+def topic_keys_from(db: Database, topic_id: int, *, now: datetime, start: Key | None) -> list[Key]:
+    """Keys of a topic's visible posts from ``start`` (inclusive) to the newest, in feed order.
+
+    Two plans: read the topic's own posts through the topic index and sort them, or walk the
+    date index from ``start`` and keep the topic's. The rows each would read are counted, side
+    by side and no further than the smaller count, and the smaller one is taken: a new post's
+    build reads about as many rows as the tail holds, whatever the size of the topic or of the
+    site.
     """
-    row = db.execute("SELECT id FROM topics WHERE slug = ?", [slug]).fetchone()
-    if row is None:
-        return []
-    topic_id = int(row[0])
-    # Only whether the topic is smaller than the threshold matters: count no further than it.
-    threshold = math.isqrt(limit * max(visible_total, 1)) + 1
-    size = int(
-        db.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM post_topics WHERE topic_id = ? LIMIT ?)",
-            [topic_id, threshold],
-        ).fetchone()[0]
-    )
     stamp = to_db_time(now)
-    if size < threshold:
-        sql = (
-            "SELECT p.id FROM post_topics pt CROSS JOIN posts p ON p.id = pt.post_id "
-            "WHERE pt.topic_id = ? AND p.status = 'published' AND p.published_at <= ? "
-            f"ORDER BY p.published_at DESC, p.id DESC LIMIT {int(limit)}"
+    by_topic = True
+    if start is not None:
+        in_topic = "SELECT 1 FROM post_topics WHERE topic_id = ?"
+        in_span = (
+            "SELECT 1 FROM posts WHERE status = 'published' AND published_at >= ? "
+            "AND published_at <= ?"
         )
-        params: list[object] = [topic_id, stamp]
+        cap = 64
+        while True:
+            size = _count_to(db, in_topic, [topic_id], cap)
+            span = _count_to(db, in_span, [start[0], stamp], cap)
+            if size < cap or span < cap:
+                by_topic = size <= span
+                break
+            cap *= 4
+    since = "" if start is None else "AND p.published_at >= ? "
+    params: list[object] = [topic_id, stamp] if start is None else [topic_id, stamp, start[0]]
+    if by_topic:
+        sql = (
+            "SELECT p.published_at, p.id FROM post_topics pt CROSS JOIN posts p "
+            "ON p.id = pt.post_id WHERE pt.topic_id = ? AND p.status = 'published' "
+            f"AND p.published_at <= ? {since}ORDER BY p.published_at, p.id"
+        )
     else:
         sql = (
-            "SELECT p.id FROM posts p WHERE p.status = 'published' AND p.published_at <= ? "
-            "AND EXISTS (SELECT 1 FROM post_topics pt WHERE pt.post_id = p.id "
-            "AND pt.topic_id = ?) "
-            f"ORDER BY p.published_at DESC, p.id DESC LIMIT {int(limit)}"
+            "SELECT p.published_at, p.id FROM posts p WHERE EXISTS (SELECT 1 FROM post_topics "
+            "pt WHERE pt.post_id = p.id AND pt.topic_id = ?) AND p.status = 'published' "
+            f"AND p.published_at <= ? {since}ORDER BY p.published_at, p.id"
         )
-        params = [stamp, topic_id]
-    ids = [int(r[0]) for r in db.execute(sql, params).fetchall()]
-    return get_posts_by_ids(db, ids)
+    keys = [(published, int(post_id)) for published, post_id in db.execute(sql, params)]
+    return keys if start is None else [key for key in keys if key >= start]
 
 
 def site_last_change(db: Database, now: datetime) -> datetime:
