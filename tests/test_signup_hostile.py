@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from markupsafe import escape
 
 from policyfeed.audience.tokens import make_form_token
 from signup_support import SECRET, make_web
@@ -34,6 +35,8 @@ text = st.text(
         "x" * 300,
         "{{ 7*7 }}",
         "ana@example.org\x00",
+        "000&",
+        "R&D &",
     ]
 )
 address = st.one_of(
@@ -45,11 +48,11 @@ address = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> object:
+def web(tmp_path_factory: pytest.TempPathFactory, pristine_demo_db: Path) -> object:
     from policyfeed.config import load_settings
 
     folder = tmp_path_factory.mktemp("hostile")
-    shutil.copyfile(ROOT / "posts.db", folder / "posts.db")
+    shutil.copyfile(pristine_demo_db, folder / "posts.db")
     configured = load_settings(
         ROOT / "policyfeed.toml",
         environ={},
@@ -62,10 +65,20 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> object:
 
 
 def check_page(html: str, values: list[str]) -> None:
+    """No value with a character HTML gives a meaning to is in the page as it came: only its
+    escaped form may be ("000&" shown as "000&amp;" holds "000&", and is escaped)."""
     for value in values:
         if SPECIAL & set(value) and len(value) > 3:
-            assert value not in html, f"{value!r} shown unescaped"
+            raw = html.replace(str(escape(value)), "")
+            assert value not in raw, f"{value!r} shown unescaped"
     assert "Traceback" not in html
+
+
+def test_a_value_shown_escaped_passes_the_page_check_and_shown_raw_fails_it() -> None:
+    for value in ("000&", "R&D &", "a<b>c", 'say "hi"'):
+        check_page(f"<p>{escape(value)}</p>", [value])
+        with pytest.raises(AssertionError, match="shown unescaped"):
+            check_page(f"<p>{value}</p>", [value])
 
 
 def check_messages(web: object) -> None:

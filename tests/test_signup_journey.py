@@ -58,13 +58,13 @@ def wait_for(what: str, check: Callable[[], Any]) -> Any:
 
 
 class Journey:
-    def __init__(self, folder: Path, relay: SmtpSink) -> None:
+    def __init__(self, folder: Path, relay: SmtpSink, demo_db: Path) -> None:
         self.folder = folder
         self.relay = relay
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.db = folder / "posts.db"
-        shutil.copyfile(ROOT / "posts.db", self.db)
+        shutil.copyfile(demo_db, self.db)
         self.taken: dict[tuple[str, str], int] = {}
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("POLICYFEED_")},
@@ -144,9 +144,9 @@ def link(message: EmailMessage, url: str, path: str) -> str:
 
 
 @pytest.fixture
-def journey(tmp_path: Path) -> Iterator[Journey]:
+def journey(tmp_path: Path, pristine_demo_db: Path) -> Iterator[Journey]:
     with SmtpSink() as relay:
-        yield Journey(tmp_path, relay)
+        yield Journey(tmp_path, relay, pristine_demo_db)
 
 
 def check_accessible(page: Any) -> None:

@@ -248,8 +248,8 @@ def test_make_app_refuses_to_start_without_the_secret(settings: Settings, db_pat
     assert app_with(settings, db_path, demo=True) is not None
 
 
-def demo_environment(tmp_path: Path) -> dict[str, str]:
-    shutil.copyfile(ROOT / "posts.db", tmp_path / "posts.db")
+def demo_environment(tmp_path: Path, demo_db: Path) -> dict[str, str]:
+    shutil.copyfile(demo_db, tmp_path / "posts.db")
     return {
         "POLICYFEED_CONFIG": str(ROOT / "policyfeed.toml"),
         "POLICYFEED_DB": str(tmp_path / "posts.db"),
@@ -258,8 +258,10 @@ def demo_environment(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def test_create_app_reads_the_environment_as_the_cli_does(tmp_path: Path) -> None:
-    env = demo_environment(tmp_path)
+def test_create_app_reads_the_environment_as_the_cli_does(
+    tmp_path: Path, pristine_demo_db: Path
+) -> None:
+    env = demo_environment(tmp_path, pristine_demo_db)
     (tmp_path / "public").mkdir()
     (tmp_path / "public" / "feed.xml").write_text("<rss/>")
     app = create_app(env)
@@ -270,23 +272,29 @@ def test_create_app_reads_the_environment_as_the_cli_does(tmp_path: Path) -> Non
     assert client.get("/healthz").status_code == 200
 
 
-def test_create_app_refuses_to_start_without_the_secret(tmp_path: Path) -> None:
-    env = demo_environment(tmp_path)
+def test_create_app_refuses_to_start_without_the_secret(
+    tmp_path: Path, pristine_demo_db: Path
+) -> None:
+    env = demo_environment(tmp_path, pristine_demo_db)
     del env["POLICYFEED_SECRET"]
     with pytest.raises(ConfigError, match="POLICYFEED_SECRET is not set"):
         create_app(env)
 
 
-def test_create_app_refuses_a_database_that_is_not_there(tmp_path: Path) -> None:
-    env = demo_environment(tmp_path)
+def test_create_app_refuses_a_database_that_is_not_there(
+    tmp_path: Path, pristine_demo_db: Path
+) -> None:
+    env = demo_environment(tmp_path, pristine_demo_db)
     env["POLICYFEED_DB"] = str(tmp_path / "mistyped.db")
     with pytest.raises(ConfigError, match=r"mistyped\.db: no such database"):
         create_app(env)
     assert not (tmp_path / "mistyped.db").exists()
 
 
-def test_create_app_refuses_a_config_file_that_is_not_there(tmp_path: Path) -> None:
-    env = demo_environment(tmp_path)
+def test_create_app_refuses_a_config_file_that_is_not_there(
+    tmp_path: Path, pristine_demo_db: Path
+) -> None:
+    env = demo_environment(tmp_path, pristine_demo_db)
     env["POLICYFEED_CONFIG"] = str(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
         create_app(env)

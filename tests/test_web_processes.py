@@ -70,10 +70,11 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo site built once (by the CLI) from a copy of posts.db."""
+def demo_site(tmp_path_factory: pytest.TempPathFactory, pristine_demo_db: Path) -> Path:
+    """The demo site built once (by the CLI) from a copy of the demo database (made from
+    demo/)."""
     folder = tmp_path_factory.mktemp("demo-site")
-    shutil.copyfile(ROOT / "posts.db", folder / "posts.db")
+    shutil.copyfile(pristine_demo_db, folder / "posts.db")
     subprocess.run(
         [sys.executable, "-m", "policyfeed", "build"],
         env=environment(folder),
