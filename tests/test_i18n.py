@@ -279,9 +279,11 @@ def web_pages(settings: Settings, language: str) -> list[tuple[str, str]]:
         if "preferences" not in page:
             statuses = ("",)
         for status in statuses:
-            member = {"email": "zz@example.org", "name": "", "chapter": "zeta", "status": status}
+            member = {"email": "zz@example.org", "name": "", "chapter": "zeta", "status": status,
+                      "topics": ["zyx"]}  # fmt: skip
+            topics = [{"slug": "zyx", "name": "Zyx"}, {"slug": "zyy", "name": "Zyy"}]
             html = render_template(
-                settings, f"web/{page}", language=language, **base, member=member
+                settings, f"web/{page}", language=language, **base, member=member, topics=topics
             )
             rendered.append((f"web/{page}", visible_text(html)))
     return rendered

@@ -199,7 +199,7 @@ def test_the_text_part_ends_with_the_unsubscribe_placeholder_and_address(demo_di
 
     assert "Unsubscribe:" in tail
     assert tail[tail.index("Unsubscribe:") + 1] == UNSUBSCRIBE_URL_TOKEN
-    assert tail[tail.index("Your preferences (name, chapter, pause):") + 1] == (
+    assert tail[tail.index("Your preferences (name, chapter, topics, pause):") + 1] == (
         render.PREFERENCES_URL_TOKEN
     )
     assert tail[-1] == "Public Policy team, 1775 Wiehle Avenue, Reston, VA 20190, USA"

@@ -132,6 +132,15 @@ class Journey:
             ).fetchone()
         return (row[0], row[1]) if row else ("none", None)
 
+    def topics_of(self, address: str) -> list[str]:
+        with sqlite3.connect(self.db) as conn:
+            rows = conn.execute(
+                "SELECT t.slug FROM subscriber_topics st JOIN topics t ON t.id = st.topic_id "
+                "JOIN subscribers s ON s.id = st.subscriber_id WHERE s.email = ? ORDER BY t.slug",
+                (address,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
 
 def link(message: EmailMessage, url: str, path: str) -> str:
     """The message's link to ``path``, on the local server: the site's public address (the
@@ -164,7 +173,7 @@ def heading(page: Any) -> str:
     return str(page.locator("h1").first.inner_text())
 
 
-def test_a_reader_signs_up_confirms_moves_chapter_gets_the_issue_leaves_and_comes_back(
+def test_a_reader_signs_up_confirms_moves_chapter_picks_topics_gets_issues_leaves_and_returns(
     journey: Journey,
 ) -> None:
     journey.cli("build")
@@ -244,6 +253,38 @@ def _journey(journey: Journey, page: Any) -> None:
     assert "Vancouver Chapter" in body and "IETF 84" in body
     assert "ITU Council" not in body  # the Switzerland chapter's post
 
+    # 4b. Her own topics, ticked on the preferences page (reached from the digest): the next
+    # issue brings only their posts, even one on a topic her chapter follows.
+    page.goto(link(digest, url, "preferences"))
+    topics = page.locator("fieldset.topics-choice")
+    assert topics.locator("legend").inner_text() == "Topics"
+    assert page.get_by_label("IETF").is_checked() is False
+    page.get_by_label("ITU / WCIT").check()
+    page.get_by_label("Trade agreements").check()
+    page.click("text=Save changes")
+    assert page.locator('[role="status"]').inner_text() == "Your changes are saved."
+    assert page.get_by_label("ITU / WCIT").is_checked()
+    assert page.get_by_label("Trade agreements").is_checked()
+    assert not page.get_by_label("IETF").is_checked()
+    check_accessible(page)
+    assert journey.topics_of(NEW_MEMBER) == ["itu-wcit", "trade-agreements"]
+    for title, topic in (
+        ("WCIT opens in Dubai", "ITU / WCIT"),
+        ("IETF 85 in Atlanta", "IETF"),  # a topic of her chapter, not one she ticked
+        ("Another TPP round", "Trade agreements"),
+    ):
+        journey.cli("posts", "add", "--title", title, "--body", f"<p>{title}.</p>",
+                    "--topic", topic, "--publish")  # fmt: skip
+    journey.cli("issue", "new", "--period", "topics-week")
+    journey.cli("publish", "--period", "topics-week")
+    chosen = journey.next_message(NEW_MEMBER, "Public Policy #2")
+    chosen_part = chosen.get_body(("html",))
+    assert chosen_part is not None
+    chosen_body = str(chosen_part.get_content())
+    assert "WCIT opens in Dubai" in chosen_body and "Another TPP round" in chosen_body
+    assert "IETF 85" not in chosen_body
+    assert "Vancouver Chapter" in chosen_body  # still her chapter's variant
+
     # 5. Unsubscribe from the preferences (reached from the digest), then come back.
     page.goto(link(digest, url, "preferences"))
     page.click("text=Unsubscribe")
@@ -274,6 +315,7 @@ def _journey(journey: Journey, page: Any) -> None:
         "Please confirm your subscription to Public Policy",
         "Please confirm your subscription to Public Policy",
         digest["Subject"],
+        chosen["Subject"],
         "Welcome to Public Policy",
         "Welcome to Public Policy",
     ]

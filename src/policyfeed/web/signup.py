@@ -9,9 +9,9 @@
   ``POST`` confirms: the member becomes active and a welcome message is sent. An expired or a
   forged link gets a page that says so (410, 400).
 - ``GET/POST /preferences?t=…``: a member's page, reached from the link in every digest and in
-  the welcome message: name, chapter, pause and resume, unsubscribe, subscribe again (after an
-  unsubscribe only through a fresh confirmation by mail). Each POST needs the page's own form
-  token, bound to that member.
+  the welcome message: name, chapter, topics, pause and resume, unsubscribe, subscribe again
+  (after an unsubscribe only through a fresh confirmation by mail). Each POST needs the page's
+  own form token, bound to that member.
 - ``GET/POST /preferences/link``: a member who lost every message asks for a fresh link to
   their preferences, again without learning whether the address is subscribed.
 
@@ -391,7 +391,7 @@ class SignupViews:
 
     # /preferences
     def preferences(self, request: Request, site: WebContext) -> Response:
-        from policyfeed.audience.preferences import change_preferences
+        from policyfeed.audience.preferences import change_preferences, topic_choices
         from policyfeed.store import subscribers as store
         from policyfeed.store import transaction
 
@@ -433,6 +433,7 @@ class SignupViews:
                                     client=_client(request),
                                     now=site.now(),
                                     page=site.settings.app_endpoint("preferences"),
+                                    topics=_ticked_topics(request),
                                 )
                                 ids = self._queue(db, site, change.notice)
                             note = change.note
@@ -442,6 +443,9 @@ class SignupViews:
                 known = store.list_chapters(db)
                 chapters = [{"slug": c.slug, "name": c.name} for c in known]
                 language = {c.slug: c.language for c in known}.get(member.chapter or "") or None
+                topics = [
+                    {"slug": t.slug, "name": t.name} for t in topic_choices(db, member.topics)
+                ]
             finally:
                 db.conn.close()
         except (sqlite3.Error, PolicyfeedError) as exc:
@@ -456,8 +460,10 @@ class SignupViews:
                 "name": member.name,
                 "chapter": member.chapter or "",
                 "status": member.status,
+                "topics": list(member.topics),
             },
             signup={"chapters": chapters, "consent_text": site.settings.consent_text},
+            topics=topics,
             csrf=self._csrf(site, "preferences", member.id or 0),
             action=f"{request.script_root}{PREFERENCES_PATH}?t={quote(token, safe='')}",
             note=note,
@@ -515,6 +521,14 @@ def _consent_language(db: Any, consent_id: int) -> str | None:
 
     consent = signup_store.get_consent(db, consent_id) if consent_id else None
     return (chapter_language(db, consent.chapter_id) if consent else "") or None
+
+
+def _ticked_topics(request: Request) -> list[str] | None:
+    """The topic slugs the preferences form ticked, or None when the form showed no topic boxes
+    (a page from before they existed, or a member who is not subscribed)."""
+    if not request.form.get("topics_shown"):
+        return None
+    return [value.strip()[:100] for value in request.form.getlist("topic")[:500]]
 
 
 def _days(settings: Settings) -> int:
