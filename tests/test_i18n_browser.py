@@ -119,6 +119,8 @@ def web_page(settings: Settings, name: str, **context: Any) -> str:
         "error": "", "link_page": "/preferences/link",
         "signup": {"chapters": [{"slug": "cairo", "name": "القاهرة"}], "consent_text": "موافقة."},
         "values": {"email": "", "name": "", "chapter": ""},
+        "topics": [{"slug": "itu", "name": "الاتحاد الدولي للاتصالات"},
+                   {"slug": "trade", "name": "الاتفاقيات التجارية"}],
         **context,
     }  # fmt: skip
     return render_template(settings, f"web/{name}", language="ar", site=site, **values)
@@ -129,9 +131,9 @@ def web_page(settings: Settings, name: str, **context: Any) -> str:
     ("name", "context"),
     [
         ("preferences.html", {"member": {"email": "a@example.org", "name": "", "chapter": "cairo",
-                                         "status": "active"}}),
+                                         "status": "active", "topics": ["trade"]}}),
         ("preferences.html", {"member": {"email": "a@example.org", "name": "", "chapter": "",
-                                         "status": "unsubscribed"}}),
+                                         "status": "unsubscribed", "topics": []}}),
         ("unsubscribe.html", {}),
         ("subscribe.html", {"error": "عنوان غير صالح."}),
         ("unsubscribe_invalid.html", {"contact": "editor@example.org", "preferences_link": "/p"}),

@@ -190,7 +190,7 @@ def test_each_chapter_gets_its_digest_in_its_language_and_the_others_the_sites(
     chen = digest_to(web, "chen.wei@example.org")
     assert '<html lang="fr" dir="ltr">' in html_of(chen)  # type: ignore[arg-type]
     assert "Lire en ligne" in html_of(chen) and "Read it online" not in html_of(chen)  # type: ignore[arg-type]
-    assert "Vos préférences (nom, section, pause) :" in text_of(chen)  # type: ignore[arg-type]
+    assert "Vos préférences (nom, section, sujets, pause) :" in text_of(chen)  # type: ignore[arg-type]
     assert re.search(r" et \d+ autres?$", chen["Subject"])  # type: ignore[index]
     ana = digest_to(web, "ana.silva@example.org")
     assert 'dir="rtl"' in html_of(ana) and "اقرأه على الموقع" in html_of(ana)  # type: ignore[arg-type]
