@@ -270,8 +270,10 @@ def site_last_change(db: Database, now: datetime) -> datetime:
 def redirects(db: Database, *, now: datetime) -> dict[str, str]:
     """Old slug → current slug of every visible post renamed since it was published, but the
     old slugs a post holds now (its page is there)."""
+    # post_slugs first (CROSS JOIN keeps that order): it holds only the slugs renamed posts
+    # left, while the planner would otherwise walk every visible post to probe it.
     rows = db.execute(
-        "SELECT s.slug, p.slug FROM post_slugs s JOIN posts p ON p.id = s.post_id "
+        "SELECT s.slug, p.slug FROM post_slugs s CROSS JOIN posts p ON p.id = s.post_id "
         "WHERE p.status = 'published' AND p.published_at <= ? "
         "AND NOT EXISTS (SELECT 1 FROM posts q WHERE q.slug = s.slug) ORDER BY s.slug",
         [to_db_time(now)],
