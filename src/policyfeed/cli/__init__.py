@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import logging
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
 from datetime import UTC, datetime
@@ -368,6 +367,8 @@ def cli(ctx: click.Context, db_path: Path, config_path: Path | None, verbose: in
         policyfeed build
         policyfeed publish
     """
+    import logging  # not for --help, which never gets here
+
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
