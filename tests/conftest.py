@@ -90,3 +90,17 @@ def demo_db(demo_db_path: Path) -> Iterator[sqlite_utils.Database]:
     database = open_db(demo_db_path)
     yield database
     database.conn.close()
+
+
+@pytest.fixture
+def cli_site(
+    tmp_path: Path, demo_db_path: Path, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The test's working folder as a demo site for ``cli_support.run``: the shipped config,
+    a fresh demo database, the CLI's clock at ``now`` and a secret in the environment."""
+    from policyfeed.cli import App
+
+    shutil.copyfile(ROOT / "policyfeed.toml", tmp_path / "policyfeed.toml")
+    monkeypatch.setattr(App, "now", lambda self: now)
+    monkeypatch.setenv("POLICYFEED_SECRET", "s" * 32)
+    return tmp_path

@@ -315,7 +315,7 @@ def test_a_folder_this_database_does_not_build_is_checked_but_never_claimed(
     assert build_state.read(demo_db, folder_key(site), "check") is not None
 
 
-def test_after_a_build_the_check_reads_what_it_wrote_without_walking_the_folder(
+def test_after_a_build_the_check_reads_again_only_what_it_wrote(
     demo_db: sqlite_utils.Database,
     settings: Settings,
     now: datetime,
@@ -337,7 +337,6 @@ def test_after_a_build_the_check_reads_what_it_wrote_without_walking_the_folder(
         "_analyse",
         lambda kind, rel, *a: read.append(rel) or analyse(kind, rel, *a),
     )
-    monkeypatch.setattr(policyfeed.check.run, "_walk", lambda out: pytest.fail("walked"))
     save(demo_db, settings, "a-new-post", date=now.replace(hour=9), body_html="<p>New.</p>")
     post_store.delete_post(demo_db, "beijing-treaty-on-audiovisual-performances")
     built = build_site(demo_db, settings, site, now)
@@ -348,4 +347,58 @@ def test_after_a_build_the_check_reads_what_it_wrote_without_walking_the_folder(
     assert sorted(read) == [rel for rel in wrote if rel in readable(site)]
     assert "posts/a-new-post/index.html" in read
     # the removed post's page is gone from the list, and nothing links to it any more
+    assert report.lines() == ["check: 0 errors, 0 warnings"]
+
+
+def test_a_build_between_two_checks_is_seen_by_the_second_one(
+    demo_db: sqlite_utils.Database, settings: Settings, now: datetime, site: Path
+) -> None:
+    """The weekly run: publish checks the site, an editor adds a post and runs `policyfeed
+    build` (no check), and the next publish's build then has nothing left to write. Its check
+    must still know the new post's page (it was refused: "links to posts/… which the site does
+    not have" and a feed history one post short)."""
+    from policyfeed.check.report import Report
+    from policyfeed.check.run import check_site
+    from policyfeed.site.build import build_site
+    from site_support import save
+
+    assert lines_of(demo_db, settings, now) == []
+    save(demo_db, settings, "a-new-post", date=now.replace(hour=9), body_html="<p>New.</p>")
+    assert build_site(demo_db, settings, site, now).written  # `policyfeed build`
+    built = build_site(demo_db, settings, site, now)  # publish's own build: nothing to do
+    assert not built.written
+    report = Report()
+    check_site(report, demo_db, settings, site, now=now, built=built)
+    assert report.lines() == ["check: 0 errors, 0 warnings"]
+
+
+def test_a_build_killed_before_it_saved_its_state_is_seen_by_the_next_check(
+    demo_db: sqlite_utils.Database,
+    settings: Settings,
+    now: datetime,
+    site: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A publish killed in its second build (its files written, its state not saved): the
+    recovering publish's build renders the same bytes again, so it writes nothing."""
+    import policyfeed.site.build
+    from policyfeed.check.report import Report
+    from policyfeed.check.run import check_site
+    from policyfeed.site.build import build_site
+    from site_support import save
+
+    assert lines_of(demo_db, settings, now) == []
+    save(demo_db, settings, "a-new-post", date=now.replace(hour=9), body_html="<p>New.</p>")
+
+    def killed(*args: object) -> None:
+        raise SystemExit("SIGKILL")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(policyfeed.site.build, "save_state", killed)
+        with pytest.raises(SystemExit):
+            build_site(demo_db, settings, site, now)
+    assert (site / "posts" / "a-new-post" / "index.html").exists()
+    built = build_site(demo_db, settings, site, now)
+    report = Report()
+    check_site(report, demo_db, settings, site, now=now, built=built)
     assert report.lines() == ["check: 0 errors, 0 warnings"]

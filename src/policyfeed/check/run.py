@@ -68,9 +68,13 @@ def check_site(
 ) -> None:
     """Every page and feed of ``out_dir``; files unchanged since the last check are not read.
 
-    ``built``: the build that just ran (publish passes it). Then the folder is not walked: the
-    files are the last check's, less those the build removed, plus those it wrote. Without it
-    (``policyfeed check``) every file's size and time is looked at.
+    Every file's size and time is looked at (a walk of the folder: 0.16 s for 11,000 files);
+    only files whose size or time differs from the last check's are read. ``built``: the build
+    that just ran (publish passes it), so the site is not older than the database.
+
+    The last check's list of files is never taken for the folder's: a `policyfeed build` after
+    it, or a build killed before it saved its state, wrote pages that the next build does not
+    write again (their bytes are the same), so only the folder itself says what it holds.
     """
     started = time.monotonic()
     if not out_dir.is_dir():
@@ -78,9 +82,7 @@ def check_site(
         return
     context = context_of(settings.base_url)
     old = load_check_state(db, out_dir, context)
-    listing = (
-        _after_build(out_dir, old, built) if built is not None and old.files else _walk(out_dir)
-    )
+    listing = _walk(out_dir)
     contrast_of = contrast_specimens(out_dir, listing)
     state = CheckState(context)
     pages: dict[str, dict] = {}
@@ -180,23 +182,6 @@ def _post_body_links(db: Database, base_url: str) -> BodyLinks:
 
 def _walk(out_dir: Path) -> dict[str, tuple[int, int]]:
     return {rel: (stat.st_size, stat.st_mtime_ns) for rel, stat in site_files(out_dir)}
-
-
-def _after_build(out_dir: Path, old: CheckState, built: BuildResult) -> dict[str, tuple[int, int]]:
-    """The files after ``built``, from the last check's list: what it removed is gone, what it
-    wrote is looked at again."""
-    listing = {rel: (seen.size, seen.mtime_ns) for rel, seen in old.files.items()}
-    for path in built.removed:
-        listing.pop(Path(path).relative_to(out_dir).as_posix(), None)
-    for path in built.written:
-        rel = Path(path).relative_to(out_dir).as_posix()
-        try:
-            stat = Path(path).stat()
-        except FileNotFoundError:
-            listing.pop(rel, None)
-            continue
-        listing[rel] = (stat.st_size, stat.st_mtime_ns)
-    return listing
 
 
 def _kind(rel: str) -> str | None:
