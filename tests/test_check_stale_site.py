@@ -3,30 +3,16 @@ what to do (``policyfeed build``), instead of the symptoms (feeds that miss the 
 
 from __future__ import annotations
 
-import shutil
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from policyfeed.cli import App, cli
-
-ROOT = Path(__file__).resolve().parent.parent
+from cli_support import run
 
 
 @pytest.fixture
-def site(
-    tmp_path: Path, demo_db_path: Path, now: datetime, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    shutil.copyfile(ROOT / "policyfeed.toml", tmp_path / "policyfeed.toml")
-    monkeypatch.setattr(App, "now", lambda self: now)
-    monkeypatch.setenv("POLICYFEED_SECRET", "s" * 32)
-    return tmp_path
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["--db", "posts.db", "--config", "policyfeed.toml", *args])
+def site(cli_site: Path) -> Path:
+    return cli_site
 
 
 def test_a_site_older_than_the_database_is_one_error_saying_build(site: Path) -> None:

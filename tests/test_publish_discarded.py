@@ -5,30 +5,16 @@ period."""
 from __future__ import annotations
 
 import json
-import shutil
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from policyfeed.cli import App, cli
-
-ROOT = Path(__file__).resolve().parent.parent
+from cli_support import run
 
 
 @pytest.fixture
-def site(
-    tmp_path: Path, demo_db_path: Path, now: datetime, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    shutil.copyfile(ROOT / "policyfeed.toml", tmp_path / "policyfeed.toml")
-    monkeypatch.setattr(App, "now", lambda self: now)
-    monkeypatch.setenv("POLICYFEED_SECRET", "s" * 32)
-    return tmp_path
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["--db", "posts.db", "--config", "policyfeed.toml", *args])
+def site(cli_site: Path) -> Path:
+    return cli_site
 
 
 def issue_count() -> int:

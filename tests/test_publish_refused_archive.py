@@ -6,30 +6,19 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from policyfeed.cli import App, cli
+from cli_support import run
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = "{{ first_name }}"  # template syntax left over: the message check refuses it
 
 
 @pytest.fixture
-def site(
-    tmp_path: Path, demo_db_path: Path, now: datetime, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    shutil.copyfile(ROOT / "policyfeed.toml", tmp_path / "policyfeed.toml")
-    monkeypatch.setattr(App, "now", lambda self: now)
-    monkeypatch.setenv("POLICYFEED_SECRET", "s" * 32)
-    return tmp_path
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["--db", "posts.db", "--config", "policyfeed.toml", *args])
+def site(cli_site: Path) -> Path:
+    return cli_site
 
 
 def issue_list() -> list[dict[str, object]]:
