@@ -248,7 +248,7 @@ def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment (for search); entities decoded, white space folded."""
     if not html.strip():
         return ""
-    import lxml.html  # lxml is already loaded by feedgen/premailer users; keep --help light
+    import lxml.html  # imported here to keep --help light
 
     fragment = lxml.html.fragment_fromstring(html, create_parent="div")
     for br in fragment.iter("br"):
