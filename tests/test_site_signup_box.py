@@ -79,3 +79,28 @@ def test_without_the_sign_up_there_is_no_box(
     for page in pages(configured.output_dir):
         assert '<aside class="card signup"' not in page.read_text(), page
         assert "/subscribe" not in page.read_text(), page
+
+
+def test_an_overridden_box_is_the_sites_on_every_page_at_its_own_depth(
+    demo_db: sqlite_utils.Database, settings: Settings, tmp_path: Path
+) -> None:
+    """The box is rendered once per folder depth, not per page: an override that links with
+    ``root`` still gets each page's own path to the root."""
+    folder = tmp_path / "overrides" / "site"
+    folder.mkdir(parents=True)
+    (folder / "_subscribe_box.html").write_text(
+        # (The digest's archive pages have no ``root``.)
+        '<aside class="mine"><a href="{% if root is defined %}{{ root }}{% endif %}issues/">'
+        "{{ site.title }}</a></aside>\n",
+        encoding="utf-8",
+    )
+    custom = dataclasses.replace(settings, templates_dir=tmp_path / "overrides")
+    build_site(demo_db, custom, custom.output_dir, NOW)
+    found = [p for p in pages(custom.output_dir) if "issues" not in p.parts]
+    assert {len(p.relative_to(custom.output_dir).parts) for p in found} >= {1, 3}
+    for page in found:
+        depth = len(page.relative_to(custom.output_dir).parts) - 1
+        doc = lxml.html.parse(str(page)).getroot()
+        [link] = doc.cssselect("aside.mine a")
+        assert link.get("href") == "../" * depth + "issues/", page
+        assert link.text == custom.title, page

@@ -220,6 +220,7 @@ class _Pages:
         self.settings = settings
         self.site_feeds = feed_links(settings)
         self.box = box
+        self._boxes: dict[str, Any] = {}
         self.site = {
             "title": settings.title,
             "description": " ".join(settings.description.split()),
@@ -231,9 +232,26 @@ class _Pages:
     def render(self, name: str, *, depth: int, **context: Any) -> str:
         from policyfeed.templating import render_template
 
+        root = "../" * depth
+        if self.box:
+            context["box_html"] = self.box_html(root)
         return render_template(
-            self.settings, name, site=self.site, root="../" * depth, box=self.box, **context
+            self.settings, name, site=self.site, root=root, box=self.box, **context
         )
+
+    def box_html(self, root: str) -> Any:
+        """The subscribe box at ``root``: the same on every page there, so rendered once (it
+        was half of a post page's rendering)."""
+        from markupsafe import Markup
+
+        from policyfeed.templating import render_template
+
+        if root not in self._boxes:
+            html = render_template(
+                self.settings, "site/_subscribe_box.html", site=self.site, root=root, box=self.box
+            )
+            self._boxes[root] = Markup(html)
+        return self._boxes[root]
 
     def post_view(
         self, post: Post, root: str, *, full: bool = False, listed: dict[str, Any] | None = None
