@@ -6,7 +6,7 @@ import email
 import os
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -68,7 +68,11 @@ def recipient(settings: Settings, subscriber_id: int = 7, name: str = "Zoë Mül
         f"member{subscriber_id}@example.org",
         name,
         make_message_id(
-            settings, period="2012-07-30T08:00", issue_number=1, subscriber_id=subscriber_id
+            settings,
+            period="2012-07-30T08:00",
+            issue_number=1,
+            subscriber_id=subscriber_id,
+            made=NOW,
         ),
     )
 
@@ -179,15 +183,19 @@ def test_every_line_is_under_998_octets_and_body_lines_within_76(settings: Setti
 def test_message_ids_are_stable_per_issue_and_subscriber_and_differ_otherwise(
     settings: Settings,
 ) -> None:
-    first = make_message_id(settings, period="2012-07-30T08:00", issue_number=1, subscriber_id=7)
-    assert first == make_message_id(
-        settings, period="2012-07-30T08:00", issue_number=1, subscriber_id=7
-    )
+    def message_id(period: str, number: int, subscriber: int, made: datetime = NOW) -> str:
+        return make_message_id(
+            settings, period=period, issue_number=number, subscriber_id=subscriber, made=made
+        )
+
+    first = message_id("2012-07-30T08:00", 1, 7)
+    assert first == message_id("2012-07-30T08:00", 1, 7)
     others = {
-        make_message_id(settings, period="2012-07-30T08:00", issue_number=1, subscriber_id=8),
-        make_message_id(settings, period="2012-08-06T08:00", issue_number=2, subscriber_id=7),
+        message_id("2012-07-30T08:00", 1, 8),
+        message_id("2012-08-06T08:00", 2, 7),
+        message_id("2012-07-30T08:00", 1, 7, NOW + timedelta(seconds=1)),  # made again
     }
-    assert first not in others and len(others) == 2
+    assert first not in others and len(others) == 3
 
 
 def test_two_recipients_messages_differ_only_in_their_own_values(settings: Settings) -> None:

@@ -285,8 +285,9 @@ def _planned_rows(
     for subscriber_id, chapter_id, topics in subscriber_store.iter_active_recipients(db):
         variant = variants.of(chapter_id, topics)
         message_id = make_message_id(
-            settings, period=issue.period, issue_number=issue.number, subscriber_id=subscriber_id
-        )
+            settings, period=issue.period, issue_number=issue.number,
+            subscriber_id=subscriber_id, made=issue.created_at,
+        )  # fmt: skip
         if variant.posts:
             if variant.rendering not in rendered:
                 log.info("subscriber %s joined as the issue rendered: next issue", subscriber_id)

@@ -75,12 +75,15 @@ class Recipient:
 
 
 def make_message_id(
-    settings: Settings, *, period: str, issue_number: int, subscriber_id: int
+    settings: Settings, *, period: str, issue_number: int, subscriber_id: int, made: datetime
 ) -> str:
     """``issue-N.sub-ID.HASH@domain``: the same for a given (issue, subscriber) on every run; the
-    hash keeps ids of different lists or periods on one domain apart."""
-    seed = f"{settings.list_identifier}\0{period}\0{issue_number}\0{subscriber_id}".encode()
-    digest = hashlib.sha256(seed).hexdigest()[:12]
+    hash keeps ids of different lists or periods on one domain apart, and, with the time the
+    issue was made (``made``), the issue N of a database made again apart from the old one's
+    (mail programs drop a message whose id they have seen)."""
+    stamp = made.isoformat(timespec="microseconds")
+    seed = f"{settings.list_identifier}\0{period}\0{issue_number}\0{subscriber_id}\0{stamp}"
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:12]
     return f"issue-{issue_number}.sub-{subscriber_id}.{digest}@{settings.domain}"
 
 
