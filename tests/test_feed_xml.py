@@ -1,7 +1,9 @@
-"""The RSS and Atom text writers give the very bytes feedgen and lxml gave (feedgen_reference)."""
+"""The RSS and Atom text writers give the very bytes feedgen and lxml gave (feedgen_reference),
+and the JSON Feed, its items encoded one by one, the bytes of one json.dumps of the document."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given
@@ -15,7 +17,9 @@ from policyfeed.site.feeds import (
     Category,
     FeedEntry,
     FeedMeta,
+    json_feed_object,
     render_atom,
+    render_json,
     render_rss,
 )
 
@@ -42,6 +46,12 @@ HTML = st.sampled_from(
         "<p>a\r\nb\tc</p>",
     ]
 )
+
+
+def fields(entry: FeedEntry) -> dict[str, object]:
+    """What makes ``entry``, for a fresh one that has written nothing yet."""
+    names = ("id", "title", "link", "published", "updated", "content_html", "summary")
+    return {name: getattr(entry, name) for name in (*names, "authors", "categories")}
 
 
 @st.composite
@@ -107,6 +117,17 @@ def test_rss_and_atom_are_the_bytes_feedgen_wrote(
     assert render_atom(meta, items, archive) == feedgen_reference.render_atom(meta, items, archive)
 
 
+@hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(metas(), st.lists(entries(), max_size=4), archives())
+def test_the_json_feed_is_one_dump_of_the_document(
+    meta: FeedMeta, items: list[FeedEntry], archive: ArchiveLinks | None
+) -> None:
+    whole = json.dumps(json_feed_object(meta, items, archive), ensure_ascii=False, indent=2)
+    safe = whole.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    assert render_json(meta, items, archive) == (safe + "\n").encode("utf-8")
+    assert json.loads(render_json(meta, items, archive)) == json.loads(whole)
+
+
 def test_an_entry_in_two_feeds_is_the_same_in_both() -> None:
     """Its written item is kept for the next feed: the other feed's scheme gets its own."""
     item = FeedEntry(
@@ -126,6 +147,7 @@ def test_an_entry_in_two_feeds_is_the_same_in_both() -> None:
         category_scheme="https://b.org/topics/",
     )
     for meta in (one, other, one):
+        assert render_json(meta, [item]) == render_json(meta, [FeedEntry(**fields(item))])
         assert render_rss(meta, [item]) == feedgen_reference.render_rss(meta, [item])
         assert render_atom(meta, [item]) == feedgen_reference.render_atom(meta, [item])
 

@@ -129,24 +129,36 @@ def json_feed_object(
         feed["language"] = meta.language
     if meta.hub:
         feed["hubs"] = [{"type": "WebSub", "url": meta.hub}]
-    items = []
-    for entry in entries:
-        item: dict[str, Any] = {
-            "id": entry.id,
-            "url": entry.link,
-            "title": entry.title,
-            "content_html": entry.content_html,
-            "summary": entry.summary or entry.title,
-            "date_published": _rfc3339(entry.published),
-            "date_modified": _rfc3339(entry.updated),
-        }
-        if entry.authors:
-            item["authors"] = [{"name": name} for name in entry.authors]
-        if entry.categories:
-            item["tags"] = [c.label for c in entry.categories]
-        items.append(item)
-    feed["items"] = items
+    feed["items"] = [_json_item(entry) for entry in entries]
     return feed
+
+
+def _json_item(entry: FeedEntry) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": entry.id,
+        "url": entry.link,
+        "title": entry.title,
+        "content_html": entry.content_html,
+        "summary": entry.summary or entry.title,
+        "date_published": _rfc3339(entry.published),
+        "date_modified": _rfc3339(entry.updated),
+    }
+    if entry.authors:
+        item["authors"] = [{"name": name} for name in entry.authors]
+    if entry.categories:
+        item["tags"] = [c.label for c in entry.categories]
+    return item
+
+
+#: Where an item of ``items`` starts in the indented document.
+_ITEM_INDENT = " " * 4
+
+
+def _json_item_text(entry: FeedEntry, _scheme: str) -> str:
+    """An item as it stands in the indented document: JSON strings hold no raw line break, so
+    indenting its lines puts it at its depth."""
+    text = json.dumps(_json_item(entry), ensure_ascii=False, indent=2)
+    return _ITEM_INDENT + text.replace("\n", "\n" + _ITEM_INDENT)
 
 
 # Like Go's encoding/json: the text never holds a raw <, > or &, so no browser or sniffer that
@@ -159,7 +171,14 @@ def render_json(
     meta: FeedMeta, entries: Sequence[FeedEntry], archive: ArchiveLinks | None = None
 ) -> bytes:
     """A JSON Feed 1.1 document, UTF-8, indented, with a final newline."""
-    text = json.dumps(json_feed_object(meta, entries, archive), ensure_ascii=False, indent=2)
+    # What json.dumps of the whole json_feed_object gives, with each item (in the site's feed
+    # and its topics' alike) encoded once.
+    text = json.dumps(json_feed_object(meta, [], archive), ensure_ascii=False, indent=2)
+    if entries:
+        empty = '"items": []\n}'
+        assert text.endswith(empty)
+        items = ",\n".join(entry.rendered("json", "", _json_item_text) for entry in entries)
+        text = text[: -len(empty)] + '"items": [\n' + items + "\n  ]\n}"
     return (_html_safe_json(text) + "\n").encode("utf-8")
 
 
