@@ -445,6 +445,63 @@ def test_without_the_right_password_the_answer_is_401_and_shows_nothing(
         assert "Issue 1" not in body and get_issue(issues, 1).subject not in body
 
 
+def test_guessing_the_password_is_stopped_per_address_and_then_allowed_again(
+    issues: sqlite_utils.Database,
+    configured: Settings,
+    demo_db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten wrong passwords from one address within 15 minutes, and that address is answered
+    429 (even with the right password, or the guessing would go on) until the window passes;
+    another address, and this machine under loopback serve, are not held up by it."""
+    import policyfeed.web.preview_access as preview_access
+
+    clock = [1000.0]
+    monkeypatch.setattr(preview_access, "monotonic", lambda: clock[0])
+    app = preview_app(configured, demo_db_path, preview_password=PASSWORD)
+    wrong = basic("editor", "a guess")
+    for _ in range(10):
+        assert get(app, "/preview/", remote=PUBLIC, headers=dict(wrong)).status_code == 401
+        clock[0] += 30
+    for headers in (wrong, basic("editor", PASSWORD), {}):
+        held = get(app, "/preview/", remote=PUBLIC, headers=dict(headers))
+        assert held.status_code == 429
+        assert 0 < int(held.headers["Retry-After"]) <= 15 * 60
+        assert held.headers["Cache-Control"] == "no-store"
+        assert "Issue 1" not in held.get_data(as_text=True)
+    other = "198.51.100.7"
+    assert get(app, "/preview/", remote=other, headers=basic("", PASSWORD)).status_code == 200
+    assert get(app, "/preview/").status_code == 200  # this machine
+    clock[0] += 15 * 60
+    assert get(app, "/preview/", remote=PUBLIC, headers=basic("", PASSWORD)).status_code == 200
+
+
+def test_guessing_from_many_addresses_is_stopped_too(
+    issues: sqlite_utils.Database,
+    configured: Settings,
+    demo_db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hundred wrong passwords in 15 minutes from anywhere (one guess per address) close
+    the preview to passwords for the rest of the window; this machine still opens it."""
+    import policyfeed.web.preview_access as preview_access
+
+    clock = [1000.0]
+    monkeypatch.setattr(preview_access, "monotonic", lambda: clock[0])
+    app = preview_app(configured, demo_db_path, preview_password=PASSWORD)
+    for n in range(100):
+        guess = get(app, "/preview/", remote=f"10.1.{n // 250}.{n % 250 + 1}",
+                    headers=basic("", f"guess {n}"))  # fmt: skip
+        assert guess.status_code == 401
+    held = get(app, "/preview/", remote="192.0.2.200", headers=basic("", PASSWORD))
+    assert held.status_code == 429
+    assert get(app, "/preview/").status_code == 200
+    clock[0] += 15 * 60 + 1
+    assert (
+        get(app, "/preview/", remote="192.0.2.200", headers=basic("", PASSWORD)).status_code == 200
+    )
+
+
 def test_with_a_password_this_machine_still_opens_it_under_loopback_serve(
     issues: sqlite_utils.Database, configured: Settings, demo_db_path: Path
 ) -> None:

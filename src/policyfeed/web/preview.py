@@ -102,6 +102,15 @@ class Guarded:
                 site, 401, "Password needed", "The editors' preview asks for its password."
             )
             response.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
+        elif decision is Decision.HELD:
+            wait = self.access.retry_after(request)
+            minutes = max(1, -(-wait // 60))
+            later = "in a minute" if minutes == 1 else f"in {minutes} minutes"
+            response = _error(
+                site, 429, "Too many wrong passwords",
+                f"Too many wrong passwords were tried. Try again {later}.",
+            )  # fmt: skip
+            response.headers["Retry-After"] = str(wait)
         else:
             response = self._answer(request, site, values)
         response.headers.update(PRIVATE_HEADERS)

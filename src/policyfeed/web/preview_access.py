@@ -13,7 +13,10 @@
   header at all and passes ``Host: 127.0.0.1`` cannot be told from a browser here.
 - **Anyone with the password** (``POLICYFEED_PREVIEW_PASSWORD``, from the environment only):
   HTTP Basic authentication, any user name, the password compared in constant time. A wrong or
-  missing one is answered 401 with a challenge; nothing of an issue is shown.
+  missing one is answered 401 with a challenge; nothing of an issue is shown. Guessing is held
+  up (:class:`Guesses`): after 10 wrong passwords from one address in 15 minutes, or 100 from
+  anywhere, passwords are not looked at for the rest of the window (429, ``Retry-After``);
+  this machine under loopback ``serve`` is not held up.
 - **Nobody else**: without a password the preview does not exist for them. Its paths are
   answered as the site answers a path of no file (404), byte for byte, so nothing tells that
   there is a preview at all.
@@ -27,7 +30,10 @@ import enum
 import hmac
 import ipaddress
 import logging
+import threading
+from collections import deque
 from dataclasses import dataclass, field
+from time import monotonic
 
 from werkzeug.wrappers import Request
 
@@ -58,6 +64,55 @@ class Decision(enum.Enum):
     CHALLENGE = "challenge"
     #: Answer as if there were no preview (404 like any missing path).
     HIDDEN = "hidden"
+    #: Too many wrong passwords: 429, passwords not looked at until ``retry_after``.
+    HELD = "held"
+
+
+WINDOW = 15 * 60  # seconds
+PER_ADDRESS = 10  # wrong passwords from one address in a window
+IN_ALL = 100  # wrong passwords from anywhere in a window
+
+
+class Guesses:
+    """Wrong passwords of the last ``WINDOW`` seconds, per client address and in all.
+
+    Memory is bounded: an address is remembered only for a wrong password, and no more than
+    ``IN_ALL`` of them count at once (after that every password waits)."""
+
+    def __init__(self) -> None:
+        self._all: deque[float] = deque()
+        self._by_address: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()  # waitress answers in threads
+
+    def _forget_old(self, now: float) -> None:
+        while self._all and self._all[0] <= now - WINDOW:
+            self._all.popleft()
+        for address in [a for a, times in self._by_address.items() if times[-1] <= now - WINDOW]:
+            del self._by_address[address]
+
+    def held_for(self, address: str) -> int:
+        """Seconds until ``address`` may try a password again; 0 when it may now."""
+        with self._lock:
+            return self._held_for(address, monotonic())
+
+    def _held_for(self, address: str, now: float) -> int:
+        self._forget_old(now)
+        times = self._by_address.get(address)
+        waits = []
+        if times is not None:
+            while times[0] <= now - WINDOW:
+                times.popleft()
+            if len(times) >= PER_ADDRESS:
+                waits.append(times[-PER_ADDRESS] + WINDOW - now)
+        if len(self._all) >= IN_ALL:
+            waits.append(self._all[-IN_ALL] + WINDOW - now)
+        return max(1, int(max(waits)) + 1) if waits else 0
+
+    def wrong(self, address: str) -> None:
+        with self._lock:
+            now = monotonic()
+            self._all.append(now)
+            self._by_address.setdefault(address, deque()).append(now)
 
 
 def is_loopback_address(text: str) -> bool:
@@ -102,6 +157,7 @@ class PreviewAccess:
     #: Made by ``policyfeed serve`` listening on a loopback address.
     loopback: bool
     trusted_proxies: int
+    guesses: Guesses = field(default_factory=Guesses, compare=False, repr=False)
 
     def from_this_machine(self, request: Request) -> bool:
         if not self.loopback or self.trusted_proxies:
@@ -130,9 +186,17 @@ class PreviewAccess:
             return Decision.GRANTED
         if not self.password:
             return Decision.HIDDEN
+        address = request.remote_addr or ""
+        if self.guesses.held_for(address):
+            return Decision.HELD
         given = self.password_given(request)
         if given:
             return Decision.GRANTED
         if given is False:
-            log.warning("preview: a wrong password from %s", request.remote_addr)
+            log.warning("preview: a wrong password from %s", address)
+            self.guesses.wrong(address)
         return Decision.CHALLENGE
+
+    def retry_after(self, request: Request) -> int:
+        """For a HELD request: seconds until its address may try again."""
+        return max(1, self.guesses.held_for(request.remote_addr or ""))
