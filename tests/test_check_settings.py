@@ -25,22 +25,25 @@ def lines(settings: Settings, **changes: object) -> list[str]:
 def test_the_demo_settings_with_a_secret_only_warn_of_the_example_domain(
     settings: Settings,
 ) -> None:
-    assert lines(settings, secret="s3cret") == [EXAMPLE_DOMAIN]
+    assert lines(settings, secret="s3cret-of-the-check-tests") == [EXAMPLE_DOMAIN]
 
 
 def test_a_real_domain_with_a_secret_passes(settings: Settings) -> None:
-    assert lines(settings, secret="s3cret", base_url="https://policy.isoc.ch/") == []
+    assert (
+        lines(settings, secret="s3cret-of-the-check-tests", base_url="https://policy.isoc.ch/")
+        == []
+    )
 
 
 def test_no_sender_address(settings: Settings) -> None:
-    assert lines(settings, secret="s", mail_from="")[0] == (
+    assert lines(settings, secret="s" * 32, mail_from="")[0] == (
         "ERROR settings digest.mail_from: no sender address: messages would come from "
         "newsletter@policy.example.org, which nobody chose (set digest.mail_from)"
     )
 
 
 def test_no_sender_name(settings: Settings) -> None:
-    assert lines(settings, secret="s", mail_from_name="") == [
+    assert lines(settings, secret="s" * 32, mail_from_name="") == [
         "WARN settings digest.mail_from_name: no sender name: inboxes show the bare address "
         "(set digest.mail_from_name)",
         EXAMPLE_DOMAIN,
@@ -48,7 +51,7 @@ def test_no_sender_name(settings: Settings) -> None:
 
 
 def test_no_postal_address(settings: Settings) -> None:
-    assert lines(settings, secret="s", postal_address=" ")[0] == (
+    assert lines(settings, secret="s" * 32, postal_address=" ")[0] == (
         "ERROR settings digest.postal_address: no postal address: CAN-SPAM requires one in every "
         "message and GDPR asks the sender to say who it is (set digest.postal_address)"
     )
@@ -69,7 +72,9 @@ def test_no_secret_for_a_relay_is_an_error_and_for_the_outbox_a_warning(
 
 
 def test_an_unsubscribe_url_that_is_not_https(settings: Settings) -> None:
-    assert lines(settings, secret="s", unsubscribe_url="http://policy.example.org/leave")[0] == (
+    assert lines(settings, secret="s" * 32, unsubscribe_url="http://policy.example.org/leave")[
+        0
+    ] == (
         "ERROR settings digest.unsubscribe_url: the unsubscribe URL "
         "http://policy.example.org/leave is not https: one-click unsubscribe (RFC 8058) and the "
         "large mailbox providers require https"
@@ -109,13 +114,13 @@ def test_an_unsubscribe_url_that_is_not_https(settings: Settings) -> None:
     ],
 )
 def test_a_base_url_readers_cannot_reach(settings: Settings, base_url: str, line: str) -> None:
-    assert lines(settings, secret="s", base_url=base_url) == [line]
+    assert lines(settings, secret="s" * 32, base_url=base_url) == [line]
 
 
 def test_the_default_base_url_also_makes_the_unsubscribe_url_plain_http(
     settings: Settings,
 ) -> None:
-    found = lines(Settings(), secret="s")
+    found = lines(Settings(), secret="s" * 32)
     assert (
         "ERROR settings site.base_url: the unsubscribe URL http://127.0.0.1:8000/unsubscribe is "
         "not https: one-click unsubscribe (RFC 8058) and the large mailbox providers require https"

@@ -101,11 +101,17 @@ def test_base_url_gets_a_trailing_slash_and_gives_the_domain(tmp_path: Path) -> 
 
 
 def test_secrets_come_from_the_environment_and_never_show_in_repr(tmp_path: Path) -> None:
-    env = {"POLICYFEED_SMTP_PASSWORD": "hunter2-smtp", "POLICYFEED_SECRET": "s3cr3t-key"}
+    env = {
+        "POLICYFEED_SMTP_PASSWORD": "hunter2-smtp",
+        "POLICYFEED_SECRET": "s3cr3t-key-of-the-config-tests",
+    }
     settings = load_settings(environ=env, cwd=tmp_path)
-    assert (settings.smtp_password, settings.secret) == ("hunter2-smtp", "s3cr3t-key")
+    assert (settings.smtp_password, settings.secret) == (
+        "hunter2-smtp",
+        "s3cr3t-key-of-the-config-tests",
+    )
     assert "hunter2-smtp" not in repr(settings)
-    assert "s3cr3t-key" not in repr(settings)
+    assert "s3cr3t-key-of-the-config-tests" not in repr(settings)
     assert "hunter2-smtp" not in str(settings)
 
 

@@ -52,7 +52,7 @@ def run(db_path: Path, *args: str, env: dict[str, str] | None = None) -> Result:
 def published(site: Path, relay: SmtpSink, tmp_path: Path) -> Result:
     env = {
         **relay.environ(),
-        "POLICYFEED_SECRET": "k",
+        "POLICYFEED_SECRET": "k" * 32,
         "POLICYFEED_OUTPUT_DIR": str(tmp_path / "public"),
     }
     return run(site, "publish", env=env)

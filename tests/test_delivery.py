@@ -547,6 +547,6 @@ def test_the_outbox_is_the_transport_when_no_relay_is_configured(settings: Setti
 def test_a_configured_relay_is_the_transport(settings: Settings) -> None:
     from policyfeed.delivery.smtp import SmtpTransport
 
-    relay = replace(settings, smtp_host="127.0.0.1", secret="s3cret")
+    relay = replace(settings, smtp_host="127.0.0.1", secret="s3cret-of-the-delivery-tests")
     transport = make_transport(relay)
     assert isinstance(transport, SmtpTransport) and transport.delivered("x@y") is None

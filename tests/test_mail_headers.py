@@ -17,7 +17,7 @@ from policyfeed.config import Settings, load_settings
 from policyfeed.digest.mail import Personaliser, Recipient, build_template, format_address
 from policyfeed.errors import ConfigError
 
-SECRET = "test-secret"
+SECRET = "test-secret-of-the-mail-headers"
 NOW = datetime(2012, 7, 30, 6, 0, tzinfo=UTC)
 
 

@@ -72,7 +72,10 @@ def app_port(
     test_web_proxies (which ask for this one first) read the examples from the changed copy."""
     monkeypatch.setattr(test_web_proxies, "DOCS", uncommented_docs(tmp_path / "docs"))
     configured = dataclasses.replace(
-        settings, secret="proxy-key", trusted_proxies=trusted, preview_password=password
+        settings,
+        secret="proxy-key-of-the-tests",
+        trusted_proxies=trusted,
+        preview_password=password,
     )
     assert create_issue(demo_db, configured, period="2012-07-30T08:00", now=NOW) is not None
     folder = tmp_path / "public"

@@ -54,7 +54,9 @@ def served(
 
     from policyfeed.web.app import make_app
 
-    settings = with_limit(settings, 3, secret="serve-key")  # five demo posts: archive pages too
+    settings = with_limit(
+        settings, 3, secret="serve-key-of-the-tests"
+    )  # five demo posts: archive pages too
     folder = tmp_path / "site"
     build_site(demo_db, settings, folder, NOW)
     server = create_server(make_app(settings, demo_db_path, folder), host="127.0.0.1", port=0)
@@ -204,7 +206,7 @@ def test_the_serve_command_listens_on_localhost_and_serves_the_built_site(
     config = ROOT / "policyfeed.toml"
     base = [sys.executable, "-m", "policyfeed", "--db", str(demo_db_path), "--config", str(config)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYFEED_")}
-    env["POLICYFEED_SECRET"] = "serve-key"
+    env["POLICYFEED_SECRET"] = "serve-key-of-the-tests"
     folder = tmp_path / "public"
     subprocess.run([*base, "build", "--out", str(folder)], check=True, env=env, timeout=60)
     process = subprocess.Popen(

@@ -69,7 +69,7 @@ class Journey:
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("POLICYFEED_")},
             **relay.environ(),
-            "POLICYFEED_SECRET": "journey-secret",
+            "POLICYFEED_SECRET": "journey-secret-of-the-tests",
             "POLICYFEED_OUTPUT_DIR": str(folder / "public"),
             "POLICYFEED_OUTBOX_DIR": str(folder / "outbox"),
         }

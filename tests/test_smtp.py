@@ -48,7 +48,11 @@ class Sleeps(list[float]):
 def transport_for(
     sink: SmtpSink, tls: TlsFiles | None = None, sleep: Any = None, **overrides: Any
 ) -> SmtpTransport:
-    values: dict[str, Any] = {"secret": "s3cret", "smtp_timeout": 5.0, **sink.settings_overrides()}
+    values: dict[str, Any] = {
+        "secret": "s3cret-of-the-smtp-tests",
+        "smtp_timeout": 5.0,
+        **sink.settings_overrides(),
+    }
     if sink.auth is not None:
         values["smtp_password"] = sink.auth[1]
     values.update(overrides)
@@ -391,7 +395,7 @@ def test_no_relay_listening_is_a_temporary_failure(sink: SmtpSink) -> None:
     port = sink.port
     sink.stop()
     settings = dataclasses.replace(
-        Settings(), smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", secret="s"
+        Settings(), smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", secret="s" * 32
     )
     transport = SmtpTransport(settings, sleep=Sleeps(), backoff=0.5)
     with pytest.raises(SendDeferred, match="cannot connect"):
@@ -403,7 +407,7 @@ def test_no_relay_listening_is_a_temporary_failure(sink: SmtpSink) -> None:
 
 def test_the_rate_limit_holds_on_a_short_run(sink: SmtpSink) -> None:
     settings = dataclasses.replace(
-        Settings(), **sink.settings_overrides(), secret="s", smtp_rate_limit=20.0
+        Settings(), **sink.settings_overrides(), secret="s" * 32, smtp_rate_limit=20.0
     )
     transport = SmtpTransport(settings)  # the real clock and the real sleep
     for n in range(8):
@@ -458,7 +462,7 @@ def test_sending_to_subscribers_over_smtp_refuses_to_start_without_a_secret() ->
 
 def test_a_username_without_a_password_is_a_configuration_error() -> None:
     settings = dataclasses.replace(
-        Settings(), smtp_host="127.0.0.1", smtp_username="newsletter", secret="s"
+        Settings(), smtp_host="127.0.0.1", smtp_username="newsletter", secret="s" * 32
     )
     with pytest.raises(ConfigError, match="POLICYFEED_SMTP_PASSWORD"):
         SmtpTransport(settings)
@@ -474,7 +478,7 @@ def test_the_password_comes_only_from_the_environment(tmp_path: Path) -> None:
     config.write_text('[smtp]\nhost = "relay.example.org"\nusername = "newsletter"\n')
     settings = load_settings(
         config,
-        environ={"POLICYFEED_SMTP_PASSWORD": "from-env", "POLICYFEED_SECRET": "k"},
+        environ={"POLICYFEED_SMTP_PASSWORD": "from-env", "POLICYFEED_SECRET": "k" * 32},
     )
     assert settings.smtp_password == "from-env"
     assert "from-env" not in repr(settings)

@@ -175,7 +175,7 @@ def test_a_pool_against_a_real_relay_delivers_each_message_once_over_several_con
     freeze(ledger, ids)
     with SmtpSink() as relay:
         settings = dataclasses.replace(
-            Settings(), secret="s3cret", smtp_timeout=5.0, smtp_connections=4,
+            Settings(), secret="s3cret-of-the-smtp-tests", smtp_timeout=5.0, smtp_connections=4,
             **relay.settings_overrides(),
         )  # fmt: skip
         transport = make_transport(settings)
@@ -190,7 +190,7 @@ def test_a_pool_against_a_real_relay_delivers_each_message_once_over_several_con
 
 
 def test_one_connection_is_the_default_and_the_setting_is_checked(tmp_path: Any) -> None:
-    settings = dataclasses.replace(Settings(), secret="s", smtp_host="127.0.0.1")
+    settings = dataclasses.replace(Settings(), secret="s" * 32, smtp_host="127.0.0.1")
     assert settings.smtp_connections == 1
     assert isinstance(make_transport(settings), SmtpTransport)
     config = tmp_path / "policyfeed.toml"

@@ -92,13 +92,13 @@ def test_one_copy_arrives_over_smtp_as_subscribers_get_it_and_the_ledger_is_unto
 def test_the_unsubscribe_link_in_a_test_copy_unsubscribes_nobody(
     db_with_issue: Path, sink: SmtpSink
 ) -> None:
-    env = {**sink.environ(), "POLICYFEED_SECRET": "the real key"}
+    env = {**sink.environ(), "POLICYFEED_SECRET": "the real key of the list"}
     assert run(db_with_issue, "1", "--to", EDITOR, env=env).exit_code == 0
     message = email.message_from_bytes(sink.messages[0].data, policy=email.policy.default)
     url = str(message["List-Unsubscribe"]).split(",")[0].strip(" <>")
     token = parse_qs(urlsplit(url).query)["t"][0]
     assert token.startswith("0.")
-    assert read_token("the real key", token, "digest.policy.example.org") is None
+    assert read_token("the real key of the list", token, "digest.policy.example.org") is None
 
 
 def test_each_test_copy_gets_a_new_message_id(db_with_issue: Path, sink: SmtpSink) -> None:

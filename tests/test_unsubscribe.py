@@ -54,7 +54,7 @@ def subscriber_row(db_path: Path, subscriber_id: int) -> tuple[str, str | None, 
 
 @pytest.fixture
 def site(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, secret="unsubscribe-key")
+    return dataclasses.replace(settings, secret="unsubscribe-key-of-the-tests")
 
 
 @pytest.fixture

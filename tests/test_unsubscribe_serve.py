@@ -18,7 +18,7 @@ from policyfeed.audience.tokens import make_token
 from policyfeed.config import Settings
 from policyfeed.store import open_db
 
-SECRET = "serve-test-key"
+SECRET = "serve-test-key-of-the-tests"
 
 
 @dataclass

@@ -27,7 +27,7 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed"),
 ]
-SECRET = "browser-key"
+SECRET = "browser-key-of-the-tests"
 WIDTHS = (375, 800)
 
 

@@ -92,7 +92,7 @@ def test_the_proxies_pass_every_endpoint_of_the_app_on_by_default() -> None:
     in production (the sign-up box posts to /subscribe from every page)."""
     nginx = (DOCS / "nginx" / "policyfeed.conf").read_text()
     caddy = (DOCS / "caddy" / "Caddyfile").read_text()
-    paths = app_paths(Settings(secret="x"))
+    paths = app_paths(Settings(secret="x" * 32))
     assert {"/unsubscribe", "/healthz", "/subscribe", "/confirm"} <= paths
     passed = set(re.findall(r"^    location = (/\S*) \{", nginx, flags=re.M))
     assert passed == paths
@@ -103,9 +103,9 @@ def test_the_proxies_pass_every_endpoint_of_the_app_on_by_default() -> None:
 
 
 def test_the_proxies_show_how_to_pass_the_endpoints_that_are_off_by_default() -> None:
-    on = app_paths(Settings(secret="x"))
+    on = app_paths(Settings(secret="x" * 32))
     webhook = Settings(
-        secret="x", bounces_webhook="ses", bounces_sns_topic_arns="arn:aws:sns:eu-west-1:1:t"
+        secret="x" * 32, bounces_webhook="ses", bounces_sns_topic_arns="arn:aws:sns:eu-west-1:1:t"
     )
     extra = app_paths(webhook) - on
     assert extra == {"/webhooks/ses"}
@@ -116,7 +116,7 @@ def test_the_proxies_show_how_to_pass_the_endpoints_that_are_off_by_default() ->
 def test_the_proxies_cap_bodies_at_the_apps_largest_cap() -> None:
     from policyfeed.web.app import make_app
 
-    cap = make_app(Settings(secret="x"), Path("posts.db"), Path("public")).max_body
+    cap = make_app(Settings(secret="x" * 32), Path("posts.db"), Path("public")).max_body
     assert cap == 16 * 1024
     assert "client_max_body_size 16k;" in (DOCS / "nginx" / "policyfeed.conf").read_text()
     caddy = (DOCS / "caddy" / "Caddyfile").read_text()
@@ -175,8 +175,8 @@ def test_the_readme_deployment_section_points_to_the_web_files() -> None:
 
 
 def test_the_proxies_show_how_to_pass_the_preview_which_only_the_password_opens() -> None:
-    on = app_paths(Settings(secret="x"))
-    extra = app_paths(Settings(secret="x", preview_password="correct horse battery")) - on
+    on = app_paths(Settings(secret="x" * 32))
+    extra = app_paths(Settings(secret="x" * 32, preview_password="correct horse battery")) - on
     assert extra and all(path.startswith("/preview/") for path in extra)
     assert "# location /preview/ {" in (DOCS / "nginx" / "policyfeed.conf").read_text()
     assert "# handle /preview/* {" in (DOCS / "caddy" / "Caddyfile").read_text()

@@ -31,7 +31,7 @@ from policyfeed.store import open_db
 from policyfeed.web.app import SiteApp, make_app
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = "fuzz-key"
+SECRET = "fuzz-key-of-the-tests"
 EXAMPLES = int(os.environ.get("POLICYFEED_FUZZ_EXAMPLES", "300"))
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"]

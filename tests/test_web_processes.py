@@ -365,7 +365,7 @@ def test_the_documented_waitress_serve_sets_the_limits_serve_sets() -> None:
     from policyfeed.web.app import make_app
     from policyfeed.web.server import server_options
 
-    settings = Settings(secret="x", trusted_proxies=1)
+    settings = Settings(secret="x" * 32, trusted_proxies=1)
     app = make_app(settings, Path("posts.db"), Path("public"))
     wanted = server_options(app, settings, settings.connection_limit)
     given: dict[str, object] = {}

@@ -98,7 +98,7 @@ def app_port(
 ) -> Iterator[int]:
     """The app under waitress (as serve runs it), trusting one proxy, with a /whoami endpoint
     that tells the client address it sees."""
-    configured = dataclasses.replace(settings, secret="proxy-key", trusted_proxies=1)
+    configured = dataclasses.replace(settings, secret="proxy-key-of-the-tests", trusted_proxies=1)
     folder = tmp_path / "public"
     build_site(demo_db, configured, folder, NOW)
     (folder / "leak.txt").symlink_to("/etc/passwd")

@@ -108,6 +108,9 @@ MAX_SMTP_CONNECTIONS = 32
 APPROVAL = ("none", "required")
 #: Shorter passwords are refused: the preview shows drafts nobody outside may read yet.
 MIN_PREVIEW_PASSWORD = 12
+#: The shortest POLICYFEED_SECRET accepted: it signs every unsubscribe, confirmation and
+#: preferences link, so a short one can be guessed and every member's links forged.
+MIN_SECRET_LENGTH = 16
 
 
 #: What a ``[[sources]]`` entry may say, with what each key must be.
@@ -600,10 +603,23 @@ def validate(settings: Settings) -> None:
             object.__setattr__(settings, "app_url", settings.app_url + "/")
     if _duration_setting(settings, "signup_confirm_within") < timedelta(hours=1):
         raise ConfigError("signup.confirm_within must be at least 1h (e.g. 7d)")
+    if settings.secret:
+        require_secret_length(settings.secret)
     _validate_mail_headers(settings)
     _validate_bounces(settings)
     _validate_dkim(settings)
     _validate_approval(settings)
+
+
+def require_secret_length(secret: str) -> str:
+    """``secret`` when it is long enough to sign links with; ConfigError otherwise."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"POLICYFEED_SECRET is too short ({len(secret)} characters): it must be at least "
+            f'{MIN_SECRET_LENGTH} characters (make one with: python -c "import secrets; '
+            'print(secrets.token_urlsafe(32))")'
+        )
+    return secret
 
 
 def _duration_setting(settings: Settings, name: str) -> timedelta:

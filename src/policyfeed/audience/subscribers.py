@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
+from policyfeed.config import require_secret_length
 from policyfeed.content.posts import check_slug, slugify
 from policyfeed.content.text import clean_line
 from policyfeed.errors import ConfigError, ConflictError, InputError
@@ -566,7 +567,7 @@ def unsubscribe_secret(settings: Settings) -> str:
     """The key of unsubscribe tokens: POLICYFEED_SECRET, or the public development key when no
     SMTP relay is configured (messages only reach the local outbox)."""
     if settings.secret:
-        return settings.secret
+        return require_secret_length(settings.secret)
     if settings.smtp_host:
         raise ConfigError(
             "POLICYFEED_SECRET is not set: it signs the unsubscribe links, and mail to real "

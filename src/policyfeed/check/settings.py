@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from policyfeed.check.report import Report
+from policyfeed.config import MIN_SECRET_LENGTH
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -46,6 +47,13 @@ def check_settings(report: Report, settings: Settings) -> None:
             "digest.postal_address",
             "no postal address: CAN-SPAM requires one in every message and GDPR asks the "
             "sender to say who it is (set digest.postal_address)",
+        )
+    if settings.secret and len(settings.secret) < MIN_SECRET_LENGTH:
+        report.error(
+            AREA,
+            "POLICYFEED_SECRET",
+            f"too short ({len(settings.secret)} characters, at least {MIN_SECRET_LENGTH}): "
+            "anyone who guesses it can forge every member's unsubscribe and preferences links",
         )
     if not settings.secret:
         if settings.smtp_host:

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from policyfeed.config import require_secret_length
 from policyfeed.delivery.transport import (
     Handoff,
     RecipientDeferred,
@@ -180,6 +181,8 @@ class SmtpTransport:
                 "sending to subscribers over SMTP needs POLICYFEED_SECRET (the key of the "
                 "unsubscribe links); set it in the environment"
             )
+        if settings.secret:
+            require_secret_length(settings.secret)
         if settings.smtp_username and not settings.smtp_password:
             raise ConfigError(
                 f"smtp.username is {settings.smtp_username!r} but POLICYFEED_SMTP_PASSWORD is "

@@ -60,6 +60,7 @@ from werkzeug.exceptions import (
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from policyfeed.config import require_secret_length
 from policyfeed.errors import ConfigError
 from policyfeed.web.static import PathTooLong, StaticFiles
 
@@ -257,6 +258,8 @@ class SiteApp:
                 "it and refuses to start without it (set the same value as for publish; "
                 "`policyfeed serve --demo` previews the site locally without one)"
             )
+        if settings.secret:
+            require_secret_length(settings.secret)
         self.settings = settings
         self.db_path = Path(db_path)
         self.out_dir = Path(out_dir)
