@@ -276,8 +276,12 @@ def process_mailbox(
                 progress(decision)
         mailbox.close()
     except TemporaryError as exc:
-        result.stopped = str(exc)
         _close_quietly(mailbox)
+        if not result.messages:
+            # Nothing was read (the server could not be reached, the mbox is locked): a failure
+            # to report as such, not a "partial" run of no messages.
+            raise
+        result.stopped = str(exc)
     except BaseException:
         _close_quietly(mailbox)
         raise

@@ -277,7 +277,9 @@ class ImapMailbox:
             ) from None
         except (OSError, ssl.SSLError) as exc:
             _logout(conn)
-            raise TemporaryError(f"cannot reach the IMAP server {where}: {_text(exc)}") from None
+            raise TemporaryError(
+                f"cannot connect to the IMAP server {where}: {_text(exc)}"
+            ) from None
         # What the server can do is said again after the login (RFC 3501 7.2.1): ask.
         with contextlib.suppress(imaplib.IMAP4.error):
             status, data = conn.capability()
@@ -375,4 +377,6 @@ def _joined(data: Sequence[object]) -> str:
 def _text(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | socket.timeout):
         return "timed out"
+    if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.strerror:
+        return exc.strerror  # "Connection refused", not "[Errno 111] Connection refused"
     return " ".join((str(exc) or type(exc).__name__).split())
