@@ -263,6 +263,27 @@ def test_help_imports_no_command_module() -> None:
     assert loaded("issue", "--help") == [f"policyfeed.cli.{m}" for m in issue_modules]
 
 
+def test_the_console_scripts_bare_help_loads_neither_click_nor_the_root_group() -> None:
+    """``policyfeed --help`` as a user runs it (``policyfeed.cli:main``) prints the root help
+    from the command table (policyfeed.cli.quickhelp), without click or policyfeed.cli.root."""
+    code = (
+        "import sys, contextlib, io\n"
+        "sys.argv[1:] = ['--help']\n"
+        "from policyfeed.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main()\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('policyfeed', "
+        "'click'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [
+        "policyfeed",
+        "policyfeed.cli",
+        "policyfeed.cli.quickhelp",
+        "policyfeed.cli.table",
+    ]
+
+
 def test_the_command_table_matches_the_commands() -> None:
     """What ``--help`` shows of a command before loading it is what it shows once loaded, and
     every module of the cli package is named in the table."""

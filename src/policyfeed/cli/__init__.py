@@ -3,11 +3,15 @@
 Each command group lives in its own module, imported only when that command runs (or its help is
 asked for): the root group and what every command shares are in :mod:`policyfeed.cli.root`, and
 their names are importable from here (``from policyfeed.cli import App, cli``), loaded on first
-use. This module imports neither click nor any command. Heavy libraries are imported inside the
-commands.
+use. This module imports neither click nor any command, so that a bare ``policyfeed --help``,
+which :mod:`policyfeed.cli.quickhelp` prints from :mod:`policyfeed.cli.table` in click's layout,
+starts almost as fast as Python does. Heavy libraries are imported inside the commands.
 """
 
 from __future__ import annotations
+
+import os
+import sys
 
 from policyfeed.cli.table import COMMANDS as COMMANDS
 
@@ -42,7 +46,14 @@ def __getattr__(name: str) -> Any:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. A bare ``policyfeed --help`` is printed without click (the
+    same bytes: tests/test_quickhelp.py compares them with click's at every width); all else,
+    shell completion included, goes through click."""
+    if sys.argv[1:] == ["--help"] and not os.environ.get("_POLICYFEED_COMPLETE"):
+        from policyfeed.cli.quickhelp import print_root_help
+
+        if print_root_help():
+            return
     from policyfeed.cli.root import run
 
     run()

@@ -1,6 +1,7 @@
 """The root command group and what every command shares: the :class:`App`, the lazy command
 table, library errors turned into exit codes. Imported (with click) by any command, by a
-command's help and by ``from policyfeed.cli import cli``.
+command's help and by ``from policyfeed.cli import cli``; a bare ``policyfeed --help`` never
+needs it (see :mod:`policyfeed.cli`).
 """
 
 from __future__ import annotations
