@@ -152,7 +152,7 @@ def send_transport(port: int, messages: list[tuple[str, bytes]]) -> float:
         smtp_port=port,
         smtp_security="none",
         smtp_timeout=30.0,
-        secret="bench",
+        secret="bench-secret-not-for-production",
     )
     start = time.perf_counter()
     transport = SmtpTransport(settings)
