@@ -503,7 +503,7 @@ def _build_after_new_post(site: Site, serial: int) -> float:
     record = generate.post_records(1, now=datetime.now(UTC), seed=serial)[0]
     site.run(
         "posts", "add", "--title", f"{record['title']} {serial}", "--body", record["body"],
-        "--summary", record["summary"], "--topic", record["topics"][0], "--publish",
+        "--summary", record["summary"], "--new-topic", record["topics"][0], "--publish",
     )  # fmt: skip
     return timed(lambda: site.run("build"))
 

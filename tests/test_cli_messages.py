@@ -52,7 +52,7 @@ def test_build_into_a_folder_that_cannot_be_written_is_one_line(site: Path, targ
 def test_counts_of_one_read_in_the_singular(site: Path) -> None:
     (site / "one.json").write_text(json.dumps([{"title": "Only", "date": "2012-07-20"}]))
     imported = CliRunner().invoke(cli, ["posts", "import", "one.json"])
-    assert imported.stdout == "Imported 1 post from one.json (1 new, 0 updated)\n"
+    assert imported.stdout == "Imported 1 post from one.json (1 new, 0 updated, 0 unchanged)\n"
     (site / "one.csv").write_text("email\nana@example.org\n")
     members = CliRunner().invoke(cli, ["subscribers", "import", "one.csv"])
     assert members.stdout.startswith("Imported 1 subscriber from one.csv (1 new,")

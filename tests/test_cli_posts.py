@@ -49,11 +49,11 @@ def site(tmp_path: Path) -> Path:
     """A config in the current folder and a posts.db with a published post and a draft."""
     (tmp_path / "policyfeed.toml").write_text(CONFIG, encoding="utf-8")
     ok("init")
-    ok("posts", "add", "--title", "IETF 84 in Vancouver", "--topic", "IETF",
+    ok("posts", "add", "--title", "IETF 84 in Vancouver", "--new-topic", "IETF",
        "--summary", "Five guests.", "--body", "<p>We meet in <b>Vancouver</b>.</p>",
        "--date", "2012-07-25 09:00", "--publish")  # fmt: skip
     ok("posts", "add", "--title", "WCIT preparation", "--slug", "wcit",
-       "--topic", "ITU / WCIT", "--topic", "Internet governance")  # fmt: skip
+       "--new-topic", "ITU / WCIT", "--new-topic", "Internet governance")  # fmt: skip
     return tmp_path
 
 
@@ -383,13 +383,13 @@ def test_search_lists_matches(site: Path) -> None:
     assert [p["slug"] for p in found] == ["ietf-84-in-vancouver"]
 
 
-def test_import_then_reimport(site: Path) -> None:
+def test_import_then_reimport_of_the_same_file_is_unchanged(site: Path) -> None:
     (site / "more.json").write_text(json.dumps([{"title": "ACTA", "date": "2012-07-09"}]))
     assert ok("posts", "import", "more.json") == (
-        "Imported 1 post from more.json (1 new, 0 updated)\n"
+        "Imported 1 post from more.json (1 new, 0 updated, 0 unchanged)\n"
     )
     assert ok("posts", "import", "more.json", "--format", "json") == (
-        "Imported 1 post from more.json (0 new, 1 updated)\n"
+        "Imported 1 post from more.json (0 new, 0 updated, 1 unchanged)\n"
     )
 
 

@@ -78,7 +78,7 @@ def test_a_reimport_still_matches_posts_by_the_ids_they_came_with(site: Path) ->
     renamed = [{**record, "slug": f"moved-{n}"} for n, record in enumerate(RECORDS)]
     (site / "posts.json").write_text(json.dumps(renamed), encoding="utf-8")
     result = CliRunner().invoke(cli, ["posts", "import", "posts.json"])
-    assert result.stdout == "Imported 3 posts from posts.json (0 new, 3 updated)\n"
+    assert result.stdout == "Imported 3 posts from posts.json (0 new, 3 updated, 0 unchanged)\n"
     db = open_db(site / "posts.db")
     assert store.get_post(db, "moved-0").guid == "tag:policy.example.org,2012-07-20:posts/numbered"
 

@@ -65,7 +65,10 @@ def site(tmp_path: Path) -> Path:
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(cli, ["posts", "import", "old.xml"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "Imported 5 posts from old.xml (5 new, 0 updated)\n"
+    assert result.stdout == (
+        "Imported 5 posts from old.xml (5 new, 0 updated, 0 unchanged; 1 new topic: "
+        "Internet governance)\n"
+    )
     return tmp_path
 
 
@@ -132,7 +135,7 @@ def test_a_well_formed_feed_still_imports(site: Path) -> None:
     (site / "again.xml").write_bytes(another_blog_feed())
     result = import_("again.xml")
     assert result.exit_code == 0, result.output
-    assert result.stdout == "Imported 5 posts from again.xml (0 new, 5 updated)\n"
+    assert result.stdout == "Imported 5 posts from again.xml (0 new, 0 updated, 5 unchanged)\n"
 
 
 # --- updates that would empty a published post -----------------------------------------------

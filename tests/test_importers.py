@@ -349,16 +349,41 @@ SOURCES: dict[str, Callable[[Path], Path]] = {
 }
 
 
+def post_rows(db: sqlite_utils.Database) -> list[tuple[Any, ...]]:
+    return db.execute("SELECT * FROM posts ORDER BY id").fetchall()
+
+
+def journal_end(db: sqlite_utils.Database) -> int:
+    return int(db.execute("SELECT coalesce(max(seq), 0) FROM post_journal").fetchone()[0])
+
+
 @pytest.mark.parametrize("name", list(SOURCES))
-def test_unchanged_reimport_updates_in_place_without_touching_updated_at(
+def test_an_unchanged_reimport_counts_the_posts_unchanged_and_writes_no_row(
     db: sqlite_utils.Database, tmp_path: Path, name: str
 ) -> None:
     path = SOURCES[name](tmp_path / name)
     first = run_import(db, path)
-    before = updated_times(db)
+    before, journal = post_rows(db), journal_end(db)
     second = run_import(db, path, now=LATER)
-    assert (second.created, second.updated) == (0, first.created)
-    assert updated_times(db) == before
+    assert (second.created, second.updated, second.unchanged) == (0, 0, first.created)
+    assert second.total == first.created
+    assert post_rows(db) == before  # updated_at too
+    assert journal_end(db) == journal  # no row, no topic rewritten: nothing for a build to redo
+
+
+@pytest.mark.parametrize("name", ["posts.json", "old.rss", "old.atom"])
+def test_after_an_unchanged_reimport_a_build_writes_nothing(
+    db: sqlite_utils.Database, settings: Any, tmp_path: Path, name: str
+) -> None:
+    from policyfeed.site.build import build_site
+
+    path = SOURCES[name](tmp_path / name)
+    run_import(db, path)
+    out = tmp_path / "public"
+    build_site(db, settings, out, NOW)
+    run_import(db, path, now=LATER)
+    again = build_site(db, settings, out, NOW)
+    assert (again.written, again.removed, again.full) == ([], [], False)
 
 
 def test_a_changed_reimport_updates_only_the_changed_post(
@@ -370,7 +395,8 @@ def test_a_changed_reimport_updates_only_the_changed_post(
     before = updated_times(db)
     records[1]["summary"] = "Now with a summary."
     write_json(path, records)
-    assert run_import(db, path, now=LATER).updated == 2
+    changed = run_import(db, path, now=LATER)
+    assert (changed.created, changed.updated, changed.unchanged) == (0, 1, 1)
     after = updated_times(db)
     assert after["one"] == before["one"]
     assert after["two"] == "2012-07-31T12:00:00Z"
@@ -386,7 +412,7 @@ def test_reimporting_a_feed_matches_posts_by_guid_even_after_a_slug_change(
         db.execute("UPDATE posts SET slug = 'renamed' WHERE slug = 'beijing-treaty'")
     result = run_import(db, path, now=LATER)
     # The slug comes from the feed again; the post is the same one (same guid, same id).
-    assert (result.created, result.updated) == (0, 2)
+    assert (result.created, result.updated, result.unchanged) == (0, 1, 1)
     assert slugs(db) == ["acta-and-the-tppa", "beijing-treaty"]
 
 
@@ -643,8 +669,30 @@ def test_an_unknown_config_key_stops_the_import_before_anything_is_written(
     assert not (tmp_path / "posts.db").exists()
 
 
-def test_an_import_that_succeeds_reports_new_and_updated(seeded: Path) -> None:
-    write_json(seeded.parent / "posts.json", [GOOD, {"title": "Existing", "date": "2012-07-01"}])
+def test_an_import_that_succeeds_reports_new_updated_and_unchanged(seeded: Path) -> None:
+    edited = {"title": "Existing", "date": "2012-07-01", "summary": "Now with a summary."}
+    write_json(seeded.parent / "posts.json", [GOOD, edited])
     result = CliRunner().invoke(cli, ["--db", str(seeded), "posts", "import", "posts.json"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "Imported 2 posts from posts.json (1 new, 1 updated)\n"
+    assert result.stdout == "Imported 2 posts from posts.json (1 new, 1 updated, 0 unchanged)\n"
+    again = CliRunner().invoke(cli, ["--db", str(seeded), "posts", "import", "posts.json"])
+    assert again.exit_code == 0, again.output
+    assert again.stdout == "Imported 2 posts from posts.json (0 new, 0 updated, 2 unchanged)\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "topics"),
+    [("old.rss", "2 new topics: Intellectual property, Trade agreements"),
+     ("old.atom", "1 new topic: IETF")],
+)  # fmt: skip
+def test_reimporting_an_unchanged_feed_file_says_unchanged(
+    seeded: Path, name: str, topics: str
+) -> None:
+    path = SOURCES[name](seeded.parent / name)
+    first = CliRunner().invoke(cli, ["--db", str(seeded), "posts", "import", path.name])
+    assert first.stdout == (
+        f"Imported 2 posts from {name} (2 new, 0 updated, 0 unchanged; {topics})\n"
+    )
+    again = CliRunner().invoke(cli, ["--db", str(seeded), "posts", "import", path.name])
+    assert again.exit_code == 0, again.output
+    assert again.stdout == f"Imported 2 posts from {name} (0 new, 0 updated, 2 unchanged)\n"

@@ -75,7 +75,7 @@ def add_post(slug: str, date: str, body: str = BODY) -> None:
     if slug != "wcit" and not (Path.cwd() / "wcit.html").exists():
         add_post("wcit", "2012-07-20", "<p>Ask your government.</p>")
     ok("posts", "add", "--title", slug.upper(), "--slug", slug, "--body-file", f"{slug}.html",
-       "--date", date, "--topic", "IETF", "--publish")  # fmt: skip
+       "--date", date, "--new-topic", "IETF", "--publish")  # fmt: skip
 
 
 def files_mentioning(folder: Path, text: str) -> list[str]:

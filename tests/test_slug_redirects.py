@@ -62,7 +62,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ok("init")
     ok("subscribers", "add", "ann@example.org")
     for slug, date in (("wcit", "2012-07-24"), ("acta", "2012-07-25")):
-        ok("posts", "add", "--title", slug.upper(), "--slug", slug, "--topic", "ITU",
+        ok("posts", "add", "--title", slug.upper(), "--slug", slug, "--new-topic", "ITU",
            "--body", f"<p>On {slug}.</p>", "--date", date, "--publish")  # fmt: skip
     return tmp_path
 

@@ -458,7 +458,8 @@ def test_import_announced_keeps_a_migrated_back_catalogue_out_of_the_digest(
     result = invoke("posts", "import", str(export), "--announced")
     assert result.exit_code == 0, result.output
     assert result.output == (
-        f"Imported 3 posts from {export} (3 new, 0 updated; 3 marked as already announced)\n"
+        f"Imported 3 posts from {export} (3 new, 0 updated, 0 unchanged; 3 marked as already "
+        "announced; 4 new topics: IETF, ITU / WCIT, Intellectual property, Uncategorized)\n"
     )
     assert waiting(site).startswith("Nothing new")
     # Without the flag the same import leaves them waiting for the digest.

@@ -39,7 +39,21 @@ def _post_options(fn: Any) -> Any:
         ),
         click.option("--author", help="Author name."),
         click.option("--url", help="Canonical URL, if the post lives elsewhere."),
-        click.option("--topic", "topics", multiple=True, help="A topic (repeat for several)."),
+        click.option(
+            "--topic",
+            "topics",
+            multiple=True,
+            metavar="NAME",
+            help="A topic that exists, by name or slug (repeat for several; `policyfeed topics "
+            "list` shows them).",
+        ),
+        click.option(
+            "--new-topic",
+            "new_topics",
+            multiple=True,
+            metavar="NAME",
+            help="A topic to create with the post, if it does not exist yet (repeat for several).",
+        ),
         click.option("--date", help="Publication date (ISO 8601; site time zone if none)."),
         click.option(
             "--language",
@@ -65,8 +79,9 @@ def _record(values: dict[str, Any]) -> dict[str, Any]:
             record["body_format"] = "markdown"
     if "body_format" in record:
         record["format"] = record.pop("body_format")
-    if "topics" in record:
-        record["topics"] = list(record["topics"])
+    new_topics = list(record.pop("new_topics", ()))
+    if "topics" in record or new_topics:
+        record["topics"] = [*record.get("topics", ()), *new_topics]
     if "date" in record:
         record["published_at"] = record.pop("date")
     return record
@@ -94,6 +109,39 @@ def _post_dict(app: App, post: Any, *, full: bool = False) -> dict[str, Any]:
     return data
 
 
+def _refuse_unknown_topics(app: App, values: dict[str, Any]) -> list[str]:
+    """Refuse a --topic that names no topic (a typo would make a new one, with its own page
+    and feed); return the names of the --new-topic topics that do not exist yet."""
+    import difflib
+
+    from policyfeed.content.posts import parse_topics
+    from policyfeed.errors import NotFoundError
+    from policyfeed.store import posts as store
+
+    try:
+        given, new = parse_topics(list(values["topics"])), parse_topics(list(values["new_topics"]))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--topic") from None
+    for topic in store.missing_topics(app.db, given):
+        if topic.name in {t.name for t in new}:
+            continue
+        names = store.topic_names(app.db)
+        by_fold = {n.casefold(): n for n in names}
+        close = difflib.get_close_matches(topic.name.casefold(), list(by_fold), n=1, cutoff=0.6)
+        hint = f" did you mean {by_fold[close[0]]!r}?" if close else ""
+        raise NotFoundError(
+            f"unknown topic {topic.name!r};{hint} create it with `policyfeed topics add "
+            f"{topic.name!r}`, or pass --new-topic {topic.name!r} to create it with the post"
+        )
+    return [t.name for t in store.missing_topics(app.db, new)]
+
+
+def _new_topics_note(names: list[str]) -> str:
+    if not names:
+        return ""
+    return f"; new topic{'s' if len(names) > 1 else ''}: {', '.join(names)}"
+
+
 @posts.command("add")
 @click.option("--title", required=True, help="Post title.")
 @_post_options
@@ -101,6 +149,9 @@ def _post_dict(app: App, post: Any, *, full: bool = False) -> dict[str, Any]:
 @pass_app
 def posts_add(app: App, publish: bool, **values: Any) -> None:
     """Add a post (a draft unless --publish).
+
+    Each --topic must exist (a typo is refused with the closest topic's name); --new-topic
+    NAME creates a topic with the post.
 
     Example:
 
@@ -113,6 +164,7 @@ def posts_add(app: App, publish: bool, **values: Any) -> None:
     from policyfeed.store import transaction
 
     settings = app.settings
+    created = _refuse_unknown_topics(app, values)
     record = _record(values)
     if publish:
         record["status"] = "published"
@@ -128,7 +180,7 @@ def posts_add(app: App, publish: bool, **values: Any) -> None:
     with transaction(app.db):
         store.save_post(app.db, draft, now=app.now(), domain=settings.domain)
     post = store.get_post(app.db, draft.slug)
-    click.echo(f"Added {post.slug} ({post.status})")
+    click.echo(f"Added {post.slug} ({post.status}){_new_topics_note(created)}")
 
 
 ALLOW_BLANKING = click.option(
@@ -148,6 +200,9 @@ ALLOW_BLANKING = click.option(
 def posts_edit(app: App, current_slug: str, allow_blanking: bool, **values: Any) -> None:
     """Change a post; --slug renames it. The guid never changes, even when the slug or title does.
 
+    --topic and --new-topic together replace the post's topics. Each --topic must exist (a
+    typo is refused with the closest topic's name); --new-topic NAME creates a topic.
+
     Example:
 
     \b
@@ -160,6 +215,7 @@ def posts_edit(app: App, current_slug: str, allow_blanking: bool, **values: Any)
 
     settings = app.settings
     current = store.get_post(app.db, current_slug)
+    created = _refuse_unknown_topics(app, values)
     record: dict[str, Any] = {
         "title": current.title,
         "slug": current.slug,
@@ -188,7 +244,7 @@ def posts_edit(app: App, current_slug: str, allow_blanking: bool, **values: Any)
     with transaction(app.db):
         store.save_post(app.db, draft, now=app.now(), domain=settings.domain, post_id=current.id)
     renamed = f" (was {current.slug})" if draft.slug != current.slug else ""
-    click.echo(f"Updated {draft.slug}{renamed}")
+    click.echo(f"Updated {draft.slug}{renamed}{_new_topics_note(created)}")
 
 
 @posts.command("list")
@@ -399,6 +455,7 @@ def posts_import(
     """Import posts from JSON, JSON Lines, CSV, a folder of Markdown files, or an RSS/Atom file.
 
     All or nothing: a bad record stops the import with its line, and nothing is written.
+    Topics the records name that do not exist yet are created, and the summary names them.
     An RSS/Atom file must be well-formed XML (a truncated download is refused with the line
     and column where it breaks). Re-importing updates the posts instead of duplicating them;
     an update that would empty a published post's title, body, topics or author is refused
@@ -434,7 +491,10 @@ def posts_import(
         language=language,
     )
     marked = f"; {result.announced} marked as already announced" if announced else ""
+    if result.new_topics:
+        marked += f"; {counted(len(result.new_topics), 'new topic')}: "
+        marked += ", ".join(result.new_topics)
     click.echo(
         f"Imported {counted(result.total, 'post')} from {source} "
-        f"({result.created} new, {result.updated} updated{marked})"
+        f"({result.created} new, {result.updated} updated, {result.unchanged} unchanged{marked})"
     )

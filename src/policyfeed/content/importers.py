@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,15 @@ RECORD_KEYS = {
 class ImportResult:
     created: int = 0
     updated: int = 0
+    #: Posts found exactly as the import has them: not written at all.
+    unchanged: int = 0
     announced: int = 0
+    #: The names of the topics the import created, by name.
+    new_topics: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return self.created + self.updated
+        return self.created + self.updated + self.unchanged
 
 
 def detect_format(path: Path) -> str:
@@ -511,6 +515,7 @@ def import_posts(
     # All or nothing. Drafts are saved while later ones are still being validated (on the
     # other cores); a bad record anywhere rolls back everything saved before it.
     with transaction(db):
+        last_topic = db.execute("SELECT coalesce(max(id), 0) FROM topics").fetchone()[0]
         for source, where, draft in drafts:
             if language and not draft.language:
                 draft.language = language
@@ -529,10 +534,18 @@ def import_posts(
                 raise InputError(str(exc), source=str(path), where=f"post {draft.slug!r}") from None
             if post_id is None:
                 result.created += 1
+            elif bulk.unchanged > result.unchanged:
+                result.unchanged += 1
             else:
                 result.updated += 1
             if announced:
                 saved_ids.append(saved)
+        result.new_topics = [
+            str(row[0])
+            for row in db.execute(
+                "SELECT name FROM topics WHERE id > ? ORDER BY name", [last_topic]
+            ).fetchall()
+        ]
         if saved_ids:
             reason = f"imported with --announced from {path.name}"
             result.announced = mark_announced(db, saved_ids, now=now, reason=reason)

@@ -185,6 +185,25 @@ def add_topic(db: Database, topic: Topic) -> Topic:
     return topic
 
 
+def missing_topics(db: Database, topics: Sequence[Topic]) -> list[Topic]:
+    """Those of ``topics`` that a save would create: no topic has their name, nor their slug
+    (see :func:`_topic_ids`). A topic without a slug is left to the save's own refusal."""
+    missing = []
+    for topic in topics:
+        if not topic.slug:
+            continue
+        row = db.execute(
+            "SELECT 1 FROM topics WHERE name = ? OR slug = ? LIMIT 1", [topic.name, topic.slug]
+        ).fetchone()
+        if row is None:
+            missing.append(topic)
+    return missing
+
+
+def topic_names(db: Database) -> list[str]:
+    return [str(r[0]) for r in db.execute("SELECT name FROM topics ORDER BY name").fetchall()]
+
+
 def list_topics(db: Database) -> list[tuple[Topic, int]]:
     """Every topic with the number of its published posts, by name."""
     rows = db.execute(
@@ -273,6 +292,8 @@ class BulkSave:
 
     def __init__(self) -> None:
         self.topic_ids: dict[str, int] = {}
+        #: How many saves found the post as it was and wrote nothing.
+        self.unchanged = 0
 
 
 def save_post(
@@ -382,10 +403,16 @@ def _save_post(
     else:
         if draft.guid and not current[0]:
             values["guid"] = draft.guid
+        # An unchanged re-import must not look like an edit to feed readers, nor leave a
+        # journal row for the next build to redo: nothing is written at all.
         if draft.updated_at is None:
-            # An unchanged re-import must not look like an edit to feed readers.
-            unchanged = _same_content(db, post_id, values, draft.topics)
-            values["updated_at"] = current[1] if unchanged else to_db_time(now)
+            values["updated_at"] = current[1]
+        if _same_content(db, post_id, values, draft.topics):
+            if bulk is not None:
+                bulk.unchanged += 1
+            return post_id
+        if draft.updated_at is None:
+            values["updated_at"] = to_db_time(now)
         sets = ", ".join(f"{col} = ?" for col in values)
         db.execute(f"UPDATE posts SET {sets} WHERE id = ?", [*values.values(), post_id])
     _set_topics(db, post_id, draft.topics, new=new, known=bulk.topic_ids if bulk else None)
@@ -397,7 +424,7 @@ def _save_post(
 def _same_content(
     db: Database, post_id: int, values: dict[str, Any], topics: Sequence[Topic]
 ) -> bool:
-    cols = [c for c in values if c != "updated_at"]
+    cols = list(values)
     row = db.execute(f"SELECT {', '.join(cols)} FROM posts WHERE id = ?", [post_id]).fetchone()
     if tuple(row) != tuple(values[c] for c in cols):
         return False
