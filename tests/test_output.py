@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,28 @@ def test_a_batch_writer_clears_what_killed_writers_left_only(tmp_path: Path) -> 
     (staging / f"{os.getppid()}-3").write_bytes(b"in progress")  # a live writer's file
     BatchWriter(tmp_path).clear_stale()
     assert os.listdir(staging) == [f"{os.getppid()}-3"]
+
+
+def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path: Path) -> None:
+    """A build's worker killed with its build is a zombie until someone reaps it (in a
+    container whose first process reaps nothing, for ever): its files are cleared too."""
+    from policyfeed.output import STAGING_DIR, BatchWriter
+
+    staging = tmp_path / STAGING_DIR
+    staging.mkdir()
+    pid = os.fork()
+    if pid == 0:  # the child exits at once and is left unreaped
+        os._exit(0)
+    try:
+        for _ in range(500):  # until it is a zombie (bounded: 5 s)
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+            time.sleep(0.01)
+        (staging / f"{pid}-0").write_bytes(b"half a pa")
+        BatchWriter(tmp_path).clear_stale()
+        assert not staging.exists()
+    finally:
+        os.waitpid(pid, 0)
 
 
 def test_a_mark_lasts_until_removed_and_survives_clearing(tmp_path: Path) -> None:

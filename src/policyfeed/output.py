@@ -214,10 +214,16 @@ def is_marked(root: Path, name: str) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs; a zombie (killed, not yet reaped: a killed build's
+    worker in a container whose first process reaps nothing) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc here: it answered the signal, so it runs
         return True
-    return True
+    return state not in (b"Z", b"X")
