@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-from gettext import gettext as _  # click's own strings, translated as click translates them
+
+# click's own strings, translated as click translates them; not named _ so that `make catalogs`
+# does not take them for the site's.
+from gettext import gettext as click_text
 
 from policyfeed.cli.table import (
     COMMANDS,
@@ -28,13 +31,13 @@ USAGE_ARGS = "[OPTIONS] COMMAND [ARGS]..."
 
 def root_options() -> list[tuple[str, str]]:
     """The Options rows, in click's order: --version is declared last, so it comes first."""
-    default = _("default: {default}").format(default=DEFAULT_DB_NAME)
+    default = click_text("default: {default}").format(default=DEFAULT_DB_NAME)
     return [
-        ("--version", _("Show the version and exit.")),
+        ("--version", click_text("Show the version and exit.")),
         ("--db FILE", f"{DB_HELP}  [{default}]"),
         ("--config FILE", CONFIG_HELP),
         ("-v, --verbose", VERBOSE_HELP),
-        ("--help", _("Show this message and exit.")),
+        ("--help", click_text("Show this message and exit.")),
     ]
 
 
@@ -150,7 +153,7 @@ class _Formatter:
         self.buffer: list[str] = []
 
     def write_usage(self, prog: str, args: str) -> None:
-        prefix = f"{_('Usage:')} "
+        prefix = f"{click_text('Usage:')} "
         usage_prefix = f"{prefix:>{self.indent}}{prog} "
         text_width = self.width - self.indent
         if text_width >= len(usage_prefix) + 20:
@@ -216,10 +219,10 @@ def render_root_help(width: int) -> str:
     formatter.indent += 2
     formatter.write_text(ROOT_HELP)
     formatter.indent -= 2
-    formatter.write_section(_("Options"), root_options())
+    formatter.write_section(click_text("Options"), root_options())
     limit = width - 6 - max(len(name) for name in COMMANDS)
     commands = [(name, short_help(COMMANDS[name][1], limit)) for name in sorted(COMMANDS)]
-    formatter.write_section(_("Commands"), commands)
+    formatter.write_section(click_text("Commands"), commands)
     return "".join(formatter.buffer).rstrip("\n")
 
 
