@@ -66,7 +66,7 @@ def test_the_first_sync_reads_entries_as_wordpress_writes_them(
     assert result.exit_code == 0, result.output
     assert result.output == (
         "chapter: 3 items: 3 new, 0 updated, 0 unchanged (3 marked as already announced: "
-        "first sync)\n"
+        "first sync); 3 new topics: IETF, Intellectual property, WCIT\n"
     )
     post = store.get_post(open_db(site / "posts.db"), "ietf-84-in-vancouver")
     link = f"{wp}2012/07/03/ietf-84-in-vancouver/"
@@ -131,6 +131,9 @@ def test_more_new_entries_than_one_page_are_read_from_the_next_pages(
     result = sync()
     assert result.exit_code == 0, result.output
     # Six new entries: the first two pages are all new, the third holds known ones: it ends.
-    assert result.output == "chapter: 8 items: 6 new, 0 updated, 2 unchanged\n"
+    assert result.output == (
+        "chapter: 8 items: 6 new, 0 updated, 2 unchanged; 4 new topics: Access, Intellectual "
+        "property, Internet governance, Trade\n"
+    )
     assert feeds.paths() == ["/wp/feed/atom/", "/wp/feed/atom/?paged=2", "/wp/feed/atom/?paged=3"]
     assert "with 6 posts" in run("issue", "new", "--dry-run").output

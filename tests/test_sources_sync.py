@@ -116,9 +116,10 @@ def test_first_sync_adds_the_posts_of_each_kind_of_feed(site: Path, feeds: FeedS
     assert result.exit_code == 0, result.output
     assert result.output == (
         "chapter: 3 items: 3 new, 0 updated, 0 unchanged (3 marked as already announced: "
-        "first sync)\n"
+        "first sync); 3 new topics: IETF, Intellectual property, WCIT\n"
         "ghost: 3 items: 3 new, 0 updated, 0 unchanged (3 marked as already announced: "
-        "first sync)\n"
+        "first sync); 3 new topics: From Ghost, ITU / WCIT, Uncategorized\n"
+        # Drupal's categories are topics the first two made: none is new.
         "drupal: 3 items: 3 new, 0 updated, 0 unchanged (3 marked as already announced: "
         "first sync)\n"
     )
@@ -174,7 +175,9 @@ def test_announce_existing_lets_the_next_digest_take_them(site: Path, feeds: Fee
     serve_all(feeds, sample_items(2))
     result = sync("chapter", "--announce-existing")
     assert result.exit_code == 0, result.output
-    assert result.output == "chapter: 2 items: 2 new, 0 updated, 0 unchanged\n"
+    assert result.output == (
+        "chapter: 2 items: 2 new, 0 updated, 0 unchanged; 2 new topics: IETF, WCIT\n"
+    )
     assert "with 2 posts" in waiting(site)
 
 
@@ -203,7 +206,9 @@ def test_new_items_after_the_first_sync_wait_for_the_digest(site: Path, feeds: F
     items = sample_items(3)
     feeds.set("/wp/feed/", wordpress_feed(base(feeds, "wp"), items), etag='"wp-2"')
     result = sync("chapter")
-    assert result.output == "chapter: 3 items: 1 new, 0 updated, 2 unchanged\n"
+    assert result.output == (
+        "chapter: 3 items: 1 new, 0 updated, 2 unchanged; 1 new topic: Intellectual property\n"
+    )
     assert "with 1 post" in waiting(site)
 
 
@@ -260,7 +265,10 @@ def test_more_new_items_than_one_page_are_read_from_the_next_pages(
     feeds.requests.clear()
     result = sync("chapter")
     assert result.exit_code == 0, result.output
-    assert result.output == "chapter: 9 items: 7 new, 0 updated, 2 unchanged\n"
+    assert result.output == (
+        "chapter: 9 items: 7 new, 0 updated, 2 unchanged; 4 new topics: Access, Intellectual "
+        "property, Internet governance, Trade\n"
+    )
     assert feeds.paths() == ["/wp/feed/", "/wp/feed/?paged=2", "/wp/feed/?paged=3"]
     assert "with 7 posts" in waiting(site)
 
@@ -296,8 +304,9 @@ def test_a_server_that_hangs_is_bounded_by_the_timeout(tmp_path: Path, feeds: Fe
     assert elapsed < 10  # the timeout is 1 s; without one this waits for the server's 30 s
     assert result.stdout.splitlines()[:2] == [
         "chapter: 2 items: 2 new, 0 updated, 0 unchanged (2 marked as already announced: "
-        "first sync)",
-        "ghost: 2 items: 2 new, 0 updated, 0 unchanged (2 marked as already announced: first sync)",
+        "first sync); 2 new topics: IETF, WCIT",
+        "ghost: 2 items: 2 new, 0 updated, 0 unchanged (2 marked as already announced: "
+        "first sync); 3 new topics: From Ghost, ITU / WCIT, Uncategorized",
     ]
     assert result.stderr == (
         f"Error: drupal: temporary failure: {feeds.url('/drupal/rss.xml')}: no complete answer "
@@ -368,7 +377,7 @@ def test_a_feed_cut_in_the_middle_of_an_item_is_refused_whole(
     # The next, whole, feed is fetched in full (the cut one's ETag was not kept).
     feeds.set("/wp/feed/", whole, etag='"whole"')
     result = sync("chapter")
-    assert result.output == "chapter: 5 items: 2 new, 1 updated, 2 unchanged\n"
+    assert result.output == "chapter: 5 items: 2 new, 1 updated, 2 unchanged; 1 new topic: Trade\n"
 
 
 def test_an_upstream_item_that_would_blank_a_post_is_refused(site: Path, feeds: FeedServer) -> None:
@@ -481,7 +490,7 @@ def test_a_source_matches_the_posts_an_import_brought_before(site: Path, feeds: 
     # them change: the source's topic mapping ("ITU / WCIT" is WCIT, "Uncategorized" goes).
     assert result.output == (
         "chapter: 4 items: 1 new, 2 updated, 1 unchanged (1 marked as already announced: "
-        "first sync)\n"
+        "first sync); 1 new topic: WCIT\n"
     )
     db = open_db(site / "posts.db")
     assert len(store.list_posts(db)) == 4

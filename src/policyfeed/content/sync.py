@@ -72,6 +72,8 @@ class SourceReport:
     error: str = ""
     temporary: bool = False
     moved_to: str = ""
+    #: The names of the topics this sync created (its items' categories), by name.
+    new_topics: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         """One line for a terminal or a log."""
@@ -88,6 +90,10 @@ class SourceReport:
             )
             if self.announced:
                 text += f" ({self.announced} marked as already announced: first sync)"
+            if self.new_topics:
+                count = len(self.new_topics)
+                text += f"; {count} new topic{'' if count == 1 else 's'}: "
+                text += ", ".join(self.new_topics)
         if self.moved_to:
             text += f"; it moved permanently to {self.moved_to}: update its url"
         return text
@@ -409,6 +415,7 @@ def _save(
     """Save the items (inside the caller's transaction); returns the ids of the posts created."""
     created: list[int] = []
     new_slugs: set[str] = set()
+    last_topic = db.execute("SELECT coalesce(max(id), 0) FROM topics").fetchone()[0]
     for item in items:
         known = store.item_post(db, source.name, item.key)
         if known is not None and (known[1] == item.digest or known[0] is None):
@@ -441,4 +448,10 @@ def _save(
             post_store.save_post(db, draft, now=now, domain=settings.domain, post_id=post_id)
             report.updated += 1
         store.record_item(db, source.name, item.key, post_id, item.digest)
+    report.new_topics = [
+        str(row[0])
+        for row in db.execute(
+            "SELECT name FROM topics WHERE id > ? ORDER BY name", [last_topic]
+        ).fetchall()
+    ]
     return created
