@@ -173,3 +173,21 @@ def test_planning_reads_members_one_at_a_time(
     result = publish(demo_db, settings, now=now)  # type: ignore[arg-type]
     assert (result.status, result.sent) == ("sent", 5)
     assert result.delivery_duration > 0
+
+
+def test_a_message_the_kernel_takes_in_pieces_is_still_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Return-Path line and the message go in one writev; when the kernel takes only part
+    of it (a signal, a nearly full disk), the rest follows, byte for byte."""
+
+    def takes_seven_bytes(fd: int, parts: list[bytes]) -> int:
+        return os.write(fd, b"".join(parts)[:7])
+
+    monkeypatch.setattr(outbox_module.os, "writev", takes_seven_bytes)
+    transport = OutboxTransport(tmp_path / "outbox")
+    message = b"Subject: pieces\r\n\r\n" + b"x" * 1000 + b"\r\n"
+    assert transport.stage(message, sender=SENDER, recipient="a@example.org", message_id="m1@x")
+    transport.hand_over(lambda: {"m1@x"})
+    written = (tmp_path / "outbox" / "new" / "m1@x").read_bytes()
+    assert written == f"Return-Path: <{SENDER}>\r\n".encode() + message

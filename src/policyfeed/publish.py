@@ -45,7 +45,7 @@ from sqlite_utils import Database
 
 from policyfeed.audience.bounces import record_refusal
 from policyfeed.audience.subscribers import unsubscribe_secret
-from policyfeed.audience.verp import return_path
+from policyfeed.audience.verp import return_paths
 from policyfeed.delivery.dkim import make_signer
 from policyfeed.delivery.ledger import (
     DeliveryLedger,
@@ -71,7 +71,7 @@ from policyfeed.digest.mail import (
     Personaliser,
     Recipient,
     build_template,
-    make_message_id,
+    message_ids,
 )
 from policyfeed.digest.variants import (
     IssueVariants,
@@ -282,12 +282,12 @@ def _planned_rows(
     that leaves no post (counted in ``skipped[0]``), one member at a time. A member whose
     variant was not rendered by this run (they joined or chose topics while it rendered) waits
     for the next issue, as every member who joins once delivery has begun does."""
+    message_id_of = message_ids(
+        settings, period=issue.period, issue_number=issue.number, made=issue.created_at
+    )
     for subscriber_id, chapter_id, topics in subscriber_store.iter_active_recipients(db):
         variant = variants.of(chapter_id, topics)
-        message_id = make_message_id(
-            settings, period=issue.period, issue_number=issue.number,
-            subscriber_id=subscriber_id, made=issue.created_at,
-        )  # fmt: skip
+        message_id = message_id_of(subscriber_id)
         if variant.posts:
             if variant.rendering not in rendered:
                 log.info("subscriber %s joined as the issue rendered: next issue", subscriber_id)
@@ -657,8 +657,10 @@ def _publish(
         message = personaliser.message(template, recipient)
         return signer.sign(message) if signer is not None else message
 
+    envelope_of = return_paths(settings, secret)
+
     def envelope(row: Delivery) -> str:
-        return return_path(settings, secret, row.id, row.subscriber_id)
+        return envelope_of(row.id, row.subscriber_id)
 
     def refused(row: Delivery, exc: SendRefused) -> bool:
         outcome = record_refusal(

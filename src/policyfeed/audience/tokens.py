@@ -7,16 +7,17 @@ A token names the subscriber by id (no address in it) and cannot be forged witho
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 
 _VERSION = "1"
 
 
 def _mac(secret: str, subscriber_id: int, list_id: str) -> str:
-    digest = hmac.new(
-        secret.encode("utf-8"), f"{_VERSION}:{subscriber_id}:{list_id}".encode(), hashlib.sha256
-    ).digest()
+    # hmac.digest: the one-shot form of hmac.new(...).digest(), the same bytes at a third of
+    # the cost (a digest makes several of these per member).
+    digest = hmac.digest(
+        secret.encode("utf-8"), f"{_VERSION}:{subscriber_id}:{list_id}".encode(), "sha256"
+    )
     return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
 
 
@@ -57,11 +58,11 @@ _RETURN_MAC_CHARS = 13
 
 
 def _return_mac(secret: str, delivery_id: int, subscriber_id: int, list_id: str) -> str:
-    digest = hmac.new(
+    digest = hmac.digest(
         secret.encode("utf-8"),
         f"{_RETURN_VERSION}:{delivery_id}:{subscriber_id}:{list_id}".encode(),
-        hashlib.sha256,
-    ).digest()
+        "sha256",
+    )
     return base64.b32encode(digest[:10]).decode("ascii").lower()[:_RETURN_MAC_CHARS]
 
 
@@ -105,7 +106,7 @@ FORM_TOKEN_LIFETIME = 12 * 3600
 
 def _signed(secret: str, purpose: str, fields: tuple[str, ...], list_id: str) -> str:
     message = "\0".join((_VERSION, purpose, list_id, *fields)).encode("utf-8")
-    digest = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
+    digest = hmac.digest(secret.encode("utf-8"), message, "sha256")
     return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
 
 

@@ -10,6 +10,7 @@ secret can make a token, so a forged bounce names nobody.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from policyfeed.audience.tokens import make_return_token, read_return_token
@@ -20,12 +21,23 @@ if TYPE_CHECKING:
 
 def return_path(settings: Settings, secret: str, delivery_id: int, subscriber_id: int) -> str:
     """The envelope sender of one delivery (the bare bounce address when VERP is off)."""
+    return return_paths(settings, secret)(delivery_id, subscriber_id)
+
+
+def return_paths(settings: Settings, secret: str) -> Callable[[int, int], str]:
+    """:func:`return_path` for many deliveries: (delivery id, subscriber id) → envelope sender,
+    with the settings read once (a digest asks for one per member)."""
     address = settings.bounce_mailbox_address
     if not settings.verp:
-        return address
+        return lambda delivery_id, subscriber_id: address
     local, _, domain = address.rpartition("@")
-    token = make_return_token(secret, delivery_id, subscriber_id, settings.list_identifier)
-    return f"{local}+{token}@{domain}"
+    list_id = settings.list_identifier
+
+    def one(delivery_id: int, subscriber_id: int) -> str:
+        token = make_return_token(secret, delivery_id, subscriber_id, list_id)
+        return f"{local}+{token}@{domain}"
+
+    return one
 
 
 def _pattern(settings: Settings) -> re.Pattern[str]:

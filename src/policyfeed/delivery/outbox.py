@@ -33,6 +33,16 @@ BatchHandoff = Callable[[], Collection[str]]
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@+=-]")
 
 
+def _write_all(fd: int, head: bytes, body: bytes) -> None:
+    """Write ``head`` then ``body`` to ``fd`` whole: one ``writev`` as a rule, and the rest
+    written on when the kernel takes less at once."""
+    done = os.writev(fd, (head, body))
+    if done < len(head) + len(body):
+        rest = memoryview(head + body)[done:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+
+
 def outbox_name(message_id: str) -> str:
     """The Maildir file name of a message: its Message-ID, made safe for a file name."""
     bare = message_id.strip().strip("<>")
@@ -129,7 +139,8 @@ class OutboxTransport:
         delivered already (read by a mail client, or these very bytes in ``new/``): nothing to
         hand over."""
         name = outbox_name(message_id)
-        message = self._with_return_path(message, sender)
+        # The Return-Path line goes in front as a write of its own: no copy of the message.
+        head = self._return_path_line(message, sender)
         try:
             if self._already_read(name):
                 return False
@@ -138,16 +149,17 @@ class OutboxTransport:
             if name in self._in_new:
                 final = self.root / "new" / name
                 with contextlib.suppress(FileNotFoundError):
-                    if os.stat(final).st_size == len(message) and final.read_bytes() == message:
+                    if (
+                        os.stat(final).st_size == len(head) + len(message)
+                        and final.read_bytes() == head + message
+                    ):
                         return False
             fd = os.open(
                 os.path.join(self._tmp, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
             )
             self._staged[message_id] = name
             try:
-                view = memoryview(message)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, head, message)
                 os.fchmod(fd, 0o644)  # whatever the umask
             finally:
                 os.close(fd)
@@ -199,10 +211,15 @@ class OutboxTransport:
                 os.unlink(self.root / "tmp" / name)
 
     @staticmethod
-    def _with_return_path(message: bytes, sender: str) -> bytes:
+    def _return_path_line(message: bytes, sender: str) -> bytes:
+        """The ``Return-Path:`` line to put before ``message`` (none when it has one)."""
         if sender and not message.startswith(b"Return-Path:"):
-            return b"Return-Path: <" + sender.encode("utf-8") + b">\r\n" + message
-        return message
+            return b"Return-Path: <" + sender.encode("utf-8") + b">\r\n"
+        return b""
+
+    @classmethod
+    def _with_return_path(cls, message: bytes, sender: str) -> bytes:
+        return cls._return_path_line(message, sender) + message
 
     def close(self) -> None:
         self.discard()

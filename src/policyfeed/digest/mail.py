@@ -20,7 +20,7 @@ import binascii
 import hashlib
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.charset import BASE64, Charset
@@ -81,10 +81,24 @@ def make_message_id(
     hash keeps ids of different lists or periods on one domain apart, and, with the time the
     issue was made (``made``), the issue N of a database made again apart from the old one's
     (mail programs drop a message whose id they have seen)."""
+    return message_ids(settings, period=period, issue_number=issue_number, made=made)(subscriber_id)
+
+
+def message_ids(
+    settings: Settings, *, period: str, issue_number: int, made: datetime
+) -> Callable[[int], str]:
+    """:func:`make_message_id` for every member of one issue: subscriber id → Message-ID, with
+    the settings read and the hash of what all the ids share made once."""
+    shared = hashlib.sha256(f"{settings.list_identifier}\0{period}\0{issue_number}\0".encode())
     stamp = made.isoformat(timespec="microseconds")
-    seed = f"{settings.list_identifier}\0{period}\0{issue_number}\0{subscriber_id}\0{stamp}"
-    digest = hashlib.sha256(seed.encode()).hexdigest()[:12]
-    return f"issue-{issue_number}.sub-{subscriber_id}.{digest}@{settings.domain}"
+    domain = settings.domain
+
+    def one(subscriber_id: int) -> str:
+        seed = shared.copy()
+        seed.update(f"{subscriber_id}\0{stamp}".encode())
+        return f"issue-{issue_number}.sub-{subscriber_id}.{seed.hexdigest()[:12]}@{domain}"
+
+    return one
 
 
 # --- encoding helpers ------------------------------------------------------------------------
@@ -336,8 +350,10 @@ class Personaliser:
         self, recipient: Recipient, slots: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], bytes]:
         """The encoded value of each slot for one recipient."""
-        token = make_token(self._secret, recipient.subscriber_id, self._list_id)
-        url = self._unsubscribe_url(self._settings, token)
+        # Each token and link is made once per recipient, however many slots show it (the
+        # links are in a header and in both bodies): an HMAC and a URL each.
+        token = ""
+        texts: dict[str, str] = {"email": recipient.email, "name": recipient.name}
         values: dict[tuple[str, str], bytes] = {}
         for slot in slots:
             field, context = slot
@@ -345,22 +361,26 @@ class Personaliser:
                 values[slot] = format_address(recipient.name, recipient.email)
             elif field == "message_id":
                 values[slot] = recipient.message_id.encode("ascii")
-            elif field == "unsubscribe_mailto":
-                values[slot] = f"mailto:{self._mailto}?subject=unsubscribe%20{token}".encode()
             else:
-                if field == "preferences_url":
-                    text = self._preferences_url(
-                        self._settings,
-                        make_preferences_token(
-                            self._secret, recipient.subscriber_id, self._list_id
-                        ),
-                    )
-                else:
-                    text = {
-                        "unsubscribe_url": url,
-                        "email": recipient.email,
-                        "name": recipient.name,
-                    }[field]
+                if field in ("unsubscribe_mailto", "unsubscribe_url") and not token:
+                    token = make_token(self._secret, recipient.subscriber_id, self._list_id)
+                if field == "unsubscribe_mailto":
+                    values[slot] = f"mailto:{self._mailto}?subject=unsubscribe%20{token}".encode()
+                    continue
+                text = texts.get(field)
+                if text is None:
+                    if field == "preferences_url":
+                        text = self._preferences_url(
+                            self._settings,
+                            make_preferences_token(
+                                self._secret, recipient.subscriber_id, self._list_id
+                            ),
+                        )
+                    elif field == "unsubscribe_url":
+                        text = self._unsubscribe_url(self._settings, token)
+                    else:
+                        raise KeyError(field)
+                    texts[field] = text
                 if context == _HEADER:
                     values[slot] = text.encode("ascii")
                 else:
