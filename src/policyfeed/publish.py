@@ -285,14 +285,22 @@ def _planned_rows(
     message_id_of = message_ids(
         settings, period=issue.period, issue_number=issue.number, made=issue.created_at
     )
+    # Per variant, not per member: whether this run rendered it, and what its rows freeze.
+    frozen_of: dict[Variant, FrozenVariant | None] = {}  # a Variant hashes by identity
     for subscriber_id, chapter_id, topics in subscriber_store.iter_active_recipients(db):
         variant = variants.of(chapter_id, topics)
         message_id = message_id_of(subscriber_id)
         if variant.posts:
-            if variant.rendering not in rendered:
+            if variant not in frozen_of:
+                frozen_of[variant] = (
+                    FrozenVariant(variant.key[0], variant.topics, variant.post_ids)
+                    if variant.rendering in rendered
+                    else None
+                )
+            frozen = frozen_of[variant]
+            if frozen is None:
                 log.info("subscriber %s joined as the issue rendered: next issue", subscriber_id)
                 continue
-            frozen = FrozenVariant(variant.key[0], variant.topics, variant.post_ids)
             yield FrozenRow(subscriber_id, chapter_id, message_id, variant=frozen)
         else:
             skipped[0] += 1
