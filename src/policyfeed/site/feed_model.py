@@ -131,8 +131,9 @@ class FeedEntry:
     summary: str = ""
     authors: tuple[str, ...] = ()
     categories: tuple[Category, ...] = field(default=())
-    #: The entry as an RSS item or Atom entry, by format and category scheme: a post is in a
-    #: topic's feeds and in the site's, and written once.
+    #: The entry as written in each format (by format and category scheme): an entry object
+    #: used for several feeds (the builder's own, the digest's) is written once. Worker jobs
+    #: make their own entries, so across jobs a post is still written once per job.
     _rendered: dict[tuple[str, str], str] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
