@@ -625,7 +625,11 @@ def figure_personalise(ws: Workspace) -> Figure:
             row["email"],
             row["name"],
             make_message_id(
-                settings, period=issue.period, issue_number=issue.number, subscriber_id=row["id"]
+                settings,
+                period=issue.period,
+                issue_number=issue.number,
+                subscriber_id=row["id"],
+                made=issue.created_at,
             ),
         )
         for row in generate.subscriber_rows(count, len(generate.CHAPTERS), ws.now, generate.SEED)
@@ -715,7 +719,11 @@ def figure_dkim(ws: Workspace) -> Figure:
             row["email"],
             row["name"],
             make_message_id(
-                settings, period=issue.period, issue_number=issue.number, subscriber_id=row["id"]
+                settings,
+                period=issue.period,
+                issue_number=issue.number,
+                subscriber_id=row["id"],
+                made=issue.created_at,
             ),
         )
         for row in rows
