@@ -116,20 +116,27 @@ def _records_json(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"record {index}", record
 
 
-def _records_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _jsonl_lines(path: Path) -> Iterator[tuple[str, str]]:
+    """The records of a JSON Lines file, each with its line, not yet decoded."""
     # Only "\n" ends a record: str.splitlines() would also split inside strings at U+2028 etc.
     for number, line in enumerate(read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"malformed JSON: {exc.msg}", source=str(path), where=f"line {number}"
-            ) from None
-        if not isinstance(record, dict):
-            raise InputError("a post must be an object", source=str(path), where=f"line {number}")
-        yield f"line {number}", record
+        if line.strip():
+            yield f"line {number}", line
+
+
+def _decode_jsonl(line: str, source: str, where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON: {exc.msg}", source=source, where=where) from None
+    if not isinstance(record, dict):
+        raise InputError("a post must be an object", source=source, where=where)
+    return record
+
+
+def _records_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    for where, line in _jsonl_lines(path):
+        yield where, _decode_jsonl(line, str(path), where)
 
 
 def _records_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -395,40 +402,53 @@ READERS = {
 # Validating and cleaning is most of an import's cost; above this many records it runs on every
 # core (each record is independent; errors are still reported in input order).
 PARALLEL_MIN_RECORDS = 2000
+VALIDATION_CHUNK = 250
 
-_Item = tuple[str, str, dict[str, Any]]  # source, where, record
+# source, where, and the record: read, or a line of JSON Lines still to decode (decoding where
+# the record is validated, on another core, spares the process that saves the posts a tenth of
+# its work and the garbage collector the records held until their turn comes).
+_Item = tuple[str, str, dict[str, Any] | str]
+_Validated = tuple[str, PostDraft] | str  # (source, draft), or the error that stopped the run
 
 
-def _validate_chunk(args: tuple[list[_Item], str, tzinfo, bool]) -> list[PostDraft | str]:
+def _validate_chunk(args: tuple[list[_Item], str, tzinfo, bool]) -> list[_Validated]:
     """Drafts for a run of records; stops at the first bad one, whose error it returns."""
     items, base_url, tz, check_keys = args
-    results: list[PostDraft | str] = []
-    for source, where, record in items:
-        # A feed item's relative links mean its own address, not this site's.
-        base = record.pop("__base", None) or base_url
+    results: list[_Validated] = []
+    for source, where, item in items:
         try:
+            if isinstance(item, str):
+                record = _decode_jsonl(item, source, where)
+                source = str(record.pop("__source", source))
+            else:
+                record = item
+            # A feed item's relative links mean its own address, not this site's.
+            base = record.pop("__base", None) or base_url
             if check_keys:
                 _check_keys(record, source, where)
-            results.append(
-                draft_from_record(
-                    record, base_url=base, tz=tz, source=source, where=where, site_url=base_url
-                )
+            draft = draft_from_record(
+                record, base_url=base, tz=tz, source=source, where=where, site_url=base_url
             )
         except InputError as exc:
             results.append(str(exc))
             break
+        results.append((source, draft))
     return results
 
 
 def _validated(
     items: list[_Item], base_url: str, tz: tzinfo, check_keys: bool
-) -> Iterator[PostDraft | str]:
-    workers = min(os.cpu_count() or 1, 4)
+) -> Iterator[_Validated]:
+    # The process that saves the posts is the slowest step (the database's own work, the
+    # full-text index above all): it keeps a core to itself and the validation, which then
+    # finishes long before it, takes the others.
+    workers = min((os.cpu_count() or 1) - 1, 3)
     forkable = "fork" in multiprocessing.get_all_start_methods()
-    if len(items) < PARALLEL_MIN_RECORDS or workers < 2 or not forkable:
+    if len(items) < PARALLEL_MIN_RECORDS or workers < 1 or not forkable:
         yield from _validate_chunk((items, base_url, tz, check_keys))
         return
-    size = -(-len(items) // (workers * 4))
+    # Small runs: the first drafts are ready to save after a few milliseconds.
+    size = VALIDATION_CHUNK
     jobs = [(items[i : i + size], base_url, tz, check_keys) for i in range(0, len(items), size)]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         for results in pool.imap(_validate_chunk, jobs):
@@ -454,17 +474,21 @@ def located_drafts(
     items: list[_Item] = []
     unreadable: InputError | None = None
     try:
-        for where, record in READERS[fmt](path):
-            items.append((str(record.pop("__source", path)), where, record))
+        if fmt == "jsonl":
+            items.extend((str(path), where, line) for where, line in _jsonl_lines(path))
+        else:
+            for where, record in READERS[fmt](path):
+                items.append((str(record.pop("__source", path)), where, record))
     except InputError as exc:  # reported after any bad record that comes before it
         unreadable = exc
     seen: dict[str, str] = {}
     seen_guids: dict[str, str] = {}
-    for (source, where, _), draft in zip(
+    for (_, where, _), validated in zip(
         items, _validated(items, base_url, tz, fmt != "feed"), strict=False
     ):
-        if isinstance(draft, str):
-            raise InputError(draft)
+        if isinstance(validated, str):
+            raise InputError(validated)
+        source, draft = validated
         if draft.slug in seen:
             raise InputError(
                 f"duplicate slug {draft.slug!r} (also at {seen[draft.slug]})",
