@@ -433,3 +433,42 @@ def test_writes_in_a_transaction_are_invisible_to_others_until_it_ends(
         assert store.list_posts(other) == []
     assert [p.slug for p in store.list_posts(other)] == ["pending"]
     other.conn.close()
+
+
+def test_a_bulk_save_finds_what_was_stored_before_and_what_it_wrote(
+    db: sqlite_utils.Database,
+) -> None:
+    # find_post_id answers "no post" from memory for a bulk save; every slug, guid and imported
+    # id stored before or written during the transaction must still be found.
+    before = add(db, slug="before", published_at="2012-07-20", guid="legacy-7")
+    bulk = store.BulkSave()
+    with transaction(db):
+        assert store.find_post_id(db, slug="before", bulk=bulk) == before
+        assert store.find_post_id(db, slug="x", guid="legacy-7", bulk=bulk) == before
+        first = store.save_post(
+            db, make_draft(slug="first", published_at="2012-07-25"), now=NOW, domain=DOMAIN,
+            bulk=bulk, looked_up=True,
+        )  # fmt: skip
+        generated = db.execute("SELECT guid FROM posts WHERE id = ?", [first]).fetchone()[0]
+        assert generated == "tag:policy.example.org,2012-07-25:posts/first"
+        assert store.find_post_id(db, slug="other", guid=generated, bulk=bulk) == first
+        taken = "tag:policy.example.org,2012-07-27:posts/third"
+        second = store.save_post(
+            db, make_draft(slug="second", published_at="2012-07-26", guid=taken),
+            now=NOW, domain=DOMAIN, bulk=bulk, looked_up=True,
+        )  # fmt: skip
+        store.save_post(
+            db, make_draft(slug="first", published_at="2012-07-25"), now=NOW, domain=DOMAIN,
+            post_id=first, bulk=bulk,
+        )  # fmt: skip
+        # The guid this post would get is the second's: it is made unique with its id.
+        third = store.save_post(
+            db, make_draft(slug="third", published_at="2012-07-27"), now=NOW, domain=DOMAIN,
+            bulk=bulk, looked_up=True,
+        )  # fmt: skip
+        third_guid = db.execute("SELECT guid FROM posts WHERE id = ?", [third]).fetchone()[0]
+        assert third_guid == f"{taken}-{third}"
+        assert store.find_post_id(db, slug="none", guid=taken, bulk=bulk) == second
+        assert store.find_post_id(db, slug="none", guid=third_guid, bulk=bulk) == third
+        assert store.find_post_id(db, slug="second", bulk=bulk) == second
+        assert store.find_post_id(db, slug="new", guid="new-id", bulk=bulk) is None

@@ -543,7 +543,7 @@ def import_posts(
         for source, where, draft in drafts:
             if language and not draft.language:
                 draft.language = language
-            post_id = post_store.find_post_id(db, slug=draft.slug, guid=draft.guid)
+            post_id = post_store.find_post_id(db, slug=draft.slug, guid=draft.guid, bulk=bulk)
             if draft.status == "published" and not checked_base_url:
                 require_public_base_url(base_url, "import published posts")
                 checked_base_url = True

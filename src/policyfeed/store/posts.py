@@ -90,9 +90,13 @@ def get_posts_by_ids(db: Database, ids: Sequence[int]) -> list[Post]:
     return [found[i] for i in ids if i in found]
 
 
-def find_post_id(db: Database, *, slug: str, guid: str | None = None) -> int | None:
+def find_post_id(
+    db: Database, *, slug: str, guid: str | None = None, bulk: BulkSave | None = None
+) -> int | None:
     """The id of the post an import record means: same guid (or imported id) if given, else
-    same slug."""
+    same slug. With ``bulk``, a slug and guid no post can hold are answered without a query."""
+    if bulk is not None and bulk.surely_free(db, slug, guid):
+        return None
     if guid:
         row = db.execute(
             "SELECT id FROM posts WHERE guid = ? OR source_id = ? ORDER BY guid IS NULL LIMIT 1",
@@ -266,18 +270,20 @@ def _set_topics(
     )
 
 
-def _assign_guid(db: Database, post_id: int, domain: str) -> None:
-    """Give a published post its permanent id once; later edits never change it."""
+def _assign_guid(db: Database, post_id: int, domain: str) -> str | None:
+    """Give a published post its permanent id once; later edits never change it. Returns the
+    id given, if any."""
     row = db.execute(
         "SELECT guid, slug, published_at, status FROM posts WHERE id = ?", [post_id]
     ).fetchone()
     guid, slug, published_at, status = row
     if guid or status != "published" or not published_at:
-        return
+        return None
     candidate = make_guid(domain, from_db_time(published_at), slug)
     if db.execute("SELECT 1 FROM posts WHERE guid = ?", [candidate]).fetchone():
         candidate = f"{candidate}-{post_id}"
     db.execute("UPDATE posts SET guid = ? WHERE id = ?", [candidate, post_id])
+    return candidate
 
 
 class BulkSave:
@@ -294,6 +300,26 @@ class BulkSave:
         self.topic_ids: dict[str, int] = {}
         #: How many saves found the post as it was and wrote nothing.
         self.unchanged = 0
+        # Every slug, guid and imported id a post may hold: those stored when the first save
+        # asked, and those written since (an old value left behind stays in: only "surely not
+        # in use" is answered from here, anything else by a query). An import of new posts
+        # then needs no query per post to learn that its slug and guid are free.
+        self._taken: set[str] | None = None
+
+    def _values(self, db: Database) -> set[str]:
+        if self._taken is None:
+            rows = db.execute("SELECT slug, guid, source_id FROM posts").fetchall()
+            self._taken = {value for row in rows for value in row if value}
+        return self._taken
+
+    def surely_free(self, db: Database, *values: str | None) -> bool:
+        """Whether no post holds any of ``values`` as its slug, guid or imported id."""
+        taken = self._values(db)
+        return not any(value in taken for value in values if value)
+
+    def written(self, db: Database, *values: Any) -> None:
+        """Note the slug, guid or imported id just written to a post."""
+        self._values(db).update(value for value in values if value)
 
 
 def save_post(
@@ -388,7 +414,9 @@ def _save_post(
     guid_known = bool(draft.guid or (current and current[0]))
     if not guid_known and status == "published" and published is not None:
         candidate = make_guid(domain, published, draft.slug)
-        if not db.execute("SELECT 1 FROM posts WHERE guid = ?", [candidate]).fetchone():
+        if (bulk is not None and bulk.surely_free(db, candidate)) or not db.execute(
+            "SELECT 1 FROM posts WHERE guid = ?", [candidate]
+        ).fetchone():
             values["guid"] = candidate
             guid_known = True
     new = current is None
@@ -415,9 +443,13 @@ def _save_post(
             values["updated_at"] = to_db_time(now)
         sets = ", ".join(f"{col} = ?" for col in values)
         db.execute(f"UPDATE posts SET {sets} WHERE id = ?", [*values.values(), post_id])
+    if bulk is not None:
+        bulk.written(db, values["slug"], values.get("guid"), values.get("source_id"))
     _set_topics(db, post_id, draft.topics, new=new, known=bulk.topic_ids if bulk else None)
     if not guid_known:  # taken by another post: _assign_guid makes it unique with the id
-        _assign_guid(db, post_id, domain)
+        given = _assign_guid(db, post_id, domain)
+        if bulk is not None:
+            bulk.written(db, given)
     return post_id
 
 
