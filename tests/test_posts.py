@@ -230,6 +230,13 @@ def test_topics_from_a_list_or_a_separated_string_without_duplicates() -> None:
     assert parse_topics(None) == []
 
 
+@given(st.lists(st.text(max_size=12), max_size=6))
+def test_a_topic_named_plainly_is_the_topic_named_as_an_object(names: list[str]) -> None:
+    # Plain names are read through a cache; {"name": …} without a slug is read afresh.
+    assert parse_topics(names) == parse_topics([{"name": name} for name in names])
+    assert parse_topics(names) == parse_topics(list(names))
+
+
 def test_permalink_is_the_post_url_or_its_page_on_the_site() -> None:
     assert Post(slug="acta", title="ACTA").permalink(BASE) == f"{BASE}posts/acta/"
     elsewhere = Post(slug="acta", title="ACTA", url="https://www.internetsociety.org/acta")

@@ -399,8 +399,9 @@ READERS = {
 }
 
 
-# Validating and cleaning is most of an import's cost; above this many records it runs on every
-# core (each record is independent; errors are still reported in input order).
+# Validating and cleaning is a third of an import's cost; above this many records it runs on the
+# other cores while this process saves (each record is independent; errors are still reported
+# in input order).
 PARALLEL_MIN_RECORDS = 2000
 VALIDATION_CHUNK = 250
 

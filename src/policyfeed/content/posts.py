@@ -322,6 +322,14 @@ def _text(record: Mapping[str, Any], key: str) -> str:
     return strip_forbidden(str(value)).strip()
 
 
+@functools.lru_cache(maxsize=1024)
+def _named_topic(text: str) -> Topic | None:
+    """The topic a plain name stands for, if any (an import names the same few topics
+    thousands of times: each is cleaned and slugified once)."""
+    name = clean_line(text)
+    return Topic(slug=slugify(name), name=name) if name else None
+
+
 def parse_topics(value: Any) -> list[Topic]:
     """Topics from a list or a comma/semicolon separated string; de-duplicated, in order.
 
@@ -334,14 +342,16 @@ def parse_topics(value: Any) -> list[Topic]:
     items = value if isinstance(value, list | tuple) else re.split(r"[;,]", str(value))
     topics: dict[str, Topic] = {}
     for item in items:
-        given = ""
-        if isinstance(item, dict):
-            unknown = sorted(set(item) - {"name", "slug"})
-            if unknown or not isinstance(item.get("name", ""), str):
-                raise ValueError(f'a topic is a name or {{"name": …, "slug": …}}, not {item!r}')
-            given = check_slug(str(item.get("slug") or "").strip()) if item.get("slug") else ""
-            item = item.get("name") or given
-        name = clean_line(str(item))
+        if not isinstance(item, dict):
+            named = _named_topic(str(item))
+            if named is not None:
+                topics.setdefault(named.slug or f"name:{named.name}", named)
+            continue
+        unknown = sorted(set(item) - {"name", "slug"})
+        if unknown or not isinstance(item.get("name", ""), str):
+            raise ValueError(f'a topic is a name or {{"name": …, "slug": …}}, not {item!r}')
+        given = check_slug(str(item.get("slug") or "").strip()) if item.get("slug") else ""
+        name = clean_line(str(item.get("name") or given))
         if not name:
             continue
         slug = given or slugify(name)
