@@ -570,6 +570,26 @@ MARKDOWN_BAD: list[tuple[str, str, str]] = [
     ),
     (
         "b.md",
+        "---\ntitle: B\ndate: 2012-13-01\n---\nx\n",
+        "content/b.md, line 3: unparsable date '2012-13-01' (month must be in 1..12)",
+    ),
+    (
+        "b.md",
+        "---\ntitle: B\ntopics: [IETF]\ndate: 2012-02-30\n---\nx\n",
+        "content/b.md, line 4: unparsable date '2012-02-30' (day is out of range for month)",
+    ),
+    (
+        "b.md",
+        "---\ntitle: B\ndate: 2012-01-01 25:00:00\n---\nx\n",
+        "content/b.md, line 3: unparsable date '2012-01-01 25:00:00' (hour must be in 0..23)",
+    ),
+    (
+        "b.md",
+        "---\ntitle: 2012-00-10\n---\nx\n",
+        "content/b.md, line 2: unparsable date '2012-00-10' (month must be in 1..12)",
+    ),
+    (
+        "b.md",
         "---\ntitle: B\nno closing line\n",
         "content/b.md, line 1: front matter is not closed by a '---' line",
     ),

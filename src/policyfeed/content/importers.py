@@ -175,6 +175,31 @@ def _records_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         ) from None
 
 
+def _front_matter_loader(file: Path) -> type:
+    """A safe YAML loader whose bad timestamps are an :class:`InputError` naming the line.
+
+    YAML reads ``2012-13-01`` or ``2012-01-01 25:00:00`` as a timestamp and builds the date
+    itself, so an impossible one raises a bare ``ValueError`` before policyfeed sees the value.
+    """
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+        try:
+            return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+        except ValueError as exc:
+            raise InputError(
+                f"unparsable date {node.value!r} ({exc})",
+                source=str(file),
+                where=f"line {node.start_mark.line + 1}",
+            ) from None
+
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", timestamp)
+    return Loader
+
+
 def _records_markdown(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     import yaml
 
@@ -192,7 +217,8 @@ def _records_markdown(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                     "front matter is not closed by a '---' line", source=str(file), where="line 1"
                 )
             try:
-                loaded = yaml.safe_load(text[3:end]) or {}
+                # A SafeLoader underneath: nothing but plain YAML types is built.
+                loaded = yaml.load(text[3:end], Loader=_front_matter_loader(file)) or {}
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)
                 where = f"line {mark.line + 1}" if mark else "front matter"
