@@ -259,3 +259,20 @@ def test_an_issue_of_one_post_says_1_post(run) -> None:
     assert discarded.output == (
         f"Discarded issue 1 (period {PERIOD}): its 1 post waits for the next issue.\n"
     )
+
+
+def test_approving_a_special_issue_names_the_command_that_sends_it(run) -> None:
+    assert run("issue", "new", "--period", "wcit-special").exit_code == 0
+
+    first = run("issue", "approve", "1")
+    again = run("issue", "approve", "1")
+
+    assert first.exit_code == 0, first.output
+    assert first.output == (
+        "Approved issue 1 (period wcit-special, 5 posts): the scheduled run never mails it; "
+        "`policyfeed publish --period wcit-special` delivers it to 5 members.\n"
+    )
+    assert again.exit_code == 0
+    assert again.output.startswith("Issue 1 was approved on ")
+    assert again.output.endswith("; `policyfeed publish --period wcit-special` delivers it.\n")
+    assert "the next `policyfeed publish`" not in first.output + again.output

@@ -53,7 +53,8 @@ def _recipients(app: App, edited: Edited) -> int:
 @click.argument("number", type=click.IntRange(min=1))
 @pass_app
 def issue_approve(app: App, number: int) -> None:
-    """Approve draft issue NUMBER: the next `policyfeed publish` delivers it.
+    """Approve draft issue NUMBER: the next `policyfeed publish` delivers it (a special
+    issue, made with `issue new --period NAME`: `policyfeed publish --period NAME`).
 
     Every chapter's version is rendered first (an issue too large to send is refused now),
     and every post in it must still be published. Its lateness (digest.max_lateness) counts
@@ -71,17 +72,25 @@ def issue_approve(app: App, number: int) -> None:
     with _no_publish_running(app):
         edited = approve_issue(app.db, app.settings, number, now=app.now())
     _warn(edited)
+    from policyfeed.schedule import looks_like_a_time
+
     found = edited.issue
+    # A special issue (a named period) is never mailed by the scheduled run: only
+    # `publish --period NAME` sends it.
+    special = not looks_like_a_time(found.period)
+    sender = (
+        f"`policyfeed publish --period {found.period}`"
+        if special
+        else "the next `policyfeed publish`"
+    )
     if not edited.changed:
-        click.echo(
-            f"Issue {number} was approved on {app.local(found.approved_at)}; the next "
-            "`policyfeed publish` delivers it."
-        )
+        approved = app.local(found.approved_at)
+        click.echo(f"Issue {number} was approved on {approved}; {sender} delivers it.")
         return
+    never = "the scheduled run never mails it; " if special else ""
     click.echo(
         f"Approved issue {number} (period {found.period}, {counted(len(edited.posts), 'post')}): "
-        "the next "
-        f"`policyfeed publish` delivers it to {_recipients(app, edited)} members."
+        f"{never}{sender} delivers it to {_recipients(app, edited)} members."
     )
 
 
