@@ -138,6 +138,105 @@ def test_a_well_formed_feed_still_imports(site: Path) -> None:
     assert result.stdout == "Imported 5 posts from again.xml (0 new, 0 updated, 5 unchanged)\n"
 
 
+# --- dates that do not parse -------------------------------------------------------------------
+
+NEW_RSS = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0">
+<channel>
+<title>Another blog</title>
+<link>https://new.example.org/</link>
+<description>More posts</description>
+<item>
+<title>A fine new post</title>
+<link>https://new.example.org/fine.html</link>
+<guid>https://new.example.org/?p=1</guid>
+<pubDate>Tue, 28 Aug 2012 10:00:00 +0000</pubDate>
+<description>Fine.</description>
+</item>
+<item>
+{title}<link>https://new.example.org/when.html</link>
+<guid>https://new.example.org/?p=2</guid>
+<pubDate>{date}</pubDate>
+<description>When?</description>
+</item>
+</channel>
+</rss>
+"""
+
+NEW_ATOM = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+<title>Another blog</title>
+<id>https://new.example.org/</id>
+<updated>2012-08-28T10:00:00Z</updated>
+<link href="https://new.example.org/"/>
+<entry>
+<title>A fine new post</title>
+<id>https://new.example.org/?p=1</id>
+<link href="https://new.example.org/fine.html"/>
+<updated>2012-08-28T10:00:00Z</updated>
+<content type="html">Fine.</content>
+</entry>
+<entry>
+{title}<id>https://new.example.org/?p=2</id>
+<link href="https://new.example.org/when.html"/>
+{dates}
+<content type="html">When?</content>
+</entry>
+</feed>
+"""
+
+TITLE = "<title>Nobody knows when</title>\n"
+BAD_DATES = [
+    ("new.xml", NEW_RSS.format(title=TITLE, date="Wed, 32 Aug 2012 10:00:00 +0000"),
+     "pubDate", "Wed, 32 Aug 2012 10:00:00 +0000", "item 'Nobody knows when'"),
+    ("new.xml", NEW_RSS.format(title="", date="sometime last week"),
+     "pubDate", "sometime last week", "item 'https://new.example.org/?p=2'"),
+    ("new.atom", NEW_ATOM.format(
+        title=TITLE,
+        dates="<published>sometime last week</published>\n<updated>2012-08-28T10:00:00Z</updated>",
+    ), "published", "sometime last week", "item 'Nobody knows when'"),
+    ("new.atom", NEW_ATOM.format(
+        title=TITLE, dates="<updated>Wed, 32 Aug 2012 10:00:00 +0000</updated>"
+    ), "updated", "Wed, 32 Aug 2012 10:00:00 +0000", "item 'Nobody knows when'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "tag", "value", "item"),
+    BAD_DATES,
+    ids=["rss-day-32", "rss-no-title", "atom-published", "atom-updated"],
+)
+def test_a_feed_item_whose_date_does_not_parse_stops_the_import(
+    site: Path, name: str, text: str, tag: str, value: str, item: str
+) -> None:
+    (site / name).write_text(text, encoding="utf-8")
+    line = text[: text.index(f"<{tag}>{value}")].count("\n") + 1
+    before = dump(site / "posts.db")
+    result = import_(name)
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Error: {name}, entry 2, line {line}: {item} has a <{tag}> that is not a date: "
+        f"{value!r}; nothing imported\n"
+    )
+    assert dump(site / "posts.db") == before
+
+
+def test_a_feed_item_without_a_date_is_still_imported_as_a_draft(site: Path) -> None:
+    text = NEW_RSS.format(title=TITLE, date="").replace("<pubDate></pubDate>\n", "")
+    assert text.count("<pubDate>") == 1
+    (site / "new.xml").write_text(text, encoding="utf-8")
+    result = import_("new.xml")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Imported 2 posts from new.xml (2 new, 0 updated, 0 unchanged)\n"
+    db = open_db(site / "posts.db")
+    assert store.get_post(db, "fine").status == "published"
+    undated = store.get_post(db, "when")
+    assert (undated.status, undated.published_at) == ("draft", None)
+
+
 # --- updates that would empty a published post -----------------------------------------------
 
 

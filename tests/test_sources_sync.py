@@ -380,6 +380,35 @@ def test_a_feed_cut_in_the_middle_of_an_item_is_refused_whole(
     assert result.output == "chapter: 5 items: 2 new, 1 updated, 2 unchanged; 1 new topic: Trade\n"
 
 
+def test_a_feed_with_one_date_that_does_not_parse_is_refused_whole(
+    site: Path, feeds: FeedServer
+) -> None:
+    items = sample_items(2)
+    serve_all(feeds, items)
+    assert sync("ghost").exit_code == 0
+    before = dump(site / "posts.db")
+    items.extend(sample_items(1, start=3))
+    items[0].title = "Edited upstream"
+    good = ghost_feed(base(feeds, "ghost"), items)
+    first_date = good.index("<pubDate>")
+    value = good[first_date + len("<pubDate>") : good.index("</pubDate>", first_date)]
+    broken = good.replace(f"<pubDate>{value}", "<pubDate>sometime last week", 1)
+    line = broken[: broken.index("<pubDate>sometime")].count("\n") + 1
+    feeds.set("/ghost/rss/", broken)
+    result = sync("ghost")
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"Error: ghost: error: {feeds.url('/ghost/rss/')}, entry ")
+    assert result.stderr.endswith(
+        f", line {line}: item {items[-1].title!r} has a <pubDate> that is not a date: "
+        "'sometime last week'; nothing imported\n"
+    ), result.stderr
+    assert dump(site / "posts.db") == before
+    feeds.set("/ghost/rss/", good)
+    result = sync("ghost")
+    assert result.exit_code == 0, result.output
+
+
 def test_an_upstream_item_that_would_blank_a_post_is_refused(site: Path, feeds: FeedServer) -> None:
     import re
 
