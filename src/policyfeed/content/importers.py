@@ -242,7 +242,7 @@ def _records_markdown(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "front matter", record | {"__source": str(file)}
 
 
-def check_well_formed(data: bytes, source: str) -> None:
+def check_well_formed(data: bytes, source: str) -> Any:
     """Refuse a document that is not well-formed XML, naming the line and column.
 
     feedparser reads a truncated or broken feed as far as it can and returns what it found, so
@@ -253,7 +253,7 @@ def check_well_formed(data: bytes, source: str) -> None:
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
-        etree.fromstring(data, parser)
+        return etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
         # libxml2 may quote the text it stopped in on further lines: the first one says it all.
@@ -295,7 +295,7 @@ def read_feed(data: bytes, source: str, *, content_type: str = "", url: str = ""
     import feedparser
 
     data = _as_declared(data, content_type)
-    check_well_formed(data, source)
+    root = check_well_formed(data, source)
     parsed = feedparser.parse(data)
     if parsed.bozo:  # what the strict parse let through but feedparser did not like
         exc = parsed.get("bozo_exception")
@@ -334,6 +334,8 @@ def read_feed(data: bytes, source: str, *, content_type: str = "", url: str = ""
         for key, target in (("published_parsed", "published_at"), ("updated_parsed", "updated_at")):
             # dict.get: feedparser's own get() maps a missing updated_parsed to published_parsed.
             parsed_time = dict.get(entry, key)
+            if not parsed_time and str(dict.get(entry, key[: -len("_parsed")]) or "").strip():
+                raise _unparsable_date(entry, index, key[: -len("_parsed")], title, root, source)
             if parsed_time:
                 y, mo, d, h, mi, sec = parsed_time[:6]
                 record[target] = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
@@ -352,6 +354,47 @@ def read_feed(data: bytes, source: str, *, content_type: str = "", url: str = ""
             record["language"] = language
         document.records.append((f"entry {index}", record))
     return document
+
+
+# The elements feedparser reads an item's published and updated dates from (RSS, Atom 0.3 and
+# 1.0, Dublin Core): one of them holds the value it could not read.
+_DATE_ELEMENTS = {"pubDate", "published", "issued", "updated", "modified", "date"}
+
+
+def _unparsable_date(
+    entry: Any, index: int, key: str, title: str, root: Any, source: str
+) -> InputError:
+    """The error for an item whose date feedparser could not read (it would otherwise come in
+    undated, as a draft): names the item, the element and line, and the value."""
+    value = str(dict.get(entry, key)).strip()
+    name = title.strip() or entry.get("id") or entry.get("link") or ""
+    item = f"item {name!r}" if name else "the item"
+    tag, where = key, f"entry {index}"
+    element = _date_element(root, index, value)
+    if element is not None:
+        local = element.tag.rsplit("}", 1)[-1]
+        tag = f"{element.prefix}:{local}" if element.prefix else local
+        where += f", line {element.sourceline}"
+    return InputError(
+        f"{item} has a <{tag}> that is not a date: {value!r}; nothing imported",
+        source=source,
+        where=where,
+    )
+
+
+def _date_element(root: Any, index: int, value: str) -> Any:
+    """The date element holding ``value`` in the ``index``-th item or entry, if it is found."""
+    entries = list(root.iter("{*}item", "{*}entry"))  # any namespace, or none (RSS 2.0)
+    if index > len(entries):
+        return None
+    for child in entries[index - 1]:
+        if (
+            isinstance(child.tag, str)
+            and child.tag.rsplit("}", 1)[-1] in _DATE_ELEMENTS
+            and (child.text or "").strip() == value
+        ):
+            return child
+    return None
 
 
 def _entry_language(entry: Any, feed: Any) -> str:
