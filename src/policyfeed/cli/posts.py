@@ -117,6 +117,7 @@ def _refuse_unknown_topics(app: App, values: dict[str, Any]) -> list[str]:
     from policyfeed.content.posts import parse_topics
     from policyfeed.errors import NotFoundError
     from policyfeed.store import posts as store
+    from policyfeed.store import subscribers as subscriber_store
 
     try:
         given, new = parse_topics(list(values["topics"])), parse_topics(list(values["new_topics"]))
@@ -125,7 +126,7 @@ def _refuse_unknown_topics(app: App, values: dict[str, Any]) -> list[str]:
     for topic in store.missing_topics(app.db, given):
         if topic.name in {t.name for t in new}:
             continue
-        names = store.topic_names(app.db)
+        names = sorted(subscriber_store.topic_names(app.db).values())
         by_fold = {n.casefold(): n for n in names}
         close = difflib.get_close_matches(topic.name.casefold(), list(by_fold), n=1, cutoff=0.6)
         hint = f" did you mean {by_fold[close[0]]!r}?" if close else ""

@@ -134,11 +134,6 @@ def _decode_jsonl(line: str, source: str, where: str) -> dict[str, Any]:
     return record
 
 
-def _records_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    for where, line in _jsonl_lines(path):
-        yield where, _decode_jsonl(line, str(path), where)
-
-
 def _records_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""), strict=True)
     try:
@@ -459,9 +454,10 @@ def _slug_from_link(link: str) -> str:
     return slug
 
 
+#: The readers of whole records; JSON Lines is read as raw lines (:func:`_jsonl_lines`), which
+#: the validating workers decode.
 READERS = {
     "json": _records_json,
-    "jsonl": _records_jsonl,
     "csv": _records_csv,
     "markdown": _records_markdown,
     "feed": _records_feed,

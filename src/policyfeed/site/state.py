@@ -232,17 +232,8 @@ class BuildPlan:
     state: SiteState
 
     @property
-    def layout_changed(self) -> bool:
-        """Posts entered, left or moved in the site's feed order."""
-        return self.site.changed
-
-    @property
     def pages(self) -> list[ArchivePage]:
         return self.site.pages
-
-    @property
-    def removed_pages(self) -> list[int]:
-        return self.site.removed_pages
 
     @property
     def nothing_to_do(self) -> bool:
@@ -408,8 +399,9 @@ def _plan_topics(
             for slug in slugs:
                 touched.setdefault(slug, set()).update(moved.get(pid, ()))
         for slug, history in old.items():
+            current = set(history.current)
             for pid, keys in moved.items():
-                if pid in history.current or any(history.spans(key) for key in keys):
+                if pid in current or any(history.spans(key) for key in keys):
                     touched.setdefault(slug, set()).update(keys)
     histories = {slug: history for slug, history in old.items() if slug not in touched}
     plans = []

@@ -204,10 +204,6 @@ def missing_topics(db: Database, topics: Sequence[Topic]) -> list[Topic]:
     return missing
 
 
-def topic_names(db: Database) -> list[str]:
-    return [str(r[0]) for r in db.execute("SELECT name FROM topics ORDER BY name").fetchall()]
-
-
 def list_topics(db: Database) -> list[tuple[Topic, int]]:
     """Every topic with the number of its published posts, by name."""
     rows = db.execute(
