@@ -276,3 +276,13 @@ def test_approving_a_special_issue_names_the_command_that_sends_it(run) -> None:
     assert again.output.startswith("Issue 1 was approved on ")
     assert again.output.endswith("; `policyfeed publish --period wcit-special` delivers it.\n")
     assert "the next `policyfeed publish`" not in first.output + again.output
+
+
+def test_approving_for_one_member_says_member(run) -> None:
+    for email in ("zoe.muller@example.org", "chen.wei@example.org", "sam.taylor@example.org",
+                  "policy-watch@example.org"):  # fmt: skip
+        assert run("subscribers", "unsubscribe", email).exit_code == 0
+    assert run("issue", "new", "--period", PERIOD).exit_code == 0
+    approved = run("issue", "approve", "1")
+    assert approved.exit_code == 0, approved.output
+    assert approved.output.endswith(" delivers it to 1 member.\n")

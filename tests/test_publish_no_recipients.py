@@ -85,3 +85,15 @@ def test_a_dry_run_warns_that_nobody_would_receive_it(site: Path) -> None:
     report = json.loads(result.stdout)
     assert report["status"] == "no_recipients"
     assert "Warning: no active subscriber would receive the issue" in result.stderr
+
+
+def test_one_waiting_post_is_counted_in_the_singular(site: Path) -> None:
+    listed = run("posts", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    slugs = [post["slug"] for post in json.loads(listed.stdout)]
+    for slug in slugs[1:]:
+        assert run("posts", "unpublish", slug).exit_code == 0
+    report = json.loads(run("publish", "--json").stdout)
+    assert report["warnings"] == [
+        "no active subscriber would receive the issue: 1 post keeps waiting for the next run"
+    ]

@@ -567,7 +567,8 @@ def _publish(
             # never get them. Make none; the posts wait.
             warning = (
                 "no active subscriber would receive the issue: "
-                f"{counted(len(planned[1]), 'post')} keep waiting for the next run"
+                f"{counted(len(planned[1]), 'post')} "
+                f"{'keeps' if len(planned[1]) == 1 else 'keep'} waiting for the next run"
             )
             log.warning("%s", warning)
             return PublishResult("no_recipients", key, posts=len(planned[1]), warnings=[warning])

@@ -90,7 +90,7 @@ def issue_approve(app: App, number: int) -> None:
     never = "the scheduled run never mails it; " if special else ""
     click.echo(
         f"Approved issue {number} (period {found.period}, {counted(len(edited.posts), 'post')}): "
-        f"{never}{sender} delivers it to {_recipients(app, edited)} members."
+        f"{never}{sender} delivers it to {counted(_recipients(app, edited), 'member')}."
     )
 
 
