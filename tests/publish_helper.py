@@ -10,6 +10,8 @@
                       `sending`, none of its messages in new/ yet
         after-write   message N is in the outbox, its batch's rows still `sending`
     BATCH: messages per batch (default: the outbox's own); 1 hands each message over alone.
+The environment variable STAGING=helper stages the batches a batch ahead in a helper process
+whatever the list's size, STAGING=here in this process (default: as publish decides).
 
 Run exactly like ``policyfeed publish`` otherwise (same lock, same settings, real clock).
 """
@@ -24,28 +26,36 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
+import policyfeed.delivery.ahead as ahead
 import policyfeed.publish
 from policyfeed.config import load_settings
-from policyfeed.delivery.outbox import BATCH_SIZE, BatchHandoff, OutboxTransport, outbox_name
+from policyfeed.delivery.outbox import BATCH_SIZE, BatchHandoff, OutboxTransport
 from policyfeed.lock import exclusive_lock, lock_path_for
 from policyfeed.store import open_db
 
 GATE_SECONDS = 60  # a bound, so a broken test never hangs
 
 
+#: The publishing process: a kill point reached in the helper that stages ahead kills the run.
+RUN = os.getpid()
+
+
 def die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(RUN, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)  # in the helper: it would be killed with the run
 
 
 class Stopping(OutboxTransport):
-    """The outbox, counting hand-offs (messages staged) and dying at the chosen one."""
+    """The outbox, counting messages and dying at the chosen one. ``before-send`` counts the
+    messages staged, wherever they are staged (here, or in the helper a batch ahead); the
+    hand-off points count the messages of each batch this process hands over."""
 
     def __init__(self, root: Path, point: str, at: int, gate: Path | None, batch: int) -> None:
         super().__init__(root)
         self.point, self.at, self.gate, self.calls = point, at, gate, 0
         self.batch_size = batch
-        self.names: dict[int, str] = {}  # hand-off number -> file name
-        self.in_batch: set[int] = set()
+        self.handed = 0  # messages of the batches handed over so far
+        self.names: dict[int, str] = {}  # message number -> file name, this batch
 
     def stage(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> bool:
         self.calls += 1
@@ -56,16 +66,16 @@ class Stopping(OutboxTransport):
                 time.sleep(0.01)
         if self.point == "before-send" and self.calls == self.at:
             die()
-        self.names[self.calls] = outbox_name(message_id)
-        self.in_batch.add(self.calls)
         return super().stage(message, sender=sender, recipient=recipient, message_id=message_id)
 
     def hand_over(self, handoff: BatchHandoff) -> None:
-        batch, self.in_batch = self.in_batch, set()
+        first = self.handed + 1
+        self.names = {first + n: name for n, name in enumerate(self._staged.values())}
+        self.handed += len(self.names)
 
         def handing_off() -> Collection[str]:
             going = handoff()
-            if self.point == "at-handoff" and self.at in batch:
+            if self.point == "at-handoff" and self.at in self.names:
                 die()
             return going
 
@@ -84,6 +94,9 @@ def main(db_path: str, config: str, mode: str, *args: str) -> int:
     batch = int(args[2]) if mode == "kill" and len(args) > 2 else BATCH_SIZE
     if point == "site":
         policyfeed.publish._build_site = lambda *a: die()  # type: ignore[assignment]
+    staging = os.environ.get("STAGING", "")  # "helper" or "here"; by default as publish decides
+    if staging:
+        ahead.AHEAD_FROM_BATCHES = 0 if staging == "helper" else 1 << 30
     transport = Stopping(settings.outbox_dir, point, at, gate, batch)
     with exclusive_lock(lock_path_for(Path(db_path))):
         db = open_db(db_path)

@@ -28,13 +28,14 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"errors"},
     "schedule": {"errors"},
     "lock": {"errors"},
+    "processes": set(),
     "store": {"model", "config", "errors"},
     "content": {*BASE, "config", "store"},
     "templating": {*BASE, "config", "content"},
     "audience": {*BASE, "config", "output", "templating", "store", "content"},
     "digest": {*BASE, "config", "output", "schedule", "templating", "store", "content", "audience"},
-    "site": {*BASE, "config", "output", "templating", "store", "content", "digest"},
-    "delivery": {*BASE, "config", "output", "store", "content", "audience", "digest"},
+    "site": {*BASE, "config", "output", "processes", "templating", "store", "content", "digest"},
+    "delivery": {*BASE, "config", "output", "processes", "store", "content", "audience", "digest"},
     # The preflight reads what site and digest produce; delivery's job starts after it.
     "check": {
         *BASE,
@@ -207,8 +208,8 @@ def test_each_stage_is_a_package_that_says_what_it_owns_and_may_import(stage: st
 def test_the_flat_folder_is_gone() -> None:
     flat = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
     assert flat == [
-        "config", "errors", "lock", "model", "output", "publish", "schedule", "templating",
-        "wording",
+        "config", "errors", "lock", "model", "output", "processes", "publish", "schedule",
+        "templating", "wording",
     ]  # fmt: skip
 
 

@@ -1,5 +1,7 @@
 """The outbox takes a digest in batches: one flush of the disk and two ledger transactions a
-batch, never a list of every member in memory, and still one message per member."""
+batch, never a list of every member in memory, and still one message per member. Every test
+runs twice: with each batch staged in the run's own process when its turn comes, and with the
+batches staged a batch ahead in a forked helper (what a big list gets)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+import policyfeed.delivery.ahead as ahead
 import policyfeed.delivery.ledger as ledger_module
 import policyfeed.delivery.outbox as outbox_module
 from policyfeed.audience.subscribers import add_subscriber, unsubscribe
@@ -28,6 +31,20 @@ def compose(row: Delivery, subscriber: Subscriber) -> bytes:
         f"From: {SENDER}\r\nTo: {subscriber.email}\r\nMessage-ID: <{row.message_id}>\r\n"
         f"Subject: test\r\n\r\nHello {subscriber.name}\r\n"
     ).encode()
+
+
+def compose_noting_pid(row: Delivery, subscriber: Subscriber) -> bytes:
+    """:func:`compose`, with the process that composed it in a header."""
+    return compose(row, subscriber).replace(
+        b"Subject:", f"X-Composed-By: {os.getpid()}\r\nSubject:".encode(), 1
+    )
+
+
+@pytest.fixture(autouse=True, params=["here", "helper"])
+def staging(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Stage in this process, or a batch ahead in a helper however short the list."""
+    monkeypatch.setattr(ahead, "AHEAD_FROM_BATCHES", 0 if request.param == "helper" else 1 << 30)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -79,14 +96,127 @@ def test_a_list_longer_than_a_page_and_a_batch_gets_one_message_each(
     assert all(row.attempts == 1 and row.sent_at == now for row in ledger.rows())
 
 
+def test_a_big_list_is_written_by_one_helper_process_and_composed_here(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path,
+    staging: str,
+) -> None:  # fmt: skip
+    class NotingWriter(OutboxTransport):
+        def stage(self, message: bytes, **envelope: str) -> bool:
+            noted = message.replace(b"Subject:", f"X-Staged-By: {os.getpid()}\r\nSubject:".encode())
+            return super().stage(noted, **envelope)  # type: ignore[arg-type]
+
+    ids = members(db, now, 7)
+    freeze(ledger, ids)
+    transport = NotingWriter(tmp_path / "outbox")
+    transport.batch_size = 2
+    report = ledger.deliver(transport, compose_noting_pid, sender=SENDER)
+    assert (report.sent, report.settled) == (7, True)
+    messages = [
+        email.message_from_bytes(p.read_bytes()) for p in (tmp_path / "outbox" / "new").iterdir()
+    ]
+    assert {m["X-Composed-By"] for m in messages} == {str(os.getpid())}  # the ledger's process
+    writers = {m["X-Staged-By"] for m in messages}
+    assert len(writers) == 1  # one helper for the whole run, or this process
+    assert (writers == {str(os.getpid())}) == (staging == "here")
+    assert os.listdir(tmp_path / "outbox" / "tmp") == []
+
+
+def test_a_member_who_leaves_after_their_message_was_composed_is_not_mailed(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path
+) -> None:
+    """The batch's hand-off finds the member gone: their message, composed and written
+    already, is removed instead of delivered, and the row says why."""
+    ids = members(db, now, 9)
+    freeze(ledger, ids)
+    transport = OutboxTransport(tmp_path / "outbox")
+    transport.batch_size = 3
+
+    def leaves_meanwhile(row: Delivery, subscriber: Subscriber) -> bytes:
+        message = compose(row, subscriber)
+        if subscriber.email == "member07@example.org":
+            unsubscribe(db, subscriber.email, now=now)
+        return message
+
+    report = ledger.deliver(transport, leaves_meanwhile, sender=SENDER)
+    assert (report.sent, report.skipped, report.settled) == (8, 1, True)
+    assert "member07@example.org" not in recipients(tmp_path / "outbox")
+    assert os.listdir(tmp_path / "outbox" / "tmp") == []
+    row = next(r for r in ledger.rows() if r.status == "skipped")
+    assert row.last_error == "unsubscribed before the message went out"
+
+
+def test_an_error_while_composing_removes_what_was_staged_and_leaves_the_rows_pending(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path,
+    staging: str,
+) -> None:  # fmt: skip
+    """A bug in composing (any error but a temporary one) stops the run with that error;
+    nothing staged is left in tmp/, every row is sent or pending, the next run sends the rest."""
+    ids = members(db, now, 10)
+    freeze(ledger, ids)
+    transport = OutboxTransport(tmp_path / "outbox")
+    transport.batch_size = 3
+
+    def breaks(row: Delivery, subscriber: Subscriber) -> bytes:
+        if subscriber.email == "member05@example.org":
+            raise ValueError("a template bug")
+        return compose(row, subscriber)
+
+    with pytest.raises(ValueError, match="a template bug"):
+        ledger.deliver(transport, breaks, sender=SENDER)
+    assert os.listdir(tmp_path / "outbox" / "tmp") == []
+    # Here the first batch was handed over before the second was composed; with a helper the
+    # second is composed while the first is still being written, and the error comes first.
+    sent = 3 if staging == "here" else len(recipients(tmp_path / "outbox"))
+    assert sent in (0, 3)
+    assert len(recipients(tmp_path / "outbox")) == sent
+    assert {k: n for k, n in ledger.counts().items() if n} == {
+        k: n for k, n in {"sent": sent, "pending": 10 - sent}.items() if n
+    }
+    again = ledger.deliver(OutboxTransport(tmp_path / "outbox"), compose, sender=SENDER)
+    assert (again.sent, again.settled) == (10 - sent, True)
+    assert len(recipients(tmp_path / "outbox")) == 10
+
+
+def test_a_full_disk_in_the_second_batch_is_noticed_after_the_first_is_handed_over(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path
+) -> None:
+    """The hand-off of a batch fails (the disk filled up): the batch staged ahead of it is
+    removed again and its rows stay pending, never half-delivered."""
+    ids = members(db, now, 9)
+    freeze(ledger, ids)
+
+    class FullAtSecondHandOff(OutboxTransport):
+        handed = 0
+
+        def hand_over(self, handoff: outbox_module.BatchHandoff) -> None:
+            self.handed += 1
+            if self.handed == 2:
+                self.discard()
+                raise outbox_module.SendDeferred("cannot write to the outbox: No space left")
+            super().hand_over(handoff)
+
+    transport = FullAtSecondHandOff(tmp_path / "outbox")
+    transport.batch_size = 3
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert report.deferred and report.sent == 3 and report.stopped
+    assert {k: n for k, n in ledger.counts().items() if n} == {"sent": 3, "pending": 6}
+    assert os.listdir(tmp_path / "outbox" / "tmp") == []
+    assert len(recipients(tmp_path / "outbox")) == 3
+
+
 def test_each_batch_costs_one_flush_of_the_disk_and_two_ledger_commits(
     db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     ids = members(db, now, 12)
     freeze(ledger, ids)
-    flushes: list[Path] = []
-    monkeypatch.setattr(outbox_module, "sync_filesystem", flushes.append)
+    flushed = tmp_path / "flushes"  # a file: the flush may be the helper's
+
+    def flush(root: Path) -> None:
+        with flushed.open("a") as log:
+            log.write(f"{root}\n")
+
+    monkeypatch.setattr(outbox_module, "sync_filesystem", flush)
     statements: list[str] = []
     db.conn.set_trace_callback(statements.append)
     transport = OutboxTransport(tmp_path / "outbox")
@@ -94,7 +224,7 @@ def test_each_batch_costs_one_flush_of_the_disk_and_two_ledger_commits(
     report = ledger.deliver(transport, compose, sender=SENDER)
     db.conn.set_trace_callback(None)
     assert report.sent == 12
-    assert len(flushes) == 3  # 5 + 5 + 2
+    assert len(flushed.read_text().splitlines()) == 3  # 5 + 5 + 2
     assert sum(1 for s in statements if s.strip().upper() == "COMMIT") == 2 * 3
     # one query for the members of each batch, not one per member
     member_queries = [s for s in statements if "FROM subscribers s" in s]

@@ -32,14 +32,16 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 from policyfeed.delivery.transport import (
+    BatchTransport,
     RecipientDeferred,
     SendBlocked,
     SendDeferred,
@@ -55,6 +57,7 @@ from policyfeed.store import transaction
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
+    from policyfeed.delivery.ahead import Staged, Stager
 
 log = logging.getLogger(__name__)
 
@@ -84,24 +87,6 @@ def make_transport(settings: Settings) -> Transport:
 
 #: Rows read from the ledger at a time (a run never holds every row of a big list).
 PAGE_ROWS = 1000
-
-
-@runtime_checkable
-class BatchTransport(Protocol):
-    """A transport that hands messages over in batches (the outbox): ``stage`` each, then one
-    ``hand_over`` whose ``handoff`` marks them all ``sending`` at once and returns the
-    Message-IDs that may go; ``discard`` drops what is staged. With ``batch_size`` 0 it is
-    given one message at a time through ``send``, as any transport."""
-
-    batch_size: int
-
-    def stage(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> bool: ...
-
-    def hand_over(self, handoff: Callable[[], Collection[str]]) -> None: ...
-
-    def discard(self) -> None: ...
-
-    def delivered(self, message_id: str) -> bool | None: ...
 
 
 # --- the ledger ------------------------------------------------------------------------------
@@ -197,6 +182,42 @@ class _Plan:
 
     def envelope_sender(self, row: Delivery) -> str:
         return self.return_path(row) if self.return_path is not None else self.sender
+
+
+@dataclass
+class _Batch:
+    """A batch on its way: its rows, the outcomes settled before composing (members who left),
+    the rows to stage with their members, and what staging them gave so far (collected a part
+    at a time, in order; see :class:`~policyfeed.delivery.ahead.Staged`)."""
+
+    rows: list[Delivery]
+    skipped: list[tuple[int, str, str, bool]] = field(default_factory=list)
+    todo: list[tuple[Delivery, Subscriber]] = field(default_factory=list)
+    flags: list[bool] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+    deferred: str | None = None
+    #: staged after a part that stopped: removed, never handed over
+    given_up: dict[str, str] = field(default_factory=dict)
+    parts: int = 0
+    collected: int = 0
+    submitted: bool = False  # every part started
+    # Once handed over: the rows that go, those committed ``sending``, the outcomes so far.
+    going: list[Delivery] = field(default_factory=list)
+    began: set[int] = field(default_factory=set)
+    results: list[tuple[int, str, str, bool]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.submitted and self.collected == self.parts
+
+    def collect(self, staged: Staged) -> None:
+        self.collected += 1
+        if self.deferred is not None:
+            self.given_up.update(staged.names)
+            return
+        self.flags.extend(staged.flags)
+        self.names.update(staged.names)
+        self.deferred = staged.deferred
 
 
 class DeliveryLedger:
@@ -432,72 +453,163 @@ class DeliveryLedger:
         progress: Progress | None,
         total: int,
     ) -> None:
-        """Hand the rows over a batch at a time (see :mod:`policyfeed.delivery.outbox`)."""
+        """Hand the rows over a batch at a time (see :mod:`policyfeed.delivery.outbox`); on a
+        big list a helper does the writing while this process composes the next messages and
+        keeps the ledger (:mod:`policyfeed.delivery.ahead`). Batches are settled in order."""
+        from policyfeed.delivery import ahead
+
+        size = max(1, transport.batch_size)
+        stager = ahead.stager(transport, rows=total)
+        # Given to the stager, not collected yet, in order: (batch, result, is its hand-over).
+        started: deque[tuple[_Batch, Callable[[], Any], bool]] = deque()
+        waiting: deque[_Batch] = deque()  # batches not handed over yet, oldest first
         done = 0
-        try:
-            while batch := list(itertools.islice(todo, max(1, transport.batch_size))):
-                self._deliver_batch(batch, transport, plan, report)
-                done += len(batch)
+        stopping = False  # a batch could not be staged: it is the last handed over
+
+        def collect(limit: int) -> bool:
+            """Hand over each batch whose parts are all back, and collect what was started
+            until ``limit`` are left, settling each handed-over batch. False once the run
+            stopped."""
+            nonlocal done, stopping
+            while True:
+                while waiting and waiting[0].complete and not stopping:
+                    batch = waiting.popleft()
+                    stopping = batch.deferred is not None  # no batch after it is handed over
+                    started.append((batch, self._hand_over_batch(batch, stager, report), True))
+                if len(started) <= limit:
+                    return True
+                batch, result, handed_over = started.popleft()
+                if not handed_over:
+                    batch.collect(result())
+                    continue
+                self._settle_batch(batch, result, transport, report)
+                done += len(batch.rows)
                 if progress is not None:
                     progress(done, max(total, done))
                 if report.stopped:
                     log.warning("delivery stopped, the rest stays pending: %s", report.deferred)
-                    return
-        finally:
-            transport.discard()
+                    return False
 
-    def _deliver_batch(
-        self, batch: list[Delivery], transport: BatchTransport, plan: _Plan, report: DeliveryReport
-    ) -> None:
-        """One batch: compose and stage each message, then one hand-off, then one transaction
-        with every row's outcome."""
-        members = subscriber_store.subscribers_by_ids(self.db, [r.subscriber_id for r in batch])
-        results: list[tuple[int, str, str, bool]] = []  # (row id, status, error, attempt)
-        staged: list[Delivery] = []
-        began: set[int] = set()
-        handed = False
-
-        def handoff() -> set[str]:
-            nonlocal began, handed
-            with transaction(self.db):
-                began = store.mark_sending_many(self.db, [r.id for r in staged], now=self.clock())
-            handed = True
-            return {r.message_id for r in staged if r.id in began}
-
-        current: Delivery | None = None
         try:
-            for row in batch:
-                current = row
-                subscriber = members.get(row.subscriber_id)
-                if subscriber is None:
-                    continue  # removed, and their rows with them
-                if subscriber.status != "active":
-                    results.append(
-                        (row.id, "skipped", f"{subscriber.status} before the message went out",
-                         False)
-                    )  # fmt: skip
-                    report.skipped += 1
-                    continue
-                message = plan.compose(row, subscriber)
-                if transport.stage(
-                    message,
-                    sender=plan.envelope_sender(row),
-                    recipient=subscriber.email,
-                    message_id=row.message_id,
-                ):
-                    staged.append(row)
-                else:  # these very bytes are there already: delivered, without a hand-off
-                    results.append((row.id, "sent", "", True))
-                    report.sent += 1
-            current = None
-            if staged:
-                transport.hand_over(handoff)
+            while rows := list(itertools.islice(todo, size)):
+                batch = self._start_batch(rows)
+                waiting.append(batch)
+                for first in range(0, len(batch.todo), ahead.PART):
+                    if batch.deferred is not None:
+                        break  # staging this batch stopped: the rest of it is not tried
+                    messages = [
+                        ahead.Message(
+                            plan.compose(row, member),
+                            plan.envelope_sender(row),
+                            member.email,
+                            row.message_id,
+                        )
+                        for row, member in batch.todo[first : first + ahead.PART]
+                    ]
+                    batch.parts += 1
+                    started.append((batch, stager.start(messages), False))
+                    if not collect(stager.in_flight):
+                        return
+                batch.submitted = True
+                if not collect(stager.in_flight):
+                    return
+            collect(0)
+        finally:
+            self._give_up(started, waiting, stager, transport, report)
+
+    def _give_up(
+        self,
+        started: deque[tuple[_Batch, Callable[[], Any], bool]],
+        waiting: deque[_Batch],
+        stager: Stager,
+        transport: BatchTransport,
+        report: DeliveryReport,
+    ) -> None:
+        """The run stops (done, deferred, or an error on its way out): batches already handed
+        over are settled still, what was staged and not handed over is removed."""
+        from policyfeed.delivery import ahead
+
+        for batch, result, handed_over in started:
+            if handed_over:
+                try:
+                    self._settle_batch(batch, result, transport, report)
+                except Exception:  # the error that stops the run is the one raised
+                    log.exception("could not record the outcome of a batch")
+                continue
+            staged = ahead.wait_quietly(result)
+            if staged is not None:
+                transport.adopt_staged(staged.names)
+        for batch in waiting:
+            transport.adopt_staged({**batch.names, **batch.given_up})
+        stager.close()
+        transport.discard()
+
+    def _start_batch(self, rows: list[Delivery]) -> _Batch:
+        """Read the batch's members; settle those who left; the others are to be composed."""
+        members = subscriber_store.subscribers_by_ids(self.db, [r.subscriber_id for r in rows])
+        batch = _Batch(rows)
+        for row in rows:
+            subscriber = members.get(row.subscriber_id)
+            if subscriber is None:
+                continue  # removed, and their rows with them
+            if subscriber.status != "active":
+                batch.skipped.append(
+                    (row.id, "skipped", f"{subscriber.status} before the message went out", False)
+                )
+                continue
+            batch.todo.append((row, subscriber))
+        return batch
+
+    def _hand_over_batch(
+        self, batch: _Batch, stager: Stager, report: DeliveryReport
+    ) -> Callable[[], Any]:
+        """A batch whose messages are all staged: the rows that go are committed ``sending``
+        (the point of no return), then the stager moves their files into ``new/``; what it
+        returns gives the outcome (see :meth:`_settle_batch`). A member who left since the batch
+        began is skipped here, in the same transaction: their message is removed, never
+        delivered."""
+        report.skipped += len(batch.skipped)
+        batch.results.extend(batch.skipped)
+        for (row, _), flag in zip(batch.todo, batch.flags, strict=False):
+            if flag:
+                batch.going.append(row)
+            else:  # these very bytes are there already: delivered, without a hand-off
+                batch.results.append((row.id, "sent", "", True))
+                report.sent += 1
+        names, batch.names, batch.given_up = {**batch.names, **batch.given_up}, {}, {}
+        if batch.deferred is not None:  # nothing of the batch goes
+            batch.going.append(batch.todo[len(batch.flags)][0])  # tried too: an attempt
+            return stager.hand_over(names, set())
+        if not batch.going:
+            return stager.hand_over(names, set())
+        ids = [r.id for r in batch.going]
+        with transaction(self.db):
+            left = store.skip_departed(self.db, ids, now=self.clock())
+            batch.began = store.mark_sending_many(
+                self.db, [i for i in ids if i not in left], now=self.clock()
+            )
+        report.skipped += len(left)
+        return stager.hand_over(names, {r.message_id for r in batch.going if r.id in batch.began})
+
+    def _settle_batch(
+        self,
+        batch: _Batch,
+        handing: Callable[[], Any],
+        transport: BatchTransport,
+        report: DeliveryReport,
+    ) -> None:
+        """Record a handed-over batch's outcome, every row in one transaction."""
+        results = batch.results
+        try:
+            handing()
+            if batch.deferred is not None:
+                raise SendDeferred(batch.deferred)
         except SendDeferred as exc:
             reason = str(exc) or "temporary failure"
             report.deferred = reason
-            if handed:  # some renames may have happened: the outbox says which
-                for row in staged:
-                    if row.id not in began:
+            if batch.began:  # some renames may have happened: the outbox says which
+                for row in batch.going:
+                    if row.id not in batch.began:
                         continue
                     if transport.delivered(row.message_id):
                         results.append((row.id, "sent", "", False))
@@ -505,11 +617,10 @@ class DeliveryLedger:
                     else:
                         results.append((row.id, "pending", reason, False))
             else:
-                tried = [*staged, *([current] if current is not None else [])]
-                results.extend((row.id, "pending", reason, True) for row in tried)
+                results.extend((row.id, "pending", reason, True) for row in batch.going)
         else:
-            results.extend((row.id, "sent", "", False) for row in staged if row.id in began)
-            report.sent += len(began)
+            results.extend((r.id, "sent", "", False) for r in batch.going if r.id in batch.began)
+            report.sent += len(batch.began)
         if results:
             with transaction(self.db):
                 store.mark_results_many(self.db, results, now=self.clock())

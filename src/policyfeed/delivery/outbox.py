@@ -43,6 +43,13 @@ def _write_all(fd: int, head: bytes, body: bytes) -> None:
             rest = rest[os.write(fd, rest) :]
 
 
+def _current_umask() -> int:
+    """The process's umask (read by setting it, so set it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def outbox_name(message_id: str) -> str:
     """The Maildir file name of a message: its Message-ID, made safe for a file name."""
     bare = message_id.strip().strip("<>")
@@ -72,6 +79,8 @@ class OutboxTransport:
         self._staged: dict[str, str] = {}  # Message-ID -> file name in tmp/, this batch
         self._in_new: set[str] | None = None  # names in new/, listed once per run
         self._tmp = os.path.join(root, "tmp")
+        # Whether files are created with less than 0644 (a chmod each is needed then).
+        self._umask_narrows = bool(_current_umask() & 0o644)
 
     def _folders(self) -> None:
         if self._made:
@@ -160,13 +169,26 @@ class OutboxTransport:
             self._staged[message_id] = name
             try:
                 _write_all(fd, head, message)
-                os.fchmod(fd, 0o644)  # whatever the umask
+                if self._umask_narrows:
+                    os.fchmod(fd, 0o644)  # readable by the program that picks it up
             finally:
                 os.close(fd)
         except OSError as exc:  # a full disk or a permission problem may pass: try again later
             self.discard()
             raise SendDeferred(f"cannot write to the outbox {self.root}: {exc}") from exc
         return True
+
+    def take_staged(self) -> dict[str, str]:
+        """What is staged (Message-ID → file name in ``tmp/``), no longer held here: the batch
+        is handed over by whoever :meth:`adopt_staged` it (this transport, or the parent of the
+        helper process that staged it, see :mod:`policyfeed.delivery.ahead`)."""
+        staged, self._staged = self._staged, {}
+        return staged
+
+    def adopt_staged(self, staged: dict[str, str]) -> None:
+        """Hold ``staged`` (from :meth:`take_staged`) as this batch's, for :meth:`hand_over`
+        or :meth:`discard`."""
+        self._staged.update(staged)
 
     def hand_over(self, handoff: BatchHandoff) -> None:
         """Deliver the staged batch: one flush of the filesystem (every staged file whole on

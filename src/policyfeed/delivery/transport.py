@@ -12,8 +12,8 @@ delivering it and lets the exception through.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Collection
+from typing import Protocol, runtime_checkable
 
 #: Called by a transport at the point of no return of one hand-off (see the module docstring).
 Handoff = Callable[[], None]
@@ -87,3 +87,25 @@ class Transport(Protocol):
     def close(self) -> None:
         """Release connections; the transport is not used afterwards."""
         ...
+
+
+@runtime_checkable
+class BatchTransport(Protocol):
+    """A transport that hands messages over in batches (the outbox): ``stage`` each, then one
+    ``hand_over`` whose ``handoff`` marks them all ``sending`` at once and returns the
+    Message-IDs that may go; ``discard`` drops what is staged. With ``batch_size`` 0 it is
+    given one message at a time through ``send``, as any transport."""
+
+    batch_size: int
+
+    def stage(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> bool: ...
+
+    def take_staged(self) -> dict[str, str]: ...
+
+    def adopt_staged(self, staged: dict[str, str]) -> None: ...
+
+    def hand_over(self, handoff: Callable[[], Collection[str]]) -> None: ...
+
+    def discard(self) -> None: ...
+
+    def delivered(self, message_id: str) -> bool | None: ...

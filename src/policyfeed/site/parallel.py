@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
-import sys
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from policyfeed.output import BatchWriter
+from policyfeed.processes import available_cores, can_fork, die_with_parent, parent_gone
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -75,41 +74,21 @@ class Context:
 _worker_context: Any = None
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def default_workers(expected_files: int) -> int:
     """Workers for a build that writes about ``expected_files`` files (1: in-process)."""
-    if expected_files < PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
+    if expected_files < PARALLEL_FROM or not can_fork():
         return 1
     return min(available_cores(), 8)
 
 
 def _start_worker(parent: int, make_context: Callable[[], Any]) -> None:
     global _worker_context
-    _die_with_parent(parent)
+    die_with_parent(parent)
     _worker_context = make_context()
 
 
-def _die_with_parent(parent: int) -> None:
-    """A worker must not outlive its build: killed with it, it never writes a page later
-    (over what the next build wrote). Linux kills it when the parent dies (PR_SET_PDEATHSIG);
-    elsewhere, jobs check the parent is still there."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before that took effect
-        os._exit(1)
-
-
 def _in_worker(parent: int, fn: Job, args: tuple[Any, ...]) -> list[str]:
-    if os.getppid() != parent:
+    if parent_gone(parent):
         os._exit(1)
     return fn(_worker_context, *args)
 

@@ -275,6 +275,29 @@ def distinct_unsettled_variants(db: Database, issue_id: int) -> list[tuple[int |
     return [(None if v is None else int(v), None if c is None else int(c)) for v, c in rows]
 
 
+def skip_departed(db: Database, delivery_ids: Sequence[int], *, now: datetime) -> set[int]:
+    """Of these rows, settle as ``skipped`` those still unsettled whose member is no longer
+    active (they left, or were suspended, after their message was composed); returns their ids.
+    Call inside the transaction that marks the others ``sending``."""
+    stamp = to_db_time(now)
+    skipped: set[int] = set()
+    for first in range(0, len(delivery_ids), 500):  # within SQLite's limit of parameters
+        chunk = list(delivery_ids[first : first + 500])
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(
+            "SELECT d.id, s.status FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+            f"WHERE d.id IN ({marks}) AND d.status IN ('pending', 'sending') "
+            "AND s.status != 'active'",
+            chunk,
+        ).fetchall()
+        db.conn.executemany(
+            "UPDATE deliveries SET status = 'skipped', last_error = ?, updated_at = ? WHERE id = ?",
+            [(f"{status} before the message went out", stamp, i) for i, status in rows],
+        )
+        skipped.update(int(i) for i, _ in rows)
+    return skipped
+
+
 def mark_sending_many(db: Database, delivery_ids: Sequence[int], *, now: datetime) -> set[int]:
     """:func:`mark_sending` for several rows (call inside a transaction); returns the ids that
     were marked (the others were settled or removed meanwhile)."""
