@@ -2,11 +2,12 @@
 
 A batch into the outbox (:mod:`policyfeed.delivery.outbox`) is composed (each member's message,
 signed), staged (each written into ``tmp/``: on a big list most of a run's time, nearly all of it
-in the kernel) and handed over (one flush, the ledger's ``sending`` commit, the renames, the
-results' commit). On a big list a forked helper stages while this process composes the next
-messages and hands over the batch before (:class:`Helper`): a run uses both cores, and the
-writes never wait for composing or for the ledger. Small runs, and platforms without ``fork``,
-stage here (:class:`InProcess`).
+in the kernel), committed ``sending`` in the ledger, handed over (one flush, the renames into
+``new/``, one flush of ``new/``) and its outcome committed. On a big list a forked helper does
+the files' part, staging and hand-overs in order, while this process composes the next messages
+and keeps the ledger (:class:`Helper`): a run uses both cores, and the writes never wait for
+composing or for the database. Small runs, and platforms without ``fork``, do it all here
+(:class:`InProcess`).
 
 The messages go to the helper a part of a batch at a time (:data:`PART`), through a ring of
 memory shared with it (:data:`RING_BYTES`): this process copies each message in, the helper
@@ -14,11 +15,12 @@ writes it from there, and only its place and envelope go through the pipe. (Send
 messages themselves through the pipe made the helper fault in fresh pages for every part it
 received, a fifth of its time.) A big list holds no more than the ring in memory at once.
 
-What stays the same either way: a message is in ``new/`` only after its file was flushed and its row
-committed ``sending``, and the ledger decides everything. The helper never touches the database; it
-writes what it is given and returns, per message, whether it was staged or was delivered already,
-and the names of its staged files, which this process then hands over or removes. It dies with its
-parent (a SIGKILL of the run stops it at once), so it never writes after the run is gone.
+What stays the same either way: a message is in ``new/`` only after its file was flushed and
+its row committed ``sending``, and the ledger decides everything. The helper never touches the
+database; it writes what it is given and returns, per message, whether it was staged or was
+delivered already, and the names of its staged files, which this process then hands over or
+removes. It dies with its parent (a SIGKILL of the run stops it at once), so it never writes
+after the run is gone.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@ Message-ID, so handing the same message over twice leaves one file.
 
 A digest goes in batches (:meth:`OutboxTransport.stage`, then :meth:`OutboxTransport.hand_over`):
 every message of a batch is written to ``tmp/``, the batch is made durable with one flush of the
-filesystem, the ledger marks its rows ``sending``, the files are renamed into ``new/`` and
-``new/`` is flushed once. The same guarantee as a flush per message (a message in ``new/`` is
-whole and on disk before its row says sent) for one flush per batch instead of one per file.
+filesystem, the ledger's hand-off marks its rows ``sending`` (or has marked them already, when a
+helper process does the files' part: see :mod:`policyfeed.delivery.ahead`), the files are
+renamed into ``new/`` and ``new/`` is flushed once. The same guarantee as a flush per message (a
+message in ``new/`` is whole and on disk before its row says sent) for one flush per batch
+instead of one per file.
 """
 
 from __future__ import annotations
