@@ -68,7 +68,7 @@ class Stopping(OutboxTransport):
             die()
         return super().stage(message, sender=sender, recipient=recipient, message_id=message_id)
 
-    def hand_over(self, handoff: BatchHandoff) -> None:
+    def hand_over(self, handoff: BatchHandoff, *, flushed: bool = False) -> None:
         first = self.handed + 1
         self.names = {first + n: name for n, name in enumerate(self._staged.values())}
         self.handed += len(self.names)
@@ -79,7 +79,7 @@ class Stopping(OutboxTransport):
                 die()
             return going
 
-        super().hand_over(handing_off)
+        super().hand_over(handing_off, flushed=flushed)
 
     def _move(self, staged: str, final: str) -> None:
         super()._move(staged, final)

@@ -101,8 +101,10 @@ def test_a_big_list_is_written_by_one_helper_process_and_composed_here(
     staging: str,
 ) -> None:  # fmt: skip
     class NotingWriter(OutboxTransport):
-        def stage(self, message: bytes, **envelope: str) -> bool:
-            noted = message.replace(b"Subject:", f"X-Staged-By: {os.getpid()}\r\nSubject:".encode())
+        def stage(self, message: bytes | memoryview, **envelope: str) -> bool:
+            noted = bytes(message).replace(
+                b"Subject:", f"X-Staged-By: {os.getpid()}\r\nSubject:".encode()
+            )
             return super().stage(noted, **envelope)  # type: ignore[arg-type]
 
     ids = members(db, now, 7)
@@ -188,12 +190,12 @@ def test_a_full_disk_in_the_second_batch_is_noticed_after_the_first_is_handed_ov
     class FullAtSecondHandOff(OutboxTransport):
         handed = 0
 
-        def hand_over(self, handoff: outbox_module.BatchHandoff) -> None:
+        def hand_over(self, handoff: outbox_module.BatchHandoff, *, flushed: bool = False) -> None:
             self.handed += 1
             if self.handed == 2:
                 self.discard()
                 raise outbox_module.SendDeferred("cannot write to the outbox: No space left")
-            super().hand_over(handoff)
+            super().hand_over(handoff, flushed=flushed)
 
     transport = FullAtSecondHandOff(tmp_path / "outbox")
     transport.batch_size = 3
@@ -243,6 +245,35 @@ def test_a_member_who_left_before_their_batch_is_skipped_and_the_others_go(
     assert (report.sent, report.skipped) == (5, 1)
     assert "member03@example.org" not in recipients(tmp_path / "outbox")
     assert report.ledger["skipped"] == 1 and report.settled
+
+
+def test_a_flush_that_fails_leaves_the_batch_pending_and_removes_its_files(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The disk gives an I/O error on the flush of the second batch: no row of it is marked
+    `sending`, none of its files is renamed, the run stops with the first batch delivered."""
+    ids = members(db, now, 9)
+    freeze(ledger, ids)
+    flushes = [0]
+    real = outbox_module.sync_filesystem
+
+    def flush(root: Path) -> None:
+        flushes[0] += 1
+        if flushes[0] == 2:
+            raise OSError(5, "Input/output error")
+        real(root)
+
+    monkeypatch.setattr(outbox_module, "sync_filesystem", flush)
+    transport = OutboxTransport(tmp_path / "outbox")
+    transport.batch_size = 3
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert report.stopped and "Input/output error" in report.deferred
+    assert {k: n for k, n in ledger.counts().items() if n} == {"sent": 3, "pending": 6}
+    assert len(recipients(tmp_path / "outbox")) == 3
+    assert os.listdir(tmp_path / "outbox" / "tmp") == []
+    tried = [r for r in ledger.rows() if r.status == "pending" and r.attempts]
+    assert len(tried) == 3  # the second batch's rows count an attempt, the third's do not
 
 
 def test_a_full_disk_in_the_middle_of_a_batch_leaves_its_rows_pending_and_nothing_half_written(

@@ -2,11 +2,12 @@
 
 A batch into the outbox (:mod:`policyfeed.delivery.outbox`) is composed (each member's message,
 signed), staged (each written into ``tmp/``: on a big list most of a run's time, nearly all of it
-in the kernel), committed ``sending`` in the ledger, handed over (one flush, the renames into
-``new/``, one flush of ``new/``) and its outcome committed. On a big list a forked helper does
-the files' part, staging and hand-overs in order, while this process composes the next messages
-and keeps the ledger (:class:`Helper`): a run uses both cores, and the writes never wait for
-composing or for the database. Small runs, and platforms without ``fork``, do it all here
+in the kernel), flushed to disk (one flush of the filesystem), committed ``sending`` in the
+ledger, handed over (the renames into ``new/``, one flush of ``new/``) and its outcome committed.
+On a big list a forked helper does the files' part, staging and the renames in order, while
+this process composes the next messages, waits for the flushes and keeps the ledger
+(:class:`Helper`): a run uses both cores, and the writes never wait for composing, for the
+database or for the disk. Small runs, and platforms without ``fork``, do it all here
 (:class:`InProcess`).
 
 The messages go to the helper a part of a batch at a time (:data:`PART`), through a ring of
@@ -53,7 +54,7 @@ RING_BYTES = 8 << 20
 class Message:
     """One finished message to stage, with its envelope."""
 
-    data: bytes
+    data: bytes | memoryview
     sender: str
     recipient: str
     message_id: str
@@ -164,7 +165,9 @@ def _start_helper(parent: int, transport: BatchTransport, ring: mmap.mmap) -> No
 
 
 class _Handing:
-    """The files' side of hand-overs, in order (the rows are ``sending`` already). After one
+    """The files' side of hand-overs, in order: the files were flushed and the rows committed
+    ``sending`` already (by the run's process, so that the helper writes on meanwhile instead
+    of waiting for the disk), the renames into ``new/`` and its flush are left. After one
     fails (a full disk) the later ones are refused, their files removed: a run stops at its
     first failed hand-over, and what was handed over after it is not delivered either."""
 
@@ -178,7 +181,7 @@ class _Handing:
             self.transport.discard()
             raise SendDeferred(self.failed)
         try:
-            self.transport.hand_over(lambda: going)
+            self.transport.hand_over(lambda: going, flushed=True)
         except SendDeferred as exc:
             self.failed = str(exc) or "temporary failure"
             raise
@@ -196,7 +199,7 @@ def _hand_over_in_helper(parent: int, staged: dict[str, str], going: Collection[
 def _in_helper(parent: int, placed: Sequence[_Placed]) -> Staged:
     if parent_gone(parent) or _helper_transport is None or _helper_ring is None:
         os._exit(1)
-    ring = _helper_ring
+    ring = memoryview(_helper_ring)  # the messages are written from it, not copied out
     messages = [
         Message(
             p.data if p.data is not None else ring[p.offset : p.offset + p.length],
@@ -259,7 +262,7 @@ class Helper:
             size = len(m.data)
             offset = self._room(size) if size <= RING_BYTES // 4 else None
             if offset is None:  # through the pipe
-                placed.append(_Placed(0, size, m.data, m.sender, m.recipient, m.message_id))
+                placed.append(_Placed(0, size, bytes(m.data), m.sender, m.recipient, m.message_id))
                 continue
             self._ring[offset : offset + size] = m.data
             self._head = offset + size

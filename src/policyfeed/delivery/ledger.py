@@ -474,8 +474,9 @@ class DeliveryLedger:
             while True:
                 while waiting and waiting[0].complete and not stopping:
                     batch = waiting.popleft()
+                    handing = self._hand_over_batch(batch, transport, stager, report)
+                    started.append((batch, handing, True))
                     stopping = batch.deferred is not None  # no batch after it is handed over
-                    started.append((batch, self._hand_over_batch(batch, stager, report), True))
                 if len(started) <= limit:
                     return True
                 batch, result, handed_over = started.popleft()
@@ -561,13 +562,13 @@ class DeliveryLedger:
         return batch
 
     def _hand_over_batch(
-        self, batch: _Batch, stager: Stager, report: DeliveryReport
+        self, batch: _Batch, transport: BatchTransport, stager: Stager, report: DeliveryReport
     ) -> Callable[[], Any]:
-        """A batch whose messages are all staged: the rows that go are committed ``sending``
-        (the point of no return), then the stager moves their files into ``new/``; what it
-        returns gives the outcome (see :meth:`_settle_batch`). A member who left since the batch
-        began is skipped here, in the same transaction: their message is removed, never
-        delivered."""
+        """A batch whose messages are all staged: one flush of the disk, the rows that go are
+        committed ``sending`` (the point of no return), then the stager moves their files into
+        ``new/``; what it returns gives the outcome (see :meth:`_settle_batch`). A member who
+        left since the batch began is skipped here, in the same transaction: their message is
+        removed, never delivered."""
         report.skipped += len(batch.skipped)
         batch.results.extend(batch.skipped)
         for (row, _), flag in zip(batch.todo, batch.flags, strict=False):
@@ -577,8 +578,14 @@ class DeliveryLedger:
                 batch.results.append((row.id, "sent", "", True))
                 report.sent += 1
         names, batch.names, batch.given_up = {**batch.names, **batch.given_up}, {}, {}
+        if batch.deferred is None and batch.going:
+            try:  # every file of the batch whole on disk before any row says `sending`
+                transport.flush()
+            except SendDeferred as exc:
+                batch.deferred = str(exc) or "temporary failure"
         if batch.deferred is not None:  # nothing of the batch goes
-            batch.going.append(batch.todo[len(batch.flags)][0])  # tried too: an attempt
+            if len(batch.flags) < len(batch.todo):  # staging stopped at this row: tried too
+                batch.going.append(batch.todo[len(batch.flags)][0])
             return stager.hand_over(names, set())
         if not batch.going:
             return stager.hand_over(names, set())

@@ -35,7 +35,7 @@ BatchHandoff = Callable[[], Collection[str]]
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@+=-]")
 
 
-def _write_all(fd: int, head: bytes, body: bytes) -> None:
+def _write_all(fd: int, head: bytes, body: bytes | memoryview) -> None:
     """Write ``head`` then ``body`` to ``fd`` whole: one ``writev`` as a rule, and the rest
     written on when the kernel takes less at once."""
     done = os.writev(fd, (head, body))
@@ -145,10 +145,12 @@ class OutboxTransport:
             raise SendDeferred(f"cannot write to the outbox {self.root}: {exc}") from exc
 
     # --- batches -------------------------------------------------------------------------
-    def stage(self, message: bytes, *, sender: str, recipient: str, message_id: str) -> bool:
+    def stage(
+        self, message: bytes | memoryview, *, sender: str, recipient: str, message_id: str
+    ) -> bool:
         """Write one message of the batch into ``tmp/`` (not flushed yet). False when it is
         delivered already (read by a mail client, or these very bytes in ``new/``): nothing to
-        hand over."""
+        hand over. ``message`` may be a view (of the memory a helper shares: no copy)."""
         name = outbox_name(message_id)
         # The Return-Path line goes in front as a write of its own: no copy of the message.
         head = self._return_path_line(message, sender)
@@ -192,17 +194,26 @@ class OutboxTransport:
         or :meth:`discard`."""
         self._staged.update(staged)
 
-    def hand_over(self, handoff: BatchHandoff) -> None:
+    def flush(self) -> None:
+        """Every file written so far whole on disk (one flush of the filesystem): what
+        :meth:`hand_over` does first, for a caller that flushes before it (``flushed``)."""
+        try:
+            sync_filesystem(self.root)
+        except OSError as exc:
+            raise SendDeferred(f"cannot write to the outbox {self.root}: {exc}") from exc
+
+    def hand_over(self, handoff: BatchHandoff, *, flushed: bool = False) -> None:
         """Deliver the staged batch: one flush of the filesystem (every staged file whole on
-        disk), ``handoff()`` (the rows are ``sending`` from now on), the rename of each message
-        it returns into ``new/``, one flush of ``new/``. Staged files it does not return are
+        disk; not when the caller did it after the batch was staged: ``flushed``),
+        ``handoff()`` (the rows are ``sending`` from now on), the rename of each message it
+        returns into ``new/``, one flush of ``new/``. Staged files it does not return are
         removed. An OSError is :class:`SendDeferred`; :meth:`delivered` tells then which
         messages did arrive."""
         staged, self._staged = self._staged, {}
         tmp, new = self._tmp, os.path.join(self.root, "new")
         try:
             try:
-                if staged:
+                if staged and not flushed:
                     sync_filesystem(self.root)
                 going = set(handoff())
             except BaseException:
@@ -235,9 +246,9 @@ class OutboxTransport:
                 os.unlink(self.root / "tmp" / name)
 
     @staticmethod
-    def _return_path_line(message: bytes, sender: str) -> bytes:
+    def _return_path_line(message: bytes | memoryview, sender: str) -> bytes:
         """The ``Return-Path:`` line to put before ``message`` (none when it has one)."""
-        if sender and not message.startswith(b"Return-Path:"):
+        if sender and message[:12] != b"Return-Path:":
             return b"Return-Path: <" + sender.encode("utf-8") + b">\r\n"
         return b""
 
