@@ -473,9 +473,9 @@ class DeliveryLedger:
             nonlocal done, stopping
             while True:
                 while waiting and waiting[0].complete and not stopping:
-                    batch = waiting.popleft()
+                    batch = waiting[0]
                     handing = self._hand_over_batch(batch, transport, stager, report)
-                    started.append((batch, handing, True))
+                    started.append((waiting.popleft(), handing, True))
                     stopping = batch.deferred is not None  # no batch after it is handed over
                 if len(started) <= limit:
                     return True
@@ -577,7 +577,7 @@ class DeliveryLedger:
             else:  # these very bytes are there already: delivered, without a hand-off
                 batch.results.append((row.id, "sent", "", True))
                 report.sent += 1
-        names, batch.names, batch.given_up = {**batch.names, **batch.given_up}, {}, {}
+        names = {**batch.names, **batch.given_up}
         if batch.deferred is None and batch.going:
             try:  # every file of the batch whole on disk before any row says `sending`
                 transport.flush()
@@ -586,17 +586,20 @@ class DeliveryLedger:
         if batch.deferred is not None:  # nothing of the batch goes
             if len(batch.flags) < len(batch.todo):  # staging stopped at this row: tried too
                 batch.going.append(batch.todo[len(batch.flags)][0])
-            return stager.hand_over(names, set())
-        if not batch.going:
-            return stager.hand_over(names, set())
-        ids = [r.id for r in batch.going]
-        with transaction(self.db):
-            left = store.skip_departed(self.db, ids, now=self.clock())
-            batch.began = store.mark_sending_many(
-                self.db, [i for i in ids if i not in left], now=self.clock()
-            )
-        report.skipped += len(left)
-        return stager.hand_over(names, {r.message_id for r in batch.going if r.id in batch.began})
+            going: set[str] = set()
+        elif batch.going:
+            ids = [r.id for r in batch.going]
+            with transaction(self.db):
+                left = store.skip_departed(self.db, ids, now=self.clock())
+                batch.began = store.mark_sending_many(
+                    self.db, [i for i in ids if i not in left], now=self.clock()
+                )
+            report.skipped += len(left)
+            going = {r.message_id for r in batch.going if r.id in batch.began}
+        else:
+            going = set()
+        batch.names, batch.given_up = {}, {}  # the stager's now: it renames or removes them
+        return stager.hand_over(names, going)
 
     def _settle_batch(
         self,
