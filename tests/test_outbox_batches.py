@@ -352,3 +352,36 @@ def test_a_message_the_kernel_takes_in_pieces_is_still_written_whole(
     transport.hand_over(lambda: {"m1@x"})
     written = (tmp_path / "outbox" / "new" / "m1@x").read_bytes()
     assert written == f"Return-Path: <{SENDER}>\r\n".encode() + message
+
+
+def test_a_helper_that_dies_stops_the_run_with_an_error_and_the_next_run_delivers_once(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path,
+    staging: str,
+) -> None:  # fmt: skip
+    """The process writing the outbox is killed (the kernel's OOM killer, say) in the middle
+    of the second batch: the run stops with an error naming it, no member gets two messages,
+    and the next run delivers the rest."""
+    if staging == "here":
+        pytest.skip("only a helper can die without the run")
+    ids = members(db, now, 9)
+    freeze(ledger, ids)
+    helper_of = os.getpid()
+
+    class Dies(OutboxTransport):
+        calls = 0
+
+        def stage(self, message: bytes | memoryview, **envelope: str) -> bool:
+            self.calls += 1
+            if self.calls == 5 and os.getpid() != helper_of:
+                os._exit(9)
+            return super().stage(message, **envelope)  # type: ignore[arg-type]
+
+    transport = Dies(tmp_path / "outbox")
+    transport.batch_size = 3
+    with pytest.raises(RuntimeError, match="the process writing the outbox stopped"):
+        ledger.deliver(transport, compose, sender=SENDER)
+    counts = {k: n for k, n in ledger.counts().items() if n}
+    assert counts.get("sent", 0) in (0, 3) and counts.get("sending", 0) in (0, 3)
+    again = ledger.deliver(OutboxTransport(tmp_path / "outbox"), compose, sender=SENDER)
+    assert again.settled
+    assert recipients(tmp_path / "outbox") == sorted(f"member{n:02}@example.org" for n in range(9))

@@ -26,16 +26,17 @@ after the run is gone.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from policyfeed.delivery.transport import BatchTransport, SendDeferred
-from policyfeed.processes import can_fork, die_with_parent, parent_gone
+from policyfeed.processes import can_fork, die_with_parent
 
 #: A run with more rows than this many batches stages in a helper; below, forking costs more
 #: than it saves. (Tests set it to 0 to run small lists through the helper.)
@@ -44,10 +45,10 @@ AHEAD_FROM_BATCHES = 2
 PART = 50
 #: Parts given to the helper and not yet back, at most: what keeps it busy while this process
 #: hands a batch over.
-PARTS_IN_FLIGHT = 4
+PARTS_IN_FLIGHT = 8
 #: The memory shared with the helper; a message larger than a quarter of it goes through the
 #: pipe instead.
-RING_BYTES = 8 << 20
+RING_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -154,16 +155,6 @@ class InProcess:
         pass
 
 
-_helper_transport: BatchTransport | None = None
-_helper_ring: mmap.mmap | None = None
-
-
-def _start_helper(parent: int, transport: BatchTransport, ring: mmap.mmap) -> None:
-    global _helper_transport, _helper_ring, _helper_handing
-    die_with_parent(parent)
-    _helper_transport, _helper_ring, _helper_handing = transport, ring, _Handing(transport)
-
-
 class _Handing:
     """The files' side of hand-overs, in order: the files were flushed and the rows committed
     ``sending`` already (by the run's process, so that the helper writes on meanwhile instead
@@ -187,51 +178,149 @@ class _Handing:
             raise
 
 
-_helper_handing: _Handing | None = None
+def _serve(
+    jobs: Connection, results: Connection, transport: BatchTransport, ring: mmap.mmap
+) -> None:
+    """The helper's loop: each job from ``jobs`` in turn, its outcome to ``results``."""
+    view = memoryview(ring)  # the messages are written from it, not copied out
+    handing = _Handing(transport)
+    while True:
+        try:
+            job = jobs.recv()
+        except EOFError:  # the run closed its end, or is gone
+            return
+        if job is None:
+            return
+        kind, args = job
+        try:
+            if kind == "stage":
+                messages = [
+                    Message(
+                        p.data if p.data is not None else view[p.offset : p.offset + p.length],
+                        p.sender,
+                        p.recipient,
+                        p.message_id,
+                    )
+                    for p in args
+                ]
+                outcome: tuple[bool, Any] = (True, stage_messages(transport, messages))
+            else:
+                handing(*args)
+                outcome = (True, None)
+        except BaseException as exc:  # it goes back to the run, which raises it
+            outcome = (False, exc)
+        try:
+            results.send(outcome)
+        except Exception:  # an error that does not pickle: its text goes back
+            results.send((False, RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
 
 
-def _hand_over_in_helper(parent: int, staged: dict[str, str], going: Collection[str]) -> None:
-    if parent_gone(parent) or _helper_handing is None:
-        os._exit(1)
-    _helper_handing(staged, going)
+#: A pipe this large holds every job and result a run has on its way at once (F_SETPIPE_SZ).
+_PIPE_BYTES = 1 << 20
 
 
-def _in_helper(parent: int, placed: Sequence[_Placed]) -> Staged:
-    if parent_gone(parent) or _helper_transport is None or _helper_ring is None:
-        os._exit(1)
-    ring = memoryview(_helper_ring)  # the messages are written from it, not copied out
-    messages = [
-        Message(
-            p.data if p.data is not None else ring[p.offset : p.offset + p.length],
-            p.sender,
-            p.recipient,
-            p.message_id,
-        )
-        for p in placed
-    ]
-    return stage_messages(_helper_transport, messages)
+def _pipe() -> tuple[int, int]:
+    """A pipe that holds :data:`_PIPE_BYTES`; OSError where it cannot."""
+    import fcntl
+
+    read, write = os.pipe()
+    try:
+        fcntl.fcntl(write, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
+    except OSError:
+        os.close(read)
+        os.close(write)
+        raise
+    return read, write
+
+
+class _Result:
+    """The outcome of job ``number``, read from the helper when it is needed."""
+
+    def __init__(self, helper: Helper, number: int) -> None:
+        self.helper = helper
+        self.number = number
+
+    def done(self) -> bool:
+        return self.number in self.helper._received
+
+    def wait(self) -> None:
+        """Until the helper is done with the job (its error, if any, comes with the result)."""
+        self.helper._read_until(self.number)
+
+    def __call__(self) -> Any:
+        self.wait()
+        ok, value = self.helper._received.pop(self.number)
+        if not ok:
+            raise value
+        return value
 
 
 class Helper:
-    """Stages in one forked helper process, in the order the parts are started. The helper
-    inherits the transport as it is when it starts (forked: nothing is pickled but the messages
-    going in and the :class:`Staged` coming back)."""
+    """Stages and hands over in one forked helper process, in the order the jobs are given.
+    The helper inherits the transport as it is when it starts (forked: nothing is pickled but
+    the messages' places and envelopes going in and the :class:`Staged` coming back). Jobs and
+    results go through two pipes large enough for everything on its way at once, read and
+    written by this thread alone: no thread of its own waits for the interpreter's lock
+    between two jobs."""
 
     in_flight = PARTS_IN_FLIGHT
 
     def __init__(self, transport: BatchTransport) -> None:
-        import multiprocessing
-
         self._ring = mmap.mmap(-1, RING_BYTES)  # shared with the helper, which is forked
         self._head = 0  # where the last message placed ends
         # (offset, its part: None while it is being made up), in the order they were placed
-        self._used: deque[tuple[int, Future[Staged] | None]] = deque()
-        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_start_helper,
-            initargs=(os.getpid(), transport, self._ring),
-        )
+        self._used: deque[tuple[int, _Result | None]] = deque()
+        self._received: dict[int, tuple[bool, Any]] = {}
+        self._sent = 0  # jobs given
+        self._read = 0  # results read
+        jobs_read, jobs_write = _pipe()
+        try:
+            results_read, results_write = _pipe()
+        except OSError:
+            os.close(jobs_read)
+            os.close(jobs_write)
+            raise
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the helper
+            code = 0
+            try:
+                os.close(jobs_write)
+                os.close(results_read)
+                die_with_parent(parent)
+                _serve(
+                    Connection(jobs_read, writable=False),
+                    Connection(results_write, readable=False),
+                    transport,
+                    self._ring,
+                )
+            except BaseException:  # nobody to tell but the exit code: the run sees the pipe close
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(jobs_read)
+        os.close(results_write)
+        self._pid: int | None = pid
+        self._jobs = Connection(jobs_write, readable=False)
+        self._results = Connection(results_read, writable=False)
+
+    def _give(self, job: tuple[str, Any]) -> _Result:
+        assert self._pid is not None, "the helper is closed"
+        try:
+            self._jobs.send(job)
+        except OSError:  # a broken pipe: the helper is gone
+            raise RuntimeError("the process writing the outbox stopped") from None
+        self._sent += 1
+        return _Result(self, self._sent - 1)
+
+    def _read_until(self, number: int) -> None:
+        while self._read <= number:
+            try:
+                outcome = self._results.recv()
+            except EOFError:
+                raise RuntimeError("the process writing the outbox stopped") from None
+            self._received[self._read] = outcome
+            self._read += 1
 
     def _room(self, size: int) -> int | None:
         """Where ``size`` bytes go in the ring: after the last message placed, or at the start
@@ -251,11 +340,10 @@ class Helper:
                 return self._head
             if part is None:
                 return None
-            part.exception()  # wait until the helper is done with it (an error comes later)
+            part.wait()
             self._used.popleft()
 
     def start(self, messages: Sequence[Message]) -> Callable[[], Staged]:
-        assert self._pool is not None, "the helper is closed"
         placed: list[_Placed] = []
         mine = 0  # messages of this part in the ring
         for m in messages:
@@ -269,32 +357,36 @@ class Helper:
             self._used.append((offset, None))
             mine += 1
             placed.append(_Placed(offset, size, None, m.sender, m.recipient, m.message_id))
-        future: Future[Staged] = self._pool.submit(_in_helper, os.getpid(), placed)
+        result = self._give(("stage", placed))
         for n in range(len(self._used) - mine, len(self._used)):
-            self._used[n] = (self._used[n][0], future)
-        return future.result
+            self._used[n] = (self._used[n][0], result)
+        return result
 
     def hand_over(self, staged: dict[str, str], going: Collection[str]) -> Callable[[], None]:
-        assert self._pool is not None, "the helper is closed"
-        future: Future[None] = self._pool.submit(
-            _hand_over_in_helper, os.getpid(), staged, set(going)
-        )
-        return future.result
+        return self._give(("hand over", (staged, set(going))))
 
     def close(self) -> None:
-        """Wait for the part in hand (so that nothing is written after), drop the others."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-            self._used.clear()
-            self._ring.close()
+        """Let the helper finish what it was given (so that nothing is written after), then
+        stop it."""
+        if self._pid is None:
+            return
+        pid, self._pid = self._pid, None
+        with contextlib.suppress(OSError):
+            self._jobs.send(None)
+        self._jobs.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        self._results.close()
+        self._used.clear()
+        self._ring.close()
 
 
 def stager(transport: BatchTransport, *, rows: int) -> Stager:
     """A helper for a run of more than :data:`AHEAD_FROM_BATCHES` batches where it can fork,
     else staging here."""
     if rows > AHEAD_FROM_BATCHES * max(1, transport.batch_size) and can_fork():
-        return Helper(transport)
+        with contextlib.suppress(OSError):  # no pipe large enough: here, then
+            return Helper(transport)
     return InProcess(transport)
 
 
