@@ -171,3 +171,24 @@ def test_the_environment_can_give_the_real_address(trial: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "tag:policy.example.org,2012-07-25:posts/a-draft" in result.stdout
+
+
+def test_a_second_init_says_which_of_its_options_it_did_not_write(tmp_path: Path) -> None:
+    """init keeps an existing config as it is; each option given that differs from it is
+    named, with the key to change instead (none is dropped silently)."""
+    first = run(
+        "init", "--title", "First", "--base-url", "https://policy.example.org/",
+        "--mail-from", "digest@policy.example.org",
+    )  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    again = run(
+        "init", "--title", "Second", "--base-url", "https://policy.example.org/",
+        "--mail-from", "digest@policy.example.org", "--postal-address", "Rue 1, Geneva",
+    )  # fmt: skip
+    assert again.exit_code == 0
+    assert again.stderr == (
+        "Warning: --title Second not written: policyfeed.toml exists; change site.title in it\n"
+        "Warning: --postal-address Rue 1, Geneva not written: policyfeed.toml exists; change "
+        "digest.postal_address in it\n"
+    )
+    assert 'title = "First"' in (tmp_path / "policyfeed.toml").read_text(encoding="utf-8")

@@ -154,6 +154,21 @@ def test_secrets_in_the_file_are_refused(tmp_path: Path, text: str, message: str
             "policyfeed.toml: title must be inside its section: [site] title = …",
         ),
         ('site = "x"\n', "policyfeed.toml: site must be a table ([site])"),
+        (
+            'secret = "0123456789abcdef"\n[site]\ntitle = "x"\n',
+            "policyfeed.toml: secret: secrets are read only from the environment "
+            "(POLICYFEED_SECRET); remove it from the file",
+        ),
+        (
+            'password = "hunter2"\n',
+            "policyfeed.toml: password: secrets are read only from the environment "
+            "(POLICYFEED_SMTP_PASSWORD); remove it from the file",
+        ),
+        (
+            'colour = "red"\n',
+            "policyfeed.toml: colour = … is outside any section, and no section has a key "
+            "'colour' (sections: site, build, digest, smtp, web, bounces, dkim, signup)",
+        ),
         ("[build]\nfeed_limit = 1.5\n", "[build] feed_limit: feed_limit must be a whole number"),
         ('[build]\nfeed_limit = "ten"\n', "feed_limit must be a whole number, not 'ten'"),
         ("[build]\nfeed_limit = true\n", "feed_limit must be a whole number, not True"),

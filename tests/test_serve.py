@@ -227,3 +227,25 @@ def test_the_serve_command_listens_on_localhost_and_serves_the_built_site(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_serve_with_a_mistyped_out_folder_names_the_one_that_exists(
+    demo_db_path: Path, tmp_path: Path
+) -> None:
+    """`serve --out pubic` next to a built `public/` would serve nothing but 404s: it is refused,
+    naming the folder meant, and nothing listens."""
+    config = ROOT / "policyfeed.toml"
+    base = [sys.executable, "-m", "policyfeed", "--db", str(demo_db_path), "--config", str(config)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYFEED_")}
+    env["POLICYFEED_SECRET"] = "serve-key-of-the-tests"
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "index.html").write_text("<!doctype html>", encoding="utf-8")
+    result = subprocess.run(
+        [*base, "serve", "--port", "0", "--out", str(tmp_path / "pubic")],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"{tmp_path / 'pubic'}: no such folder; did you mean {tmp_path / 'public'}?" in (
+        result.stderr
+    )
+    assert result.stdout == ""

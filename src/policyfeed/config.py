@@ -369,9 +369,20 @@ def parse_config_text(text: str, path: Path) -> dict[str, Any]:
     if "sources" in raw:
         values["sources"] = parse_sources(raw.pop("sources"), path)
     for section, table in raw.items():
+        if not isinstance(table, dict) and section in _SECRET_KEYS:
+            env = SECRET_ENV[_SECRET_KEYS[section]]
+            raise ConfigError(
+                f"{path}: {section}: secrets are read only from the environment ({env}); "
+                "remove it from the file"
+            )
         if not isinstance(table, dict) and section in _SECTION_OF:
             where = toml_key(section).replace(".", "] ", 1)
             raise ConfigError(f"{path}: {section} must be inside its section: [{where} = …")
+        if not isinstance(table, dict) and section not in SECTIONS:
+            raise ConfigError(
+                f"{path}: {section} = … is outside any section, and no section has a key "
+                f"{section!r} (sections: {', '.join(SECTIONS)})"
+            )
         if section not in SECTIONS:
             raise ConfigError(
                 f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)}) "

@@ -75,6 +75,9 @@ def serve(app: App, host: str, port: int, out_dir: Path | None, demo: bool) -> N
         )
     folder = out_dir or settings.output_dir
     if not folder.is_dir():
+        meant = _close_folder(folder) if out_dir is not None else None
+        if meant is not None:  # a typo: serving it would answer 404 to everything
+            raise click.UsageError(f"{folder}: no such folder; did you mean {meant}?")
         click.echo(f"Note: {folder} does not exist yet; run `policyfeed build` first.", err=True)
     preview = serve_endpoints(settings, host)
     site = make_app(settings, app.db_path, folder, demo=demo, endpoints=preview)
@@ -105,3 +108,16 @@ def serve(app: App, host: str, port: int, out_dir: Path | None, demo: bool) -> N
         pass
     finally:
         server.close()
+
+
+def _close_folder(folder: Path) -> Path | None:
+    """A folder beside ``folder`` whose name is close to its name (a typo's target), if any."""
+    import difflib
+
+    parent = folder.parent
+    try:
+        names = [p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return None
+    found = difflib.get_close_matches(folder.name, names, n=1, cutoff=0.75)
+    return parent / found[0] if found else None

@@ -123,12 +123,23 @@ def init(app: App, title: str, base_url: str | None, mail_from: str, postal_addr
     if config_path.exists():
         settings = load_settings(config_path)  # fail now, not later, if the file is wrong
         click.echo(f"Kept {config_path} (already there)")
-        if base_url is not None and base_url.rstrip("/") + "/" != settings.base_url:
-            click.echo(
-                f"Warning: --base-url {base_url} not written: {config_path} exists; change "
-                "site.base_url in it",
-                err=True,
-            )
+        given = click.get_current_context().get_parameter_source
+        kept = [  # (option, value given, its key, whether the file says otherwise)
+            ("--title", title, "site.title", title != settings.title),
+            ("--base-url", base_url, "site.base_url",
+             base_url is not None and base_url.rstrip("/") + "/" != settings.base_url),
+            ("--mail-from", mail_from, "digest.mail_from", mail_from != settings.mail_from),
+            ("--postal-address", postal_address, "digest.postal_address",
+             postal_address != settings.postal_address),
+        ]  # fmt: skip
+        for option, value, key, differs in kept:
+            name = option[2:].replace("-", "_")
+            if differs and given(name) is not click.core.ParameterSource.DEFAULT:
+                click.echo(
+                    f"Warning: {option} {value} not written: {config_path} exists; change "
+                    f"{key} in it",
+                    err=True,
+                )
         reason = placeholder_reason(settings.base_url)
         if reason:
             click.echo(
