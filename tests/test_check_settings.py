@@ -35,6 +35,13 @@ def test_a_real_domain_with_a_secret_passes(settings: Settings) -> None:
     )
 
 
+def test_a_schedule_publish_cannot_read_is_an_error(settings: Settings) -> None:
+    assert lines(settings, secret="s" * 32, schedule="0 8 * * MONDY")[0] == (
+        "ERROR settings digest.schedule: '0 8 * * MONDY' is not a cron expression of five "
+        "fields (minute hour day month weekday), e.g. '0 8 * * MON': publish refuses to run"
+    )
+
+
 def test_no_sender_address(settings: Settings) -> None:
     assert lines(settings, secret="s" * 32, mail_from="")[0] == (
         "ERROR settings digest.mail_from: no sender address: messages would come from "

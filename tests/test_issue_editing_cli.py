@@ -286,3 +286,31 @@ def test_approving_for_one_member_says_member(run) -> None:
     approved = run("issue", "approve", "1")
     assert approved.exit_code == 0, approved.output
     assert approved.output.endswith(" delivers it to 1 member.\n")
+
+
+def test_an_issue_made_for_a_period_years_ahead_says_its_posts_wait_until_then(run) -> None:
+    """A slip of the year (2031 for 2021) makes an issue whose posts skip every issue before
+    it: made all the same (an issue may be made ahead of its time), but never silently."""
+    made = run("issue", "new", "--period", "2031-01-06")
+    assert made.exit_code == 0, made.output
+    assert "Created issue 1 (period 2031-01-06T08:00)" in made.stdout
+    assert made.stderr.startswith(
+        "Warning: period 2031-01-06T08:00 is more than one scheduled time ahead (the next is "
+    )
+    assert (
+        "its posts wait for it and skip every issue before it (`policyfeed issue discard 1` "
+        "puts them back)" in made.stderr
+    )
+
+
+def test_an_issue_made_for_the_next_scheduled_time_says_nothing_more(run) -> None:
+    from datetime import UTC, datetime
+
+    from policyfeed.config import load_settings
+    from policyfeed.schedule import next_period
+
+    settings = load_settings(DEMO_CONFIG, environ={})
+    upcoming = next_period(settings.schedule, settings.tz, datetime.now(UTC))
+    made = run("issue", "new", "--period", upcoming.key)
+    assert made.exit_code == 0, made.output
+    assert made.stderr == ""

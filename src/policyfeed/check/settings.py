@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from policyfeed.check.report import Report
 from policyfeed.config import MIN_SECRET_LENGTH
+from policyfeed.errors import ConfigError
+from policyfeed.schedule import check_schedule
 
 if TYPE_CHECKING:
     from policyfeed.config import Settings
@@ -28,6 +30,12 @@ PLACEHOLDER_WORDS = ("your-site", "yoursite", "your-domain", "yourdomain", "chan
 
 def check_settings(report: Report, settings: Settings) -> None:
     """Add what is missing or wrong in ``settings`` for sending mail to ``report``."""
+    try:
+        check_schedule(settings.schedule)
+    except ConfigError as exc:  # the loader takes any text; publish reads it as cron
+        report.error(
+            AREA, "digest.schedule", f"{str(exc).split(': ', 1)[1]}: publish refuses to run"
+        )
     if not settings.mail_from:
         report.error(
             AREA,

@@ -174,8 +174,18 @@ def issue_new(
         )
     _echo_posts(app, posts)
     click.echo(f"Subject: {issue_.subject}")
-    from policyfeed.schedule import looks_like_a_time
+    from policyfeed.schedule import looks_like_a_time, next_period, period_from_key
 
+    scheduled = period_from_key(key, settings.tz)
+    upcoming = next_period(settings.schedule, settings.tz, now)
+    if scheduled is not None and scheduled.scheduled_at > upcoming.scheduled_at:
+        click.echo(
+            f"Warning: period {key} is more than one scheduled time ahead (the next is "
+            f"{upcoming.key}): the scheduled run mails this issue only then, so its posts wait "
+            f"for it and skip every issue before it (`policyfeed issue discard "
+            f"{issue_.number}` puts them back)",
+            err=True,
+        )
     if not looks_like_a_time(key):
         click.echo(
             f"A special issue: the scheduled run never mails it; "
