@@ -109,6 +109,33 @@ def test_topics_add_chooses_a_slug_that_posts_then_use(site: Path) -> None:
     assert again.exit_code == 1 and "already" in again.stderr
 
 
+@pytest.mark.parametrize(
+    "other", ["net neutrality", "NET NEUTRALITY", "Net  Neutrality", "NET NEUTRALİTY"]
+)
+def test_topics_add_refuses_a_name_that_differs_from_a_topic_only_in_case(
+    site: Path, other: str
+) -> None:
+    """Two topics "Net Neutrality" and "net neutrality" would split one subject: posts would
+    get one or the other depending on how the name was typed, and a member following one would
+    miss the other's posts."""
+    first = CliRunner().invoke(cli, ["topics", "add", "Net Neutrality"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(cli, ["topics", "add", other, "--slug", "nn2"])
+    if other == "NET NEUTRALİTY":  # a dotted capital I is another letter: another name
+        assert again.exit_code == 0, again.output
+        return
+    assert again.exit_code == 1
+    refused = "Error: there is a topic 'Net Neutrality' already (slug 'net-neutrality')"
+    if other == "Net  Neutrality":  # cleaned to the very same name
+        assert again.stderr == refused + "\n"
+    else:
+        assert again.stderr == (
+            f"{refused}; names that differ only in case or spaces are one topic\n"
+        )
+    listed = CliRunner().invoke(cli, ["topics", "list"])
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["net-neutrality"]
+
+
 def test_a_topic_without_any_letter_asks_for_a_slug(site: Path) -> None:
     result = CliRunner().invoke(cli, ["posts", "add", "--title", "x", "--topic", "+++"])
     assert result.exit_code == 1

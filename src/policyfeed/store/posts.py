@@ -177,13 +177,27 @@ def search_posts(db: Database, query: str, *, limit: int = 20) -> list[Post]:
     return get_posts_by_ids(db, [int(row[0]) for row in rows])
 
 
+def _folded(name: str) -> str:
+    """A topic's name as two names that are one topic share it: case and spaces aside."""
+    return " ".join(name.split()).casefold()
+
+
 def add_topic(db: Database, topic: Topic) -> Topic:
-    """Create a topic with the slug given; refuses a slug or a name already in use."""
+    """Create a topic with the slug given; refuses a slug or a name already in use, and a name
+    that differs from a topic's only in case or spaces (one subject, split in two, would give
+    posts one or the other by how the name was typed)."""
     taken = db.execute(
         "SELECT slug, name FROM topics WHERE slug = ? OR name = ?", [topic.slug, topic.name]
     ).fetchone()
     if taken:
         raise ConflictError(f"there is a topic {taken[1]!r} already (slug {taken[0]!r})")
+    folded = _folded(topic.name)
+    for slug, name in db.execute("SELECT slug, name FROM topics").fetchall():
+        if _folded(name) == folded:
+            raise ConflictError(
+                f"there is a topic {name!r} already (slug {slug!r}); names that differ only "
+                "in case or spaces are one topic"
+            )
     with transaction(db):
         db.execute("INSERT INTO topics (slug, name) VALUES (?, ?)", [topic.slug, topic.name])
     return topic
