@@ -223,6 +223,17 @@ def test_a_wrong_file_is_an_error_naming_the_file_and_key(
             'digest.approval = "required" needs site.editor_email',
         ),
         ({"POLICYFEED_PREVIEW_URL": "127.0.0.1:8000"}, "digest.preview_url must be the absolute"),
+        (
+            {"POLICYFEED_PREVIEW_URL": "https://policy.example.org/"},
+            "digest.preview_url must lead to the preview, whose address ends in /preview/ "
+            "(e.g. https://policy.example.org/preview/), not 'https://policy.example.org/': "
+            "the approval copy's links would open the public site instead",
+        ),
+        (
+            {"POLICYFEED_PREVIEW_URL": "https://policy.example.org/editors"},
+            "digest.preview_url must lead to the preview, whose address ends in /preview/ "
+            "(e.g. https://policy.example.org/editors/preview/)",
+        ),
         ({"POLICYFEED_PREVIEW_PASSWORD": "short"}, "POLICYFEED_PREVIEW_PASSWORD must be at least"),
     ],
 )

@@ -660,6 +660,15 @@ def _validate_approval(settings: Settings) -> None:
             )
         if not settings.preview_url.endswith("/"):
             object.__setattr__(settings, "preview_url", settings.preview_url + "/")
+        if not urlsplit(settings.preview_url).path.endswith("/preview/"):
+            meant = urlsplit(settings.preview_url)._replace(
+                path=urlsplit(settings.preview_url).path + "preview/", query="", fragment=""
+            )
+            raise ConfigError(
+                "digest.preview_url must lead to the preview, whose address ends in /preview/ "
+                f"(e.g. {meant.geturl()}), not {settings.preview_url!r}: the approval copy's "
+                "links would open the public site instead"
+            )
     if settings.preview_password and len(settings.preview_password) < MIN_PREVIEW_PASSWORD:
         raise ConfigError(
             f"POLICYFEED_PREVIEW_PASSWORD must be at least {MIN_PREVIEW_PASSWORD} characters "
