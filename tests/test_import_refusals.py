@@ -200,14 +200,25 @@ BAD_DATES = [
     ("new.atom", NEW_ATOM.format(
         title=TITLE, dates="<updated>Wed, 32 Aug 2012 10:00:00 +0000</updated>"
     ), "updated", "Wed, 32 Aug 2012 10:00:00 +0000", "item 'Nobody knows when'"),
+    # Days that do not exist: feedparser moves them on (30 February becomes 1 March).
+    ("new.xml", NEW_RSS.format(title=TITLE, date="Thu, 30 Feb 2012 10:00:00 +0000"),
+     "pubDate", "Thu, 30 Feb 2012 10:00:00 +0000", "item 'Nobody knows when'"),
+    ("new.atom", NEW_ATOM.format(
+        title=TITLE,
+        dates="<published>2012-02-30T10:00:00Z</published>\n<updated>2012-08-28T10:00:00Z</updated>",
+    ), "published", "2012-02-30T10:00:00Z", "item 'Nobody knows when'"),
+    ("new.atom", NEW_ATOM.format(
+        title=TITLE, dates="<updated>2011-02-29T10:00:00+02:00</updated>"
+    ), "updated", "2011-02-29T10:00:00+02:00", "item 'Nobody knows when'"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("name", "text", "tag", "value", "item"),
     BAD_DATES,
-    ids=["rss-day-32", "rss-no-title", "atom-published", "atom-updated"],
-)
+    ids=["rss-day-32", "rss-no-title", "atom-published", "atom-updated", "rss-30-february",
+         "atom-30-february", "atom-29-february-2011"],
+)  # fmt: skip
 def test_a_feed_item_whose_date_does_not_parse_stops_the_import(
     site: Path, name: str, text: str, tag: str, value: str, item: str
 ) -> None:

@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -329,7 +329,8 @@ def read_feed(data: bytes, source: str, *, content_type: str = "", url: str = ""
         for key, target in (("published_parsed", "published_at"), ("updated_parsed", "updated_at")):
             # dict.get: feedparser's own get() maps a missing updated_parsed to published_parsed.
             parsed_time = dict.get(entry, key)
-            if not parsed_time and str(dict.get(entry, key[: -len("_parsed")]) or "").strip():
+            raw = str(dict.get(entry, key[: -len("_parsed")]) or "").strip()
+            if (not parsed_time and raw) or (parsed_time and _no_such_day(raw)):
                 raise _unparsable_date(entry, index, key[: -len("_parsed")], title, root, source)
             if parsed_time:
                 y, mo, d, h, mi, sec = parsed_time[:6]
@@ -349,6 +350,22 @@ def read_feed(data: bytes, source: str, *, content_type: str = "", url: str = ""
             record["language"] = language
         document.records.append((f"entry {index}", record))
     return document
+
+
+_ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def _no_such_day(raw: str) -> bool:
+    """Whether an ISO 8601 date names a day that does not exist (2012-02-30), which feedparser
+    moves on to one that does (1 March) instead of refusing."""
+    found = _ISO_DAY.match(raw)
+    if not found:
+        return False
+    try:
+        date(int(found[1]), int(found[2]), int(found[3]))
+    except ValueError:
+        return True
+    return False
 
 
 # The elements feedparser reads an item's published and updated dates from (RSS, Atom 0.3 and
