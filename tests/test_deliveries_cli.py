@@ -49,13 +49,13 @@ def run(db_path: Path, *args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, [*base, *args], env=env or {})
 
 
-def published(site: Path, relay: SmtpSink, tmp_path: Path) -> Result:
+def published(site: Path, relay: SmtpSink, tmp_path: Path, *args: str) -> Result:
     env = {
         **relay.environ(),
         "POLICYFEED_SECRET": "k" * 32,
         "POLICYFEED_OUTPUT_DIR": str(tmp_path / "public"),
     }
-    return run(site, "publish", env=env)
+    return run(site, "publish", *args, env=env)
 
 
 def test_the_deliveries_of_an_issue_are_listed_with_status_attempts_and_the_last_answer(
@@ -181,3 +181,26 @@ def test_the_help_on_unsure_rows_says_to_mark_the_arrived_ones_before_resending(
     sending = text.split("sending ", 1)[1].split(" sent ", 1)[0]
     assert "policyfeed issue mark-sent" in sending
     assert sending.index("mark-sent") < sending.index("--resend-ambiguous")
+
+
+def test_marking_a_special_issue_names_the_command_that_finishes_it(
+    site: Path, tmp_path: Path
+) -> None:
+    """A special issue is mailed only by `publish --period NAME`: the hint says so (the
+    scheduled run would never finish it)."""
+    assert run(site, "issue", "new", "--period", "wcit-special").exit_code == 0
+    with SmtpSink(lose_answers=1) as relay:
+        first = published(site, relay, tmp_path, "--period", "wcit-special")
+        assert first.exit_code == 1, first.output
+        [unsure] = json.loads(
+            run(site, "issue", "deliveries", "1", "--status", "sending", "--json").stdout
+        )
+        marked = run(site, "issue", "mark-sent", "1", unsure["message_id"])
+    assert marked.exit_code == 0, marked.output
+    left = json.loads(run(site, "issue", "show", "1", "--json").stdout)["deliveries"]
+    if left["pending"] + left["sending"]:
+        assert "`policyfeed publish --period wcit-special" in marked.stdout
+    else:
+        assert marked.stdout.endswith(
+            "the next `policyfeed publish --period wcit-special` finishes the issue.\n"
+        )

@@ -122,9 +122,17 @@ def issue_mark_sent(app: App, number: int, message_ids: tuple[str, ...]) -> None
     marked = ledger.mark_unsure_sent(message_ids)
     left = ledger.counts()
     unsettled = left.get("pending", 0) + left.get("sending", 0)
+    from policyfeed.schedule import looks_like_a_time
+
+    # A special issue goes out only when named; the scheduled run never mails it.
+    command = "policyfeed publish" + (
+        "" if looks_like_a_time(issue_.period) else f" --period {issue_.period}"
+    )
     then = (
-        "the next `policyfeed publish` finishes the issue"
+        f"the next `{command}` finishes the issue"
         if not unsettled
-        else f"{counted(unsettled, 'message')} of it still to settle"
+        else f"{counted(unsettled, 'message')} of it still to settle: `{command}"
+        + (" --resend-ambiguous" if left.get("sending", 0) else "")
+        + "` sends the rest"
     )
     click.echo(f"Marked {counted(marked, 'message')} of issue {number} as sent; {then}.")
