@@ -254,3 +254,32 @@ def test_a_redirect_page_is_never_the_post_page_whose_contrast_check_computes(si
     specimens = contrast_specimens(out, listing)
     assert posts[1] == "posts/trade-agreements/index.html" and posts[1] in specimens
     assert posts[0] not in specimens
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("en", ("Moved", "This post has moved:", "read it at its new address")),
+        ("fr", ("Déplacé", "Cet article a déménagé :", "lisez-le à sa nouvelle adresse")),
+        ("es", ("Trasladado", "Este artículo se ha trasladado:", "léalo en su nueva dirección")),
+        ("ar", ("نُقل", "نُقل هذا المقال:", "اقرأه في عنوانه الجديد")),
+    ],
+)
+def test_a_redirect_page_speaks_the_sites_language(language: str, words: tuple[str, ...]) -> None:
+    """A reader who follows an old link of a French site is told in French where it went."""
+    import dataclasses
+
+    from policyfeed.config import Settings
+    from policyfeed.site.redirects import redirect_page
+
+    settings = dataclasses.replace(
+        Settings(), base_url="https://policy.example.org/", title="Public Policy",
+        language=language,
+    )  # fmt: skip
+    page = redirect_page(settings, "new-slug")
+    for word in words:
+        assert word in page, (language, word)
+    assert f'<html lang="{language}"' in page
+    assert read_redirect(page.encode("utf-8")) == (
+        "posts/new-slug/", "https://policy.example.org/posts/new-slug/"
+    )  # fmt: skip

@@ -31,22 +31,31 @@ def redirect_path(old_slug: str) -> str:
 
 
 def redirect_page(settings: Settings, new_slug: str) -> str:
-    """The page left at an old slug of the post now at ``posts/<new_slug>/``."""
+    """The page left at an old slug of the post now at ``posts/<new_slug>/``, in the site's
+    language (its catalog, as the templates use it)."""
+    from policyfeed.model import N_
+    from policyfeed.templating import text_direction, translations
+
+    words = translations(settings.language, settings.templates_dir).gettext
     target = f"posts/{new_slug}/"
     canonical = html.escape(settings.absolute(target))
     relative = f"../{new_slug}/"
-    title = html.escape(" ".join(settings.title.split()) or "This site")
+    title = html.escape(" ".join(settings.title.split()) or words(N_("This site")))
+    language = html.escape(settings.language or "en")
+    sentence = html.escape(words(N_("This post has moved:")))
+    link = html.escape(words(N_("read it at its new address")))
+    moved = html.escape(words(N_("Moved")))
     return (
         _HEAD.format(target=target)
-        + f'<html lang="{html.escape(settings.language or "en")}">\n<head>\n'
+        + f'<html lang="{language}" dir="{text_direction(settings.language or "en")}">\n'
+        "<head>\n"
         '<meta charset="utf-8">\n'
         '<meta name="robots" content="noindex">\n'
         f'<link rel="canonical" href="{canonical}">\n'
         f'<meta http-equiv="refresh" content="0; url={relative}">\n'
-        f"<title>Moved – {title}</title>\n"
+        f"<title>{moved} – {title}</title>\n"
         "</head>\n<body>\n"
-        f'<p>This post has moved: <a href="{relative}">read it at its new address</a> '
-        f"({canonical}).</p>\n"
+        f'<p>{sentence} <a href="{relative}">{link}</a> (<bdi>{canonical}</bdi>).</p>\n'
         "</body>\n</html>\n"
     )
 
