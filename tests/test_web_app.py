@@ -136,6 +136,29 @@ def test_error_pages_have_the_sites_look_and_no_details(
     assert configured.title in html
 
 
+@pytest.mark.parametrize(
+    ("language", "title", "sentence"),
+    [
+        ("fr", "Page introuvable", "Aucune page ne se trouve à cette adresse."),
+        ("es", "Página no encontrada", "No hay ninguna página en esta dirección."),
+        ("ar", "الصفحة غير موجودة", "لا توجد صفحة في هذا العنوان."),
+    ],
+)
+def test_error_pages_speak_the_sites_language(
+    configured: Settings, db_path: Path, language: str, title: str, sentence: str
+) -> None:
+    french = dataclasses.replace(configured, language=language)
+    response = Client(app_with(french, db_path)).get("/no/such/page")
+    assert response.status_code == 404
+    html = response.get_data(as_text=True)
+    assert f"<h1>{title}</h1>" in html
+    assert sentence in html
+    assert "was not found on the server" not in html
+    bad = Client(app_with(french, db_path)).get("/%01")
+    assert bad.status_code == 400
+    assert "The path holds a control character." not in bad.get_data(as_text=True)
+
+
 def test_a_view_that_fails_is_a_500_without_a_traceback_in_the_answer(
     configured: Settings, db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

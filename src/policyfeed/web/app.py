@@ -62,6 +62,7 @@ from werkzeug.wrappers import Request, Response
 
 from policyfeed.config import require_secret_length
 from policyfeed.errors import ConfigError
+from policyfeed.model import N_
 from policyfeed.web.static import PathTooLong, StaticFiles
 
 if TYPE_CHECKING:
@@ -81,6 +82,28 @@ MAX_TOKEN_LENGTH = 400
 DEFAULT_MAX_BODY = 16 * 1024
 DEFAULT_MAX_FORM_PARTS = 20
 ERROR_TEMPLATE = "web/error.html"
+#: werkzeug's names and descriptions of the errors the app answers with, marked for the
+#: catalogs: the error page shows them in the site's language.
+ERROR_WORDS = (
+    N_("Bad Request"),
+    N_("The browser (or proxy) sent a request that this server could not understand."),
+    N_("Not Found"),
+    N_(
+        "The requested URL was not found on the server. If you entered the URL manually please "
+        "check your spelling and try again."
+    ),
+    N_("Method Not Allowed"),
+    N_("The method is not allowed for the requested URL."),
+    N_("Request Entity Too Large"),
+    N_("The data value transmitted exceeds the capacity limit."),
+    N_("Too Many Requests"),
+    N_("This user has exceeded an allotted request count. Try again later."),
+    N_("Internal Server Error"),
+    N_(
+        "The server encountered an internal error and was unable to complete your request. "
+        "Either the server is overloaded or there is an error in the application."
+    ),
+)
 
 #: No script at all; styles inline (the site's pages carry theirs); images from anywhere a post
 #: links them; forms only to this site; never inside a frame.
@@ -306,11 +329,11 @@ class SiteApp:
             path_info = environ.get("PATH_INFO", "")
             if _has_control_character(path_info):
                 _refused(request.method, path_info, "a control character in the path")
-                raise BadRequest("The path holds a control character.")
+                raise BadRequest(N_("The path holds a control character."))
             if not _is_utf8(environ.get("QUERY_STRING", "")):
                 # werkzeug decodes a raw query string as UTF-8 and fails on anything else.
                 _refused(request.method, path_info, "the query string is not UTF-8")
-                raise BadRequest("The query string is not UTF-8.")
+                raise BadRequest(N_("The query string is not UTF-8."))
             adapter = self.url_map.bind_to_environ(environ)
             name, values = adapter.match()
             endpoint = _STATIC if name == "static" else self.endpoints[int(name)]
@@ -342,18 +365,24 @@ class SiteApp:
         if endpoint.token_page and any(
             len(v) > MAX_TOKEN_LENGTH for v in request.args.getlist("t")
         ):
-            raise BadRequest("The link is longer than any link of this site.")
+            raise BadRequest(N_("The link is longer than any link of this site."))
         if name == "static":
             return self.static.serve(request, values["path"])
         return endpoint.view(request, self.site, **values)
 
     def _error(self, exc: HTTPException) -> Response:
-        """An error as a page in the site's look (plain text if the template fails)."""
+        """An error as a page in the site's look and language (plain text if the template
+        fails)."""
+        from policyfeed.templating import translations
+
         code = exc.code or 500
+        settings = self.site.settings
+        words = translations(settings.language, settings.templates_dir).gettext
         try:
             response = self.site.page(
-                ERROR_TEMPLATE, status=code, code=code, title=exc.name, message=exc.description
-            )
+                ERROR_TEMPLATE, status=code, code=code, title=words(exc.name),
+                message=words(exc.description or ""),
+            )  # fmt: skip
         except Exception:
             log.exception("the error page %s cannot be shown", ERROR_TEMPLATE)
             response = Response(f"{code} {exc.name}\n", status=code, mimetype="text/plain")
