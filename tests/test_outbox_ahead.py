@@ -122,3 +122,65 @@ def test_a_message_file_is_readable_by_the_program_that_picks_it_up_whatever_the
         os.umask(before)
     assert (tmp_path / "outbox" / "new" / "m1@x").stat().st_mode & 0o777 == 0o644
     assert chmods == ([0o644] if umask & 0o044 else [])
+
+
+def test_a_read_cut_short_breaks_the_helper_instead_of_matching_results_to_other_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt in the middle of reading a result leaves the stream of results unreadable:
+    every later result is an error (never the next job's answer taken for this one's), and the
+    helper is stopped and reaped."""
+    transport = OutboxTransport(tmp_path / "outbox")
+    helper = ahead.Helper(transport)
+    pid = helper._pid
+    assert pid is not None
+    try:
+        results = [helper.start([message(n, 100)]) for n in range(3)]
+
+        def cut(*_: object) -> object:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(helper._results, "recv", cut)
+        for result in results:
+            with pytest.raises(RuntimeError, match="the process writing the outbox stopped"):
+                result()
+        with pytest.raises(RuntimeError, match="the process writing the outbox stopped"):
+            helper.start([message(9, 100)])
+    finally:
+        helper.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped: no zombie left
+
+
+def test_ctrl_c_reaching_the_helper_does_not_stop_it_in_the_middle_of_a_job(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    transport = OutboxTransport(tmp_path / "outbox")
+    helper = ahead.Helper(transport)
+    try:
+        assert helper._pid is not None
+        result = helper.start([message(n, 2000) for n in range(40)])
+        os.kill(helper._pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the group
+        staged = result()
+        assert staged.deferred is None and len(staged.flags) == 40
+    finally:
+        helper.close()
+
+
+def test_a_fork_that_fails_leaves_no_descriptor_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(ahead.os, "fork", no_fork)
+    transport = OutboxTransport(tmp_path / "outbox")
+    transport.batch_size = 1
+    chosen = ahead.stager(transport, rows=100)
+    assert isinstance(chosen, ahead.InProcess)  # the run goes on in-process
+    if before is not None:
+        assert set(os.listdir("/proc/self/fd")) == before

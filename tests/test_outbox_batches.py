@@ -385,3 +385,88 @@ def test_a_helper_that_dies_stops_the_run_with_an_error_and_the_next_run_deliver
     again = ledger.deliver(OutboxTransport(tmp_path / "outbox"), compose, sender=SENDER)
     assert again.settled
     assert recipients(tmp_path / "outbox") == sorted(f"member{n:02}@example.org" for n in range(9))
+
+
+def test_members_who_left_stay_skipped_when_their_batch_is_refused_after_a_failed_hand_over(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path
+) -> None:
+    """The third batch's members all leave while it is composed; its hand-off skips them
+    (committed), then the batch is refused because the second hand-over failed: they stay
+    skipped, counted once, and nothing is put back to pending over them."""
+    ids = members(db, now, 9)
+    freeze(ledger, ids)
+
+    class FullAtSecondHandOff(OutboxTransport):
+        handed = 0
+
+        def hand_over(self, handoff: outbox_module.BatchHandoff, *, flushed: bool = False) -> None:
+            self.handed += 1
+            if self.handed == 2:
+                self.discard()
+                raise outbox_module.SendDeferred("cannot write to the outbox: No space left")
+            super().hand_over(handoff, flushed=flushed)
+
+    leaving = {f"member0{n}@example.org" for n in (6, 7, 8)}
+
+    def leaves(row: Delivery, subscriber: Subscriber) -> bytes:
+        message = compose(row, subscriber)
+        if subscriber.email in leaving:
+            unsubscribe(db, subscriber.email, now=now)
+        return message
+
+    transport = FullAtSecondHandOff(tmp_path / "outbox")
+    transport.batch_size = 3
+    report = ledger.deliver(transport, leaves, sender=SENDER)
+    rows = {r.subscriber_id: r for r in ledger.rows()}
+    skipped = [i for i in ids if rows[i].status == "skipped"]
+    assert report.skipped == len(skipped)  # the report and the ledger agree
+    assert all(rows[i].status in ("skipped", "pending") for i in ids[6:])
+    assert all(rows[i].attempts == 0 for i in skipped)
+    assert os.listdir(tmp_path / "outbox" / "tmp") == []
+    assert len(recipients(tmp_path / "outbox")) == 3
+
+
+def test_a_stale_file_in_tmp_with_a_narrow_mode_is_not_delivered_with_it(tmp_path: Path) -> None:
+    """A run killed under umask 077 between creating a message and its chmod leaves a 0600
+    file in tmp/; the next run, under umask 022, writes a new file, readable by the program
+    that picks it up."""
+    before = os.umask(0o022)
+    try:
+        transport = OutboxTransport(tmp_path / "outbox")
+        (tmp_path / "outbox" / "tmp").mkdir(parents=True)
+        stale = tmp_path / "outbox" / "tmp" / "m1@x"
+        stale.write_bytes(b"old")
+        stale.chmod(0o600)
+        assert transport.stage(b"Subject: x\r\n\r\nx\r\n", sender=SENDER, recipient="a@b.org",
+                               message_id="m1@x")  # fmt: skip
+        transport.hand_over(lambda: {"m1@x"})
+    finally:
+        os.umask(before)
+    assert (tmp_path / "outbox" / "new" / "m1@x").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_rename_that_fails_leaves_nothing_of_the_batch_in_tmp(
+    db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The disk fails in the middle of a batch's renames: the messages renamed are delivered
+    (the outbox says so), the others stay pending and their files are removed from tmp/."""
+    ids = members(db, now, 6)
+    freeze(ledger, ids)
+    moved = [0]
+    real = OutboxTransport._move
+
+    def move(self: OutboxTransport, staged: str, final: str) -> None:
+        moved[0] += 1
+        if moved[0] == 2:
+            raise OSError(5, "Input/output error")
+        real(self, staged, final)
+
+    monkeypatch.setattr(OutboxTransport, "_move", move)
+    transport = OutboxTransport(tmp_path / "outbox")
+    transport.batch_size = 3
+    report = ledger.deliver(transport, compose, sender=SENDER)
+    assert report.stopped and report.sent == 1
+    assert {k: n for k, n in ledger.counts().items() if n} == {"sent": 1, "pending": 5}
+    assert len(recipients(tmp_path / "outbox")) == 1
+    assert os.listdir(tmp_path / "outbox" / "tmp") == []

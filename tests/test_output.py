@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -140,3 +141,38 @@ def test_a_mark_lasts_until_removed_and_survives_clearing(tmp_path: Path) -> Non
     writer.unmark("site")
     writer.unmark("site")
     assert not is_marked(tmp_path, "site")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs is Linux's")
+def test_a_flush_the_disk_refuses_is_an_error_not_a_silent_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """syncfs reports a disk's write errors (EIO, ENOSPC); sync() cannot. Falling back to it
+    would say the files are safe when they are not: the error is raised instead. Only a
+    kernel without syncfs (ENOSYS), or a sandbox that refuses it (EPERM), gets the plain
+    sync."""
+    import ctypes
+    import errno as errnos
+
+    import policyfeed.output as output
+
+    synced: list[bool] = []
+    monkeypatch.setattr(output.os, "sync", lambda: synced.append(True))
+
+    def fake_libc(code: int) -> object:
+        class Libc:
+            @staticmethod
+            def syncfs(fd: int) -> int:
+                ctypes.set_errno(code)
+                return -1
+
+        return lambda *a, **k: Libc()
+
+    monkeypatch.setattr(ctypes, "CDLL", fake_libc(errnos.EIO))
+    with pytest.raises(OSError) as caught:
+        output.sync_filesystem(tmp_path)
+    assert caught.value.errno == errnos.EIO and synced == []
+    for code in (errnos.ENOSYS, errnos.EPERM):
+        monkeypatch.setattr(ctypes, "CDLL", fake_libc(code))
+        output.sync_filesystem(tmp_path)
+    assert synced == [True, True]

@@ -82,6 +82,10 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: What syncfs answers when data did not reach the disk.
+_WRITE_ERRORS = frozenset({errno.EIO, errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
 def sync_filesystem(path: Path) -> None:
     """Flush everything written to the filesystem that holds ``path``: Linux's ``syncfs``
     (one flush, whatever the number of files), or ``sync`` where there is none."""
@@ -95,8 +99,13 @@ def sync_filesystem(path: Path) -> None:
             try:
                 if syncfs(fd) == 0:
                     return
+                code = ctypes.get_errno()
             finally:
                 os.close(fd)
+            # syncfs reports the disk's write errors; sync() would hide them. Anything else
+            # (no syncfs in this kernel, a sandbox refusing it) falls back to sync().
+            if code in _WRITE_ERRORS:
+                raise OSError(code, os.strerror(code), str(path))
     os.sync()
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -273,6 +274,7 @@ class Helper:
         self._received: dict[int, tuple[bool, Any]] = {}
         self._sent = 0  # jobs given
         self._read = 0  # results read
+        self._broken = False  # the results can no longer be read
         jobs_read, jobs_write = _pipe()
         try:
             results_read, results_write = _pipe()
@@ -281,10 +283,19 @@ class Helper:
             os.close(jobs_write)
             raise
         parent = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to be had: everything goes back
+            for fd in (jobs_read, jobs_write, results_read, results_write):
+                os.close(fd)
+            self._ring.close()
+            raise
         if pid == 0:  # the helper
             code = 0
             try:
+                # Ctrl-C reaches the whole process group: the run decides, the helper finishes
+                # the job in hand and stops when the run closes its end.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
                 os.close(jobs_write)
                 os.close(results_read)
                 die_with_parent(parent)
@@ -305,7 +316,8 @@ class Helper:
         self._results = Connection(results_read, writable=False)
 
     def _give(self, job: tuple[str, Any]) -> _Result:
-        assert self._pid is not None, "the helper is closed"
+        if self._pid is None or self._broken:
+            raise RuntimeError("the process writing the outbox stopped")
         try:
             self._jobs.send(job)
         except OSError:  # a broken pipe: the helper is gone
@@ -315,9 +327,16 @@ class Helper:
 
     def _read_until(self, number: int) -> None:
         while self._read <= number:
+            if self._broken:
+                raise RuntimeError("the process writing the outbox stopped")
             try:
                 outcome = self._results.recv()
-            except EOFError:
+            except BaseException:
+                # The helper is gone (EOF), or the stream of results is cut where this read
+                # stopped (an interrupt, an answer that cannot be rebuilt): no later result can
+                # be matched to its job any more.
+                self._broken = True
+                self._stop(kill=True)
                 raise RuntimeError("the process writing the outbox stopped") from None
             self._received[self._read] = outcome
             self._read += 1
@@ -344,6 +363,8 @@ class Helper:
             self._used.popleft()
 
     def start(self, messages: Sequence[Message]) -> Callable[[], Staged]:
+        if self._pid is None or self._broken:
+            raise RuntimeError("the process writing the outbox stopped")
         placed: list[_Placed] = []
         mine = 0  # messages of this part in the ring
         for m in messages:
@@ -366,17 +387,23 @@ class Helper:
         return self._give(("hand over", (staged, set(going))))
 
     def close(self) -> None:
-        """Let the helper finish what it was given (so that nothing is written after), then
-        stop it."""
+        """Let the helper finish the job in hand (so that nothing is written after), then stop
+        it."""
+        self._stop(kill=False)
+
+    def _stop(self, *, kill: bool) -> None:
         if self._pid is None:
             return
         pid, self._pid = self._pid, None
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
             self._jobs.send(None)
         self._jobs.close()
+        self._results.close()  # a helper writing a result now stops (a broken pipe)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-        self._results.close()
         self._used.clear()
         self._ring.close()
 

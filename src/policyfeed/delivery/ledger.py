@@ -204,6 +204,7 @@ class _Batch:
     # Once handed over: the rows that go, those committed ``sending``, the outcomes so far.
     going: list[Delivery] = field(default_factory=list)
     began: set[int] = field(default_factory=set)
+    committed: bool = False  # the hand-off's transaction ran (rows `sending` or skipped)
     results: list[tuple[int, str, str, bool]] = field(default_factory=list)
 
     @property
@@ -492,12 +493,12 @@ class DeliveryLedger:
                     return False
 
         try:
-            while rows := list(itertools.islice(todo, size)):
+            while not stopping and (rows := list(itertools.islice(todo, size))):
                 batch = self._start_batch(rows)
                 waiting.append(batch)
                 for first in range(0, len(batch.todo), ahead.PART):
-                    if batch.deferred is not None:
-                        break  # staging this batch stopped: the rest of it is not tried
+                    if batch.deferred is not None or stopping:
+                        break  # staging stopped: the rest is not tried
                     messages = [
                         ahead.Message(
                             plan.compose(row, member),
@@ -530,20 +531,22 @@ class DeliveryLedger:
         over are settled still, what was staged and not handed over is removed."""
         from policyfeed.delivery import ahead
 
-        for batch, result, handed_over in started:
-            if handed_over:
-                try:
-                    self._settle_batch(batch, result, transport, report)
-                except Exception:  # the error that stops the run is the one raised
-                    log.exception("could not record the outcome of a batch")
-                continue
-            staged = ahead.wait_quietly(result)
-            if staged is not None:
-                transport.adopt_staged(staged.names)
-        for batch in waiting:
-            transport.adopt_staged({**batch.names, **batch.given_up})
-        stager.close()
-        transport.discard()
+        try:
+            for batch, result, handed_over in started:
+                if handed_over:
+                    try:
+                        self._settle_batch(batch, result, transport, report)
+                    except Exception:  # the error that stops the run is the one raised
+                        log.exception("could not record the outcome of a batch")
+                    continue
+                staged = ahead.wait_quietly(result)
+                if staged is not None:
+                    transport.adopt_staged(staged.names)
+            for batch in waiting:
+                transport.adopt_staged({**batch.names, **batch.given_up})
+        finally:
+            stager.close()  # the helper is done (or stopped) before its files are removed
+            transport.discard()
 
     def _start_batch(self, rows: list[Delivery]) -> _Batch:
         """Read the batch's members; settle those who left; the others are to be composed."""
@@ -594,6 +597,7 @@ class DeliveryLedger:
                 batch.began = store.mark_sending_many(
                     self.db, [i for i in ids if i not in left], now=self.clock()
                 )
+            batch.committed = True  # from here on only the rows in began are this run's
             report.skipped += len(left)
             going = {r.message_id for r in batch.going if r.id in batch.began}
         else:
@@ -617,7 +621,7 @@ class DeliveryLedger:
         except SendDeferred as exc:
             reason = str(exc) or "temporary failure"
             report.deferred = reason
-            if batch.began:  # some renames may have happened: the outbox says which
+            if batch.committed:  # some renames may have happened: the outbox says which
                 for row in batch.going:
                     if row.id not in batch.began:
                         continue

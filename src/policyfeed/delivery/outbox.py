@@ -45,6 +45,17 @@ def _write_all(fd: int, head: bytes, body: bytes | memoryview) -> None:
             rest = rest[os.write(fd, rest) :]
 
 
+def _create(path: str) -> int:
+    """A new file at ``path`` for writing, 0644 as the umask allows. A file left there by a run
+    killed before it was renamed is replaced, never reused: its mode may be narrower."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        return os.open(path, flags, 0o644)
+    except FileExistsError:
+        os.unlink(path)
+        return os.open(path, flags, 0o644)
+
+
 def _current_umask() -> int:
     """The process's umask (read by setting it, so set it back at once)."""
     mask = os.umask(0o022)
@@ -167,9 +178,7 @@ class OutboxTransport:
                         and final.read_bytes() == head + message
                     ):
                         return False
-            fd = os.open(
-                os.path.join(self._tmp, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
-            )
+            fd = _create(os.path.join(self._tmp, name))
             self._staged[message_id] = name
             try:
                 _write_all(fd, head, message)
@@ -221,14 +230,20 @@ class OutboxTransport:
                     with contextlib.suppress(OSError):
                         os.unlink(os.path.join(tmp, name))
                 raise
-            for message_id, name in staged.items():
-                if message_id in going:
-                    self._move(os.path.join(tmp, name), os.path.join(new, name))
-                    if self._in_new is not None:
-                        self._in_new.add(name)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
+            try:
+                for message_id, name in staged.items():
+                    if message_id in going:
+                        self._move(os.path.join(tmp, name), os.path.join(new, name))
+                        if self._in_new is not None:
+                            self._in_new.add(name)
+                    else:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(os.path.join(tmp, name))
+            except BaseException:  # what was not moved goes: its rows stay pending
+                for name in staged.values():
+                    with contextlib.suppress(OSError):
                         os.unlink(os.path.join(tmp, name))
+                raise
             if going:
                 fsync_dir(Path(new))
         except OSError as exc:
