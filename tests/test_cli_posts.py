@@ -88,8 +88,12 @@ def test_init_with_a_bad_sender_writes_nothing(tmp_path: Path) -> None:
 
 def test_init_twice_keeps_the_config(tmp_path: Path) -> None:
     ok("init", "--title", "First", "--base-url", "https://policy.example.org/")
-    assert ok("init", "--title", "Second") == (
-        "Kept policyfeed.toml (already there)\nDatabase ready: posts.db\n"
+    again = run("init", "--title", "Second")
+    assert again.exit_code == 0
+    assert again.stdout == "Kept policyfeed.toml (already there)\nDatabase ready: posts.db\n"
+    # The title given is not written, and init says so (it used to drop it silently).
+    assert again.stderr == (
+        "Warning: --title Second not written: policyfeed.toml exists; change site.title in it\n"
     )
     assert 'title = "First"' in (tmp_path / "policyfeed.toml").read_text()
 
