@@ -68,6 +68,19 @@ def freeze(ledger: DeliveryLedger, ids: list[int]) -> None:
     ledger.freeze(FrozenRow(i, None, f"issue-1.sub-{i}@policy.example.org") for i in ids)
 
 
+class FullAtSecondHandOff(OutboxTransport):
+    """The outbox, with a disk that fills up at the second hand-over (wherever it runs)."""
+
+    handed = 0
+
+    def hand_over(self, handoff: outbox_module.BatchHandoff, *, flushed: bool = False) -> None:
+        self.handed += 1
+        if self.handed == 2:
+            self.discard()
+            raise outbox_module.SendDeferred("cannot write to the outbox: No space left")
+        super().hand_over(handoff, flushed=flushed)
+
+
 def recipients(root: Path) -> list[str]:
     found = []
     for path in sorted((root / "new").iterdir()):
@@ -186,16 +199,6 @@ def test_a_full_disk_in_the_second_batch_is_noticed_after_the_first_is_handed_ov
     removed again and its rows stay pending, never half-delivered."""
     ids = members(db, now, 9)
     freeze(ledger, ids)
-
-    class FullAtSecondHandOff(OutboxTransport):
-        handed = 0
-
-        def hand_over(self, handoff: outbox_module.BatchHandoff, *, flushed: bool = False) -> None:
-            self.handed += 1
-            if self.handed == 2:
-                self.discard()
-                raise outbox_module.SendDeferred("cannot write to the outbox: No space left")
-            super().hand_over(handoff, flushed=flushed)
 
     transport = FullAtSecondHandOff(tmp_path / "outbox")
     transport.batch_size = 3
@@ -395,16 +398,6 @@ def test_members_who_left_stay_skipped_when_their_batch_is_refused_after_a_faile
     skipped, counted once, and nothing is put back to pending over them."""
     ids = members(db, now, 9)
     freeze(ledger, ids)
-
-    class FullAtSecondHandOff(OutboxTransport):
-        handed = 0
-
-        def hand_over(self, handoff: outbox_module.BatchHandoff, *, flushed: bool = False) -> None:
-            self.handed += 1
-            if self.handed == 2:
-                self.discard()
-                raise outbox_module.SendDeferred("cannot write to the outbox: No space left")
-            super().hand_over(handoff, flushed=flushed)
 
     leaving = {f"member0{n}@example.org" for n in (6, 7, 8)}
 
