@@ -112,16 +112,33 @@ def test_a_message_file_is_readable_by_the_program_that_picks_it_up_whatever_the
     monkeypatch.setattr(
         outbox_module.os, "fchmod", lambda fd, mode: (chmods.append(mode), real_fchmod(fd, mode))
     )
+    assert delivered_mode(tmp_path / "outbox", umask) == 0o644
+    assert chmods == ([0o644] if umask & 0o044 else [])
+
+
+def delivered_mode(root: Path, umask: int) -> int:
+    """The mode of one message staged and handed over into the outbox at ``root`` under
+    ``umask``."""
     before = os.umask(umask)
     try:
-        transport = OutboxTransport(tmp_path / "outbox")
+        transport = OutboxTransport(root)
         assert transport.stage(b"Subject: x\r\n\r\nx\r\n", sender=SENDER, recipient="a@b.org",
                                message_id="m1@x")  # fmt: skip
         transport.hand_over(lambda: {"m1@x"})
     finally:
         os.umask(before)
-    assert (tmp_path / "outbox" / "new" / "m1@x").stat().st_mode & 0o777 == 0o644
-    assert chmods == ([0o644] if umask & 0o044 else [])
+    return (root / "new" / "m1@x").stat().st_mode & 0o777
+
+
+def test_a_stale_file_in_tmp_with_a_narrow_mode_is_not_delivered_with_it(tmp_path: Path) -> None:
+    """A run killed under umask 077 between creating a message and its chmod leaves a 0600
+    file in tmp/; the next run, under umask 022, writes a new file, readable by the program
+    that picks it up."""
+    (tmp_path / "outbox" / "tmp").mkdir(parents=True)
+    stale = tmp_path / "outbox" / "tmp" / "m1@x"
+    stale.write_bytes(b"old")
+    stale.chmod(0o600)
+    assert delivered_mode(tmp_path / "outbox", 0o022) == 0o644
 
 
 def test_a_read_cut_short_breaks_the_helper_instead_of_matching_results_to_other_jobs(

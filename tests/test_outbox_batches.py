@@ -419,25 +419,6 @@ def test_members_who_left_stay_skipped_when_their_batch_is_refused_after_a_faile
     assert len(recipients(tmp_path / "outbox")) == 3
 
 
-def test_a_stale_file_in_tmp_with_a_narrow_mode_is_not_delivered_with_it(tmp_path: Path) -> None:
-    """A run killed under umask 077 between creating a message and its chmod leaves a 0600
-    file in tmp/; the next run, under umask 022, writes a new file, readable by the program
-    that picks it up."""
-    before = os.umask(0o022)
-    try:
-        transport = OutboxTransport(tmp_path / "outbox")
-        (tmp_path / "outbox" / "tmp").mkdir(parents=True)
-        stale = tmp_path / "outbox" / "tmp" / "m1@x"
-        stale.write_bytes(b"old")
-        stale.chmod(0o600)
-        assert transport.stage(b"Subject: x\r\n\r\nx\r\n", sender=SENDER, recipient="a@b.org",
-                               message_id="m1@x")  # fmt: skip
-        transport.hand_over(lambda: {"m1@x"})
-    finally:
-        os.umask(before)
-    assert (tmp_path / "outbox" / "new" / "m1@x").stat().st_mode & 0o777 == 0o644
-
-
 def test_a_rename_that_fails_leaves_nothing_of_the_batch_in_tmp(
     db: sqlite_utils.Database, ledger: DeliveryLedger, now: datetime, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -660,10 +660,9 @@ def _validate_approval(settings: Settings) -> None:
             )
         if not settings.preview_url.endswith("/"):
             object.__setattr__(settings, "preview_url", settings.preview_url + "/")
-        if not urlsplit(settings.preview_url).path.endswith("/preview/"):
-            meant = urlsplit(settings.preview_url)._replace(
-                path=urlsplit(settings.preview_url).path + "preview/", query="", fragment=""
-            )
+        path = urlsplit(settings.preview_url).path
+        if not path.endswith("/preview/"):
+            meant = parts._replace(path=path + "preview/", query="", fragment="")
             raise ConfigError(
                 "digest.preview_url must lead to the preview, whose address ends in /preview/ "
                 f"(e.g. {meant.geturl()}), not {settings.preview_url!r}: the approval copy's "

@@ -241,9 +241,6 @@ class _Result:
         self.helper = helper
         self.number = number
 
-    def done(self) -> bool:
-        return self.number in self.helper._received
-
     def wait(self) -> None:
         """Until the helper is done with the job (its error, if any, comes with the result)."""
         self.helper._read_until(self.number)

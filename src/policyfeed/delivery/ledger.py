@@ -558,7 +558,7 @@ class DeliveryLedger:
                 continue  # removed, and their rows with them
             if subscriber.status != "active":
                 batch.skipped.append(
-                    (row.id, "skipped", f"{subscriber.status} before the message went out", False)
+                    (row.id, "skipped", store.departed_reason(subscriber.status), False)
                 )
                 continue
             batch.todo.append((row, subscriber))
@@ -705,7 +705,7 @@ class DeliveryLedger:
         if subscriber is None:
             return _GONE  # removed, and their rows with them
         if subscriber.status != "active":
-            self._mark(row, "skipped", f"{subscriber.status} before the message went out")
+            self._mark(row, "skipped", store.departed_reason(subscriber.status))
             report.skipped += 1
             return _DONE
         return subscriber, plan.compose(row, subscriber)

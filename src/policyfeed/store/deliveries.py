@@ -275,6 +275,11 @@ def distinct_unsettled_variants(db: Database, issue_id: int) -> list[tuple[int |
     return [(None if v is None else int(v), None if c is None else int(c)) for v, c in rows]
 
 
+def departed_reason(status: str) -> str:
+    """Why a row was skipped whose member is no longer active (``status``: theirs now)."""
+    return f"{status} before the message went out"
+
+
 def skip_departed(db: Database, delivery_ids: Sequence[int], *, now: datetime) -> set[int]:
     """Of these rows, settle as ``skipped`` those still unsettled whose member is no longer
     active (they left, or were suspended, after their message was composed); returns their ids.
@@ -292,7 +297,7 @@ def skip_departed(db: Database, delivery_ids: Sequence[int], *, now: datetime) -
         ).fetchall()
         db.conn.executemany(
             "UPDATE deliveries SET status = 'skipped', last_error = ?, updated_at = ? WHERE id = ?",
-            [(f"{status} before the message went out", stamp, i) for i, status in rows],
+            [(departed_reason(status), stamp, i) for i, status in rows],
         )
         skipped.update(int(i) for i, _ in rows)
     return skipped
